@@ -1,0 +1,37 @@
+# Two commands for a fresh machine with only Python 3.11:
+#   make demo   - create .venv, install caveql, build the demo datastack, run the seed page's queries
+#   make test   - create .venv, install caveql with its test dependencies, run every test
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test fuzz bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/caveql demo
+	$(BIN)/caveql run docs/examples/seed.cql
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: $(VENV)/.installed-test
+	CAVEQL_FUZZ=1 $(BIN)/python -m pytest -m 'not tmux' tests -k 'fuzz or differential or roundtrip' $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/parse.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

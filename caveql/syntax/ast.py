@@ -1,0 +1,391 @@
+"""The CQL abstract syntax tree: frozen dataclasses with tuple children.
+
+Every node has a ``span`` (half-open source offsets) that takes no part in
+equality, so ``parse(format(ast)) == ast`` holds although positions differ.
+Rewrites use :func:`dataclasses.replace`.
+
+Conventions the parser guarantees (and hypothesis strategies must respect):
+
+- keywords and function names are upper-cased (``FuncCall.name == "COUNT"``);
+- identifiers keep their case (CAVE names are case-sensitive);
+- ``<>`` is read as ``!=``;
+- a parenthesised expression leaves no node of its own;
+- ``- 5`` (unary minus applied to a number literal) is folded into ``Integer(-5)`` /
+  ``Float(-5.0)``; on anything else it stays ``Unary("-", ...)``.
+
+>>> Integer(1) == Integer(1, span=None)
+True
+>>> Column("cell_type") == Column("cell_type", table=None)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal as L
+from typing import Union
+
+from caveql.errors import Span
+
+__all__ = [
+    "BINARY_OPS",
+    "Between",
+    "Binary",
+    "Boolean",
+    "CaveClauses",
+    "Column",
+    "Describe",
+    "Explain",
+    "Expr",
+    "Float",
+    "FuncCall",
+    "In",
+    "Integer",
+    "IsNull",
+    "Join",
+    "Like",
+    "ListExpr",
+    "Node",
+    "Null",
+    "OrderItem",
+    "Param",
+    "Regex",
+    "Script",
+    "Select",
+    "SelectItem",
+    "Set",
+    "Show",
+    "Star",
+    "Statement",
+    "String",
+    "Subquery",
+    "TableRef",
+    "Unary",
+    "Use",
+    "WithinBox",
+]
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False, kw_only=True)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """Base of every node."""
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True, slots=True)
+class Integer(Node):
+    """An exact integer literal (any size up to uint64; never routed through float)."""
+
+    value: int
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Float(Node):
+    """A decimal literal such as ``1.5`` or ``2e3``. Kept as :class:`~decimal.Decimal`
+    so the printed text round-trips exactly."""
+
+    value: Decimal
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class String(Node):
+    """A ``'string'`` literal (``''`` in the source is one quote in ``value``)."""
+
+    value: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Boolean(Node):
+    """``TRUE`` or ``FALSE``."""
+
+    value: bool
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Null(Node):
+    """``NULL``."""
+
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Param(Node):
+    """A ``:name`` parameter, bound at run time."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Node):
+    """A column reference, ``name`` or ``table.name`` (``table`` is a table name or alias)."""
+
+    name: str
+    table: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Star(Node):
+    """``*`` or ``t.*`` in a select list."""
+
+    table: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr(Node):
+    """A parenthesised list ``(a, b, c)`` of two or more items (or the items of an IN list)."""
+
+    items: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Unary(Node):
+    """``NOT e``, ``-e`` or ``+e``."""
+
+    op: L["NOT", "-", "+"]
+    operand: Expr
+    span: Span | None = _span()
+
+
+BINARY_OPS = ("OR", "AND", "=", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%")
+
+
+@dataclass(frozen=True, slots=True)
+class Binary(Node):
+    """A binary operator; ``op`` is one of :data:`BINARY_OPS`."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Subquery(Node):
+    """A parenthesised ``SELECT`` used as a value set (``x IN (SELECT ...)``)."""
+
+    select: Select
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class In(Node):
+    """``expr [NOT] IN target``: target is a :class:`ListExpr`, a :class:`Param`
+    (a list bound at run time) or a :class:`Subquery`."""
+
+    expr: Expr
+    target: ListExpr | Param | Subquery
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Between(Node):
+    """``expr [NOT] BETWEEN low AND high`` (inclusive)."""
+
+    expr: Expr
+    low: Expr
+    high: Expr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Like(Node):
+    """``expr [NOT] LIKE pattern`` (SQL ``%`` and ``_``)."""
+
+    expr: Expr
+    pattern: Expr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Regex(Node):
+    """``expr ~ pattern`` (POSIX, case-sensitive, unanchored) or ``expr !~ pattern``."""
+
+    expr: Expr
+    pattern: Expr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull(Node):
+    """``expr IS [NOT] NULL``."""
+
+    expr: Expr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class WithinBox(Node):
+    """``P WITHIN BOX((x0, y0, z0), (x1, y1, z1))``, corners in the statement's resolution."""
+
+    expr: Expr
+    low: tuple[Expr, Expr, Expr]
+    high: tuple[Expr, Expr, Expr]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FuncCall(Node):
+    """A function or aggregate call; ``name`` upper-cased; ``COUNT(*)`` has ``star``."""
+
+    name: str
+    args: tuple[Expr, ...] = ()
+    distinct: bool = False
+    star: bool = False
+    span: Span | None = _span()
+
+
+Expr = Union[
+    Integer, Float, String, Boolean, Null, Param, Column, Star, ListExpr, Unary, Binary,
+    Subquery, In, Between, Like, Regex, IsNull, WithinBox, FuncCall,
+]
+
+# --------------------------------------------------------------------------- SELECT
+
+
+@dataclass(frozen=True, slots=True)
+class SelectItem(Node):
+    """One item of the select list, with an optional ``AS alias``."""
+
+    expr: Expr
+    alias: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef(Node):
+    """A table or view name with an optional alias."""
+
+    name: str
+    alias: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Node):
+    """``[INNER | LEFT] JOIN source ON condition``."""
+
+    source: TableRef
+    on: Expr
+    kind: L["INNER", "LEFT"] = "INNER"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem(Node):
+    """``expr [ASC | DESC] [NULLS FIRST | NULLS LAST]``."""
+
+    expr: Expr
+    descending: bool = False
+    nulls: L["FIRST", "LAST"] | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class CaveClauses(Node):
+    """The CAVE clauses after the standard ones (any order in the source, each once).
+
+    ``resolution`` is three expressions (nm per unit), ``version`` an integer
+    expression, ``timestamp`` a string expression (ISO-8601), ``live`` is AT LIVE.
+    """
+
+    resolution: tuple[Expr, Expr, Expr] | None = None
+    version: Expr | None = None
+    timestamp: Expr | None = None
+    live: bool = False
+    split_positions: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Node):
+    """A SELECT statement."""
+
+    items: tuple[SelectItem, ...]
+    source: TableRef
+    joins: tuple[Join, ...] = ()
+    where: Expr | None = None
+    group_by: tuple[Expr, ...] = ()
+    having: Expr | None = None
+    order_by: tuple[OrderItem, ...] = ()
+    limit: Expr | None = None
+    offset: Expr | None = None
+    distinct: bool = False
+    cave: CaveClauses = CaveClauses()
+    span: Span | None = _span()
+
+
+# --------------------------------------------------------------------------- other statements
+
+
+@dataclass(frozen=True, slots=True)
+class Show(Node):
+    """``SHOW TABLES [LIKE 'p'] | VIEWS | VERSIONS | DATASTACK``."""
+
+    what: L["TABLES", "VIEWS", "VERSIONS", "DATASTACK"]
+    like: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Describe(Node):
+    """``DESCRIBE name`` — a table or view."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Explain(Node):
+    """``EXPLAIN [ANALYZE] select``."""
+
+    statement: Select
+    analyze: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Set(Node):
+    """``SET name = value``; ``name`` lower-cased; a resolution may be a :class:`ListExpr`."""
+
+    name: str
+    value: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Use(Node):
+    """``USE datastack_name``."""
+
+    name: str
+    span: Span | None = _span()
+
+
+Statement = Union[Select, Show, Describe, Explain, Set, Use]
+
+
+@dataclass(frozen=True, slots=True)
+class Script(Node):
+    """One or more statements separated by ``;``."""
+
+    statements: tuple[Statement, ...]
+    span: Span | None = _span()

@@ -1,0 +1,1 @@
+"""The CQL grammar (``caveql.lark``), shipped as package data of caveql."""
