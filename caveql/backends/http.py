@@ -1,0 +1,594 @@
+"""The real CAVE service over HTTP (httpx), speaking exactly what caveclient 8.2.1 sends.
+
+Discovery is caveclient's: the global server's info service gives the datastack's
+``local_server``; ``/materialize/api/versions`` picks API v3 (else v2); the
+default version is the newest valid one. Every query is the ``POST`` that
+:mod:`caveql.backends.endpoints` builds (the same bytes EXPLAIN prints), answered
+by an Arrow IPC stream (:mod:`caveql.backends.wire`).
+
+Robustness: connect/read timeouts; retries with exponential backoff and jitter on
+connection errors, timeouts, truncated bodies, 429 (honouring ``Retry-After``),
+502, 503 and 504, never on other 4xx; 401/403 become an :class:`AuthError` that
+says how to get a token; a 500's JSON ``message`` is quoted in a
+:class:`ServiceError`. A call either returns its whole answer or raises.
+The backend is thread-safe; :meth:`HttpBackend.query_many` fetches a batch over a
+bounded pool, all or nothing. Versioned answers are cached on disk
+(:mod:`caveql.cache`); live ones never.
+
+>>> import httpx
+>>> b = HttpBackend("minnie65_public", token="0123456789abcdef0123456789abcdef",
+...                 transport=httpx.MockTransport(lambda r: httpx.Response(404)), cache=False)
+>>> b
+HttpBackend(datastack='minnie65_public', server='https://global.daf-apis.com', token=argument)
+>>> b.close()
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from caveql._version import __version__
+from caveql.backends.auth import Token, auth_headers, find_token, redact, token_help
+from caveql.backends.base import Capabilities, QueryRequest, QueryResult, request_summary
+from caveql.backends.endpoints import (
+    API_VERSIONS,
+    DEFAULT_GLOBAL_SERVER,
+    SERVER_VERSION,
+    Endpoints,
+    datastack_info,
+    encode_body,
+    query_headers,
+    query_params,
+)
+from caveql.backends.progress import Progress
+from caveql.backends.wire import ARROW_CONTENT_TYPE, decode_arrow
+from caveql.cache import ResultCache, cache_key
+from caveql.errors import (
+    AuthError,
+    BackendError,
+    CaveqlError,
+    ConfigError,
+    ServiceError,
+    TransportError,
+    UnknownTableError,
+)
+
+__all__ = ["HttpBackend", "RETRY_STATUS"]
+
+#: Statuses retried with backoff (caveclient retries 502/503/504; we add 429).
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+#: The oldest server whose typed Arrow answers caveclient 8 accepts (direct_sql_pandas).
+MIN_SERVER_VERSION = (5, 13, 0)
+
+_GET_HEADERS = {"Accept-Encoding": "gzip, deflate"}  # what requests sends on caveclient's GETs
+
+
+class HttpBackend:
+    """A :class:`~caveql.backends.base.Backend` over the materialization service.
+
+    - ``server``: the global server (info service); ``local_server`` skips
+      discovery of the materialize host (the info record is still read).
+    - ``token``: else ``CAVE_TOKEN``, else caveclient's secret files.
+    - ``timeout``: seconds, a ``(connect, read)`` pair or an ``httpx.Timeout``.
+    - ``retries``: extra attempts for retriable failures; ``backoff``/``max_backoff``
+      shape the exponential, jittered waits.
+    - ``parallel``: calls in flight at once (also ``capabilities.parallel``).
+    - ``cache``: ``True`` (the default folder), ``False``, or a :class:`ResultCache`.
+    - ``progress``: ``None`` (on a terminal), ``True`` or ``False``.
+    """
+
+    name = "http"
+
+    def __init__(
+        self,
+        datastack: str,
+        server: str = DEFAULT_GLOBAL_SERVER,
+        token: str | None = None,
+        *,
+        timeout: float | tuple[float, float] | httpx.Timeout = (10.0, 300.0),
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        parallel: int = 4,
+        transport: httpx.BaseTransport | None = None,
+        cache: ResultCache | bool = True,
+        progress: bool | None = None,
+        local_server: str | None = None,
+        secrets_dir: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not datastack:
+            raise ConfigError("a datastack name is required")
+        if retries < 0 or parallel < 1:
+            raise ConfigError("retries must be >= 0 and parallel >= 1")
+        self.datastack = datastack
+        self.server = server.rstrip("/")
+        self._token: Token | None = find_token(self.server, token, env=env, secrets_dir=secrets_dir)
+        if isinstance(timeout, httpx.Timeout):
+            self.timeout = timeout
+        elif isinstance(timeout, tuple):
+            self.timeout = httpx.Timeout(timeout[1], connect=timeout[0])
+        else:
+            self.timeout = httpx.Timeout(float(timeout))
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.parallel = parallel
+        self.progress = progress
+        self._sleep = sleep
+        if cache is True:
+            self.cache: ResultCache | None = ResultCache()
+        elif cache is False:
+            self.cache = None
+        else:
+            self.cache = cache
+        try:
+            self._client = httpx.Client(
+                transport=transport,
+                timeout=self.timeout,
+                follow_redirects=False,  # a redirect means a login page: report it, don't follow
+                limits=httpx.Limits(max_connections=2 * parallel, max_keepalive_connections=2 * parallel),
+                headers={"User-Agent": f"caveql/{__version__}"},
+            )
+        except ValueError as exc:
+            raise ConfigError(f"bad HTTP settings: {exc}") from exc
+        self._lock = threading.RLock()
+        self._local_server = local_server.rstrip("/") if local_server else None
+        self._info: dict[str, Any] | None = None
+        self._api_version: int | None = None
+        self._server_version: str | None = None
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        self.calls = 0  # requests sent (incl. retries), for tests and EXPLAIN ANALYZE
+
+    def __repr__(self) -> str:
+        source = self._token.source if self._token else None
+        return f"HttpBackend(datastack={self.datastack!r}, server={self.server!r}, token={source})"
+
+    # ------------------------------------------------------------------ discovery
+
+    def _discover(self) -> None:
+        with self._lock:
+            if self._info is not None:
+                return
+            info = self._get_json(self.server + datastack_info(self.datastack), what="datastack info")
+            if not isinstance(info, dict) or not (self._local_server or info.get("local_server")):
+                raise ServiceError(f"the info service has no local_server for datastack {self.datastack!r}")
+            local = self._local_server or str(info["local_server"]).rstrip("/")
+            try:
+                offered = self._get_json(local + API_VERSIONS, what="API versions")
+                common = {2, 3} & {int(v) for v in offered}
+                api = max(common) if common else 2
+            except ServiceError:
+                api = 2  # caveclient's fallback when the server does not say
+            server_version = self._server_version_of(local)
+            self._local_server, self._api_version, self._server_version = local, api, server_version
+            self._info = {"datastack_name": self.datastack, **info}
+
+    def _server_version_of(self, local: str) -> str | None:
+        resp, body = self._send("GET", local + SERVER_VERSION, headers=_GET_HEADERS, what="server version")
+        if resp.status_code == 404:
+            return None
+        self._check(resp, body, "server version")
+        version = str(self._json(body, "server version"))
+        try:
+            parts = tuple(int(p) for p in version.split(".")[:3])
+        except ValueError:
+            return version
+        if parts < MIN_SERVER_VERSION:
+            raise ServiceError(
+                f"the materialization service at {local} runs version {version}; caveql (like "
+                f"caveclient 8) needs >= 5.13.0 for typed answers"
+            )
+        return version
+
+    @property
+    def local_server(self) -> str:
+        """The materialize host (after discovery)."""
+        self._discover()
+        assert self._local_server is not None
+        return self._local_server
+
+    @property
+    def api_version(self) -> int:
+        """The negotiated materialize API version (3, else 2)."""
+        self._discover()
+        assert self._api_version is not None
+        return self._api_version
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Path builders for this datastack and API version."""
+        return Endpoints(self.datastack, self.api_version)
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        """The service's limits: 200,000 rows per call, no server-side NOT IN, v3 extras."""
+        v3 = self.api_version >= 3
+        return Capabilities(row_cap=200_000, parallel=self.parallel, views=v3, live=v3)
+
+    # ------------------------------------------------------------------ transport
+
+    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        wait_s = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+        if response is not None and response.status_code == 429:
+            after = _retry_after(response.headers.get("Retry-After"))
+            if after is not None:
+                wait_s = max(wait_s, min(after, 10 * self.max_backoff))
+        return wait_s
+
+    def _send(self, method: str, url: str, *, params: Sequence[tuple[str, str]] = (),
+              content: bytes | None = None, headers: Mapping[str, str] | None = None,
+              what: str, progress: Progress | None = None) -> tuple[httpx.Response, bytes]:
+        """One request with retries; returns the final response and its whole body."""
+        hdrs = {**(headers or {}), **auth_headers(self._token)}
+        attempt = 0
+        while True:
+            try:
+                request = self._client.build_request(method, url, params=list(params), content=content,
+                                                     headers=hdrs)
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+                raise ConfigError(f"bad server URL {url!r}: {exc}") from exc
+            self.calls += 1
+            try:
+                response = self._client.send(request, stream=True)
+                try:
+                    if response.status_code in RETRY_STATUS and attempt < self.retries:
+                        delay = self._delay(attempt, response)
+                        response.close()
+                        self._sleep(delay)
+                        attempt += 1
+                        continue
+                    chunks = []
+                    for chunk in response.iter_bytes():
+                        chunks.append(chunk)
+                        if progress is not None:
+                            progress.update(0, nbytes=len(chunk))
+                    body = b"".join(chunks)
+                finally:
+                    response.close()
+                return response, body
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+                raise ConfigError(f"cannot send {what}: {self._clean(str(exc))}") from exc
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                if attempt < self.retries:
+                    self._sleep(self._delay(attempt))
+                    attempt += 1
+                    continue
+                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                raise TransportError(
+                    f"{what} {kind} after {attempt + 1} attempt(s) ({_path(url)}): "
+                    f"{type(exc).__name__}: {self._clean(str(exc)) or 'no detail'}",
+                    hint="check the network and the server address; raise retries= or timeout= if the "
+                         "service is slow",
+                ) from exc
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._token)
+
+    def _check(self, response: httpx.Response, body: bytes, what: str) -> None:
+        """Turn an error status into the matching CaveqlError."""
+        status = response.status_code
+        if status < 300:
+            return
+        path = _path(str(response.request.url))
+        if 300 <= status < 400:
+            raise AuthError(
+                self._clean(f"{what}: the service redirected {path} to {response.headers.get('Location', '?')} "
+                            f"(a login page): the token is missing or not accepted"),
+                status=status, hint=token_help(self.server))
+        detail = self._clean(_error_detail(body))
+        if status in (401, 403):
+            tos = _tos_url(body)
+            if tos:
+                msg = f"{what}: you must accept the terms of service first: {tos}"
+            elif self._token is None:
+                msg = f"{what}: the service requires a token (HTTP {status}) and none was found"
+            else:
+                msg = (f"{what}: the service refused the token from {self._token.source} "
+                       f"(HTTP {status}): {detail or 'no detail'}")
+            raise AuthError(msg, status=status, detail=detail, hint=token_help(self.server))
+        if status == 429:
+            raise ServiceError(f"{what}: the service is rate-limiting (HTTP 429) and kept refusing after "
+                               f"{self.retries + 1} attempts", status=status, detail=detail)
+        kind = "failed" if status >= 500 else "rejected the request"
+        raise ServiceError(f"{what}: the service {kind} (HTTP {status}) on {path}: {detail or 'no detail'}",
+                           status=status, detail=detail)
+
+    @staticmethod
+    def _json(body: bytes, what: str) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise TransportError(f"{what}: the service's answer is not JSON ({len(body)} bytes)") from exc
+
+    def _get_json(self, url: str, *, params: Sequence[tuple[str, str]] = (), what: str) -> Any:
+        response, body = self._send("GET", url, params=params, headers=_GET_HEADERS, what=what)
+        self._check(response, body, what)
+        return self._json(body, what)
+
+    def _memoized(self, key: tuple[Any, ...], fetch: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]
+        value = fetch()
+        with self._lock:
+            self._memo[key] = value
+        return value
+
+    def _mat(self, path: str, *, params: Sequence[tuple[str, str]] = (), what: str) -> Any:
+        return self._get_json(self.local_server + path, params=params, what=what)
+
+    # ------------------------------------------------------------------ metadata
+
+    def info(self) -> dict[str, Any]:
+        """The info service's datastack record (plus ``datastack_name``)."""
+        self._discover()
+        assert self._info is not None
+        return dict(self._info)
+
+    def versions(self) -> list[int]:
+        """Valid versions, oldest first (re-read at most every five minutes)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._memo.get(("versions",))
+            if hit is not None and now - hit[0] < 300:
+                return list(hit[1])
+        got = self._mat(self.endpoints.versions(), params=[("expired", "False")], what="versions")
+        versions = sorted(int(v) for v in got)
+        with self._lock:
+            self._memo[("versions",)] = (now, versions)
+        return versions
+
+    def version_metadata(self, version: int) -> dict[str, Any]:
+        """``{id, datastack, version, time_stamp, valid, expires_on, status, is_merged}``."""
+        return self._memoized(("version", version), lambda: self._mat(
+            self.endpoints.version_metadata(version), what=f"metadata of version {version}"))
+
+    def tables(self, version: int) -> list[str]:
+        """Table names at ``version``."""
+        return list(self._memoized(("tables", version), lambda: self._mat(
+            self.endpoints.tables(version), what=f"tables of version {version}") or []))
+
+    def table_metadata(self, version: int, table: str) -> dict[str, Any]:
+        """The service's metadata dict of one table (``voxel_resolution_x/y/z`` as sent)."""
+        return dict(self._memoized(("meta", version, table), lambda: self._mat(
+            self.endpoints.table_metadata(version, table), what=f"metadata of table {table!r}")))
+
+    def table_count(self, version: int, table: str) -> int:
+        """Row count of ``table`` at ``version``."""
+        return int(self._memoized(("count", version, table), lambda: self._mat(
+            self.endpoints.table_count(version, table), what=f"row count of {table!r}")))
+
+    def views(self, version: int) -> dict[str, dict[str, Any]]:
+        """``{view: metadata}`` (empty on API v2, which has no views)."""
+        if self.api_version < 3:
+            return {}
+        return dict(self._memoized(("views", version), lambda: self._views(version)))
+
+    def _views(self, version: int) -> dict[str, dict[str, Any]]:
+        response, body = self._send("GET", self.local_server + self.endpoints.views(version),
+                                    headers=_GET_HEADERS, what="views")
+        if response.status_code == 404:
+            return {}  # the service answers 404 when a version has none
+        self._check(response, body, "views")
+        return self._json(body, "views") or {}
+
+    def view_metadata(self, version: int, view: str) -> dict[str, Any]:
+        """One view's metadata row."""
+        return dict(self._memoized(("view_meta", version, view), lambda: self._mat(
+            self.endpoints.view_metadata(version, view), what=f"metadata of view {view!r}")))
+
+    def view_schema(self, version: int, view: str) -> dict[str, dict[str, str]]:
+        """One view's ``{column: {"type": ...}}``."""
+        return dict(self._memoized(("view_schema", version, view), lambda: self._mat(
+            self.endpoints.view_schema(version, view), what=f"schema of view {view!r}")))
+
+    def unique_string_values(self, table: str) -> dict[str, list[str | None]]:
+        """``{column: [distinct values]}`` of a table's string columns."""
+        return self._mat(self.endpoints.unique_string_values(table), what=f"string values of {table!r}")
+
+    def table_columns(self, version: int, table: str) -> pa.Schema:
+        """The Arrow schema of an unfiltered query of ``table`` (a limit-1 query, cached)."""
+        def fetch() -> pa.Schema:
+            kind = "view" if table in self.views(version) else "table"
+            if kind == "table" and table not in self.tables(version):
+                raise UnknownTableError(f"no table or view {table!r} at version {version}",
+                                        candidates=_close(table, [*self.tables(version), *self.views(version)]))
+            result = self.query(QueryRequest(kind=kind, table=table, version=version, limit=1))
+            return result.table.schema.remove_metadata()
+
+        return self._memoized(("columns", version, table), fetch)
+
+    # ------------------------------------------------------------------ queries
+
+    def request_target(self, request: QueryRequest) -> str:
+        """Full URL (no query string) of a query call."""
+        return self.local_server + self.endpoints.query(request)
+
+    def query(self, request: QueryRequest, *, progress: Progress | None = None) -> QueryResult:
+        """Run one query call; the whole answer or an error, never part of one."""
+        if request.kind in ("view", "live") and self.api_version < 3:
+            raise ServiceError(f"{request.kind} queries need materialize API v3; the server offers v2 only")
+        url = self.request_target(request)
+        params = query_params(request)
+        body = encode_body(request)
+        key = None
+        if self.cache is not None and request.kind != "live" and request.version is not None:
+            key = cache_key(self.server, self.datastack, request.version,
+                            f"POST {url}?{'&'.join(f'{k}={v}' for k, v in params)}", body)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return QueryResult(hit.table, hit.warnings, hit.resolution, bytes_read=0)
+        what = request_summary(request)
+        attempt = 0
+        while True:
+            response, content = self._send("POST", url, params=params, content=body,
+                                           headers=query_headers(), what=what, progress=progress)
+            self._check(response, content, what)
+            ctype = response.headers.get("Content-Type", "")
+            if ctype.split(";")[0].strip() != ARROW_CONTENT_TYPE:
+                if "html" in ctype:
+                    raise AuthError(f"{what}: the service sent an HTML page instead of data (a login page?)",
+                                    hint=token_help(self.server))
+                raise TransportError(f"{what}: unexpected Content-Type {ctype!r} (expected {ARROW_CONTENT_TYPE})")
+            try:
+                table = decode_arrow(content)
+                break
+            except TransportError:
+                # a body cut short with a matching length (proxy, dying worker): retry like a dropped one
+                if attempt >= self.retries:
+                    raise
+                self._sleep(self._delay(attempt))
+                attempt += 1
+        warnings = tuple(self._clean(w) for w in response.headers.get_list("Warning"))
+        resolution = _resolution(response.headers.get_list("dataframe_resolution"))
+        if resolution is None and request.desired_resolution is not None and request.kind in ("table", "view"):
+            # API v2 does not convert positions; do what caveclient does on v2
+            table, resolution = self._convert_v2(request, table)
+        result = QueryResult(table, warnings, resolution, bytes_read=len(content))
+        if key is not None and self.cache is not None and not result.capped:
+            self.cache.put(key, table, warnings=warnings, resolution=resolution)
+        return result
+
+    def _convert_v2(self, request: QueryRequest, table: pa.Table) -> tuple[pa.Table, tuple[float, float, float]]:
+        assert request.version is not None and request.table and request.desired_resolution
+        meta = (self.views(request.version).get(request.table) if request.kind == "view"
+                else self.table_metadata(request.version, request.table)) or {}
+        vox = [float(meta.get(f"voxel_resolution_{a}", 1.0)) for a in "xyz"]
+        want = request.desired_resolution
+        for i, name in enumerate(table.column_names):
+            for axis, (v, d) in zip("xyz", zip(vox, want, strict=True), strict=True):
+                if name.endswith(f"_{axis}") and pa.types.is_integer(table.schema.field(name).type):
+                    scaled = pc.multiply(pc.cast(table.column(name), pa.float64()), v / d)
+                    table = table.set_column(i, name, pc.cast(pc.trunc(scaled), pa.int32()))
+        return table, (float(want[0]), float(want[1]), float(want[2]))
+
+    def query_many(self, requests: Iterable[QueryRequest], *, label: str = "fetching") -> list[QueryResult]:
+        """Run calls over the bounded pool, in order; all of them, or the first error (the rest cancelled)."""
+        reqs = list(requests)
+        if len(reqs) <= 1:
+            return [self.query(r) for r in reqs]
+        results: list[QueryResult | None] = [None] * len(reqs)
+        with Progress(label, total=len(reqs), enabled=self.progress) as bar, \
+                ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="caveql-http") as pool:
+            def run(i: int) -> None:
+                res = self.query(reqs[i], progress=bar)
+                results[i] = res
+                bar.update(rows=res.table.num_rows)
+
+            futures = [pool.submit(run, i) for i in range(len(reqs))]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in pending:
+                f.cancel()
+            for f in futures:
+                if f.done() and not f.cancelled() and f.exception() is not None:
+                    exc = f.exception()
+                    if isinstance(exc, CaveqlError):
+                        raise exc
+                    raise BackendError(f"a parallel fetch failed: {type(exc).__name__}: {exc}") from exc
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> HttpBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _path(url: str) -> str:
+    # the path only: URLs never carry tokens, but keep messages short
+    return httpx.URL(url).path
+
+
+def _close(word: str, choices: Iterable[str]) -> tuple[str, ...]:
+    from caveql.errors import did_you_mean
+
+    return did_you_mean(word, choices)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    >>> _retry_after("3"), _retry_after(None), _retry_after("soon")
+    (3.0, None, None)
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _resolution(lines: list[str]) -> tuple[float, float, float] | None:
+    """``dataframe_resolution`` as sent (three header lines, or one folded line).
+
+    >>> _resolution(["4.0", "4.0", "40.0"]), _resolution(["1.0, 1.0, 1.0"]), _resolution([])
+    ((4.0, 4.0, 40.0), (1.0, 1.0, 1.0), None)
+    """
+    parts = [p.strip() for line in lines for p in line.split(",") if p.strip()]
+    if len(parts) != 3:
+        return None
+    try:
+        x, y, z = (float(p) for p in parts)
+    except ValueError:
+        return None
+    return (x, y, z)
+
+
+def _error_detail(body: bytes) -> str:
+    """The service's error text: JSON ``message``, schema errors, or the body's start.
+
+    >>> _error_detail(b'{"code": 500, "message": "boom", "traceback": []}')
+    'boom'
+    >>> _error_detail(b'{"schema_errors": {"filter_out_dict": ["Unknown field."]}}')
+    'invalid request body: {"filter_out_dict": ["Unknown field."]}'
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = body[:500].decode("utf-8", "replace").strip()
+        return text
+    if isinstance(data, dict):
+        if data.get("message"):
+            return str(data["message"])
+        for key in ("schema_errors", "errors"):
+            if data.get(key):
+                return f"invalid request body: {json.dumps(data[key])}"
+        if data.get("error"):
+            return str(data["error"])
+    return json.dumps(data)[:500]
+
+
+def _tos_url(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("error") == "missing_tos":
+        inner = data.get("data") or {}
+        return str(inner.get("tos_form_url") or "") or None
+    return None

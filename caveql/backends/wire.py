@@ -1,0 +1,110 @@
+"""The service's data plane: Arrow IPC stream bodies with pandas metadata, both directions.
+
+The materialization service answers a query with one RecordBatch written by
+``pa.RecordBatch.from_pandas`` as an IPC *stream*, buffer-compressed with LZ4
+or ZSTD according to the request's ``Accept-Encoding``; the pandas metadata in
+the schema is what makes ``read_pandas()`` give back nullable dtypes (``Int64``
+ids, ``Int32`` positions, ``Float32``, ``boolean``, ``string``). ``caveql serve``
+encodes with :func:`encode_arrow`; the HTTP backend decodes with
+:func:`decode_arrow`.
+
+>>> import pyarrow as pa
+>>> t = pa.table({"id": pa.array([1, None], pa.int64()), "size": pa.array([4.0, 8.0], pa.float32())})
+>>> body = encode_arrow(t, "zstd")
+>>> back = decode_arrow(body)
+>>> back.equals(t)
+True
+>>> back.to_pandas(types_mapper=service_dtype).dtypes.tolist()
+[Int64Dtype(), Float32Dtype()]
+>>> pa.ipc.open_stream(body).read_pandas().dtypes.tolist()   # what caveclient sees
+[Int64Dtype(), Float32Dtype()]
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from caveql.errors import TransportError
+
+__all__ = ["ARROW_CONTENT_TYPE", "decode_arrow", "encode_arrow", "ipc_compression", "service_dtype",
+           "with_pandas_metadata"]
+
+#: The literal Content-Type of query answers (Flask ``send_file(buf, "data.arrow")``).
+ARROW_CONTENT_TYPE = "data.arrow"
+
+_NULLABLE: dict[pa.DataType, object] = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.float32(): pd.Float32Dtype(),
+    pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+}
+
+
+def service_dtype(arrow_type: pa.DataType) -> object | None:
+    """The pandas dtype the service's frames use for an Arrow type (``None``: pandas' default).
+
+    Use as ``table.to_pandas(types_mapper=service_dtype)``.
+
+    >>> service_dtype(pa.int32())
+    Int32Dtype()
+    >>> service_dtype(pa.timestamp("ns")) is None
+    True
+    """
+    return _NULLABLE.get(arrow_type)
+
+
+def with_pandas_metadata(table: pa.Table) -> pa.Table:
+    """``table`` with the pandas metadata ``RecordBatch.from_pandas`` would have written.
+
+    Built from an empty slice, so it costs nothing for large tables.
+    """
+    if table.schema.metadata and b"pandas" in table.schema.metadata:
+        return table
+    empty = table.slice(0, 0).to_pandas(types_mapper=service_dtype)
+    meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+
+
+def ipc_compression(accept_encoding: str | None) -> str | None:
+    """The IPC buffer codec the service picks for an ``Accept-Encoding`` value.
+
+    >>> ipc_compression("zstd"), ipc_compression("gzip, lz4"), ipc_compression("gzip")
+    ('zstd', 'lz4', None)
+    """
+    value = (accept_encoding or "").lower()
+    if "lz4" in value:
+        return "lz4"
+    if "zstd" in value:
+        return "zstd"
+    return None
+
+
+def encode_arrow(table: pa.Table, accept_encoding: str | None = "zstd", *, compress: bool = True) -> bytes:
+    """One IPC stream of ``table`` (single batch, pandas metadata), compressed as the service does."""
+    table = with_pandas_metadata(table).combine_chunks()
+    codec = ipc_compression(accept_encoding) if compress else None
+    options = pa.ipc.IpcWriteOptions(compression=codec)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        for batch in table.to_batches() or [pa.record_batch([], schema=table.schema)]:
+            writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_arrow(body: bytes) -> pa.Table:
+    """The table in an IPC stream body; a truncated or foreign body is a :class:`TransportError`.
+
+    >>> decode_arrow(b"<html>login</html>")
+    Traceback (most recent call last):
+    ...
+    caveql.errors.TransportError: the service's Arrow answer is malformed or truncated (18 bytes): ...
+    """
+    try:
+        with pa.ipc.open_stream(pa.py_buffer(body)) as reader:
+            return reader.read_all()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise TransportError(
+            f"the service's Arrow answer is malformed or truncated ({len(body)} bytes): {exc}"
+        ) from exc
