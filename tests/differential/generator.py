@@ -1,0 +1,513 @@
+"""Hypothesis building blocks: predicates and select lists in CQL and oracle SQL at once.
+
+Every piece of a query is built twice at once — as CQL text for caveql and as
+plain DuckDB SQL over the oracle's relations (see ``oracle.py``) — so the two
+can only disagree if caveql's answer is wrong. Nothing here imports caveql's
+planner or executor.
+
+The generator knows the demo only through a :class:`~tests.differential.oracle.Domain`
+(tables, column kinds and sampled values per version); queries on the synapse
+table always carry an "anchor" (a root-id filter on a few cells of moderate
+degree) so that every example stays small enough for hundreds of runs.
+
+Whole statements are assembled in ``statements.py``.
+
+>>> lit("it's")
+X(cql="'it''s'", sql="'it''s'", kind='str')
+>>> render_box(((1, 2, 3), (4, 5, 6)))
+'((1, 2, 3), (4, 5, 6))'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tests.differential.oracle import AXES, Column, Domain
+
+__all__ = ["Case", "Src", "X", "anchor", "condition", "lit", "render_box", "select_list"]
+
+NUMERIC = ("int", "float")
+CMP_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=")
+# Statement resolutions: None = the table's own voxels. WITHIN BOX is generated only where
+# every voxel maps to a whole number of units (see `_fine`); coarser ones test P_x ranges.
+RESOLUTIONS = (None, (1, 1, 1), (4, 4, 40), (2, 2, 20), (1, 1, 40), (8, 8, 80), (16, 16, 40), (3, 3, 30))
+
+
+@dataclass(frozen=True)
+class X:
+    """One expression in both languages, with its value kind."""
+
+    cql: str
+    sql: str
+    kind: str
+
+
+def lit(value: Any) -> X:
+    """A literal in both languages.
+
+    >>> lit(864691135808473885).sql
+    '864691135808473885'
+    """
+    if value is None:
+        return X("NULL", "NULL", "null")
+    if isinstance(value, bool):
+        return X("TRUE" if value else "FALSE", "TRUE" if value else "FALSE", "bool")
+    if isinstance(value, int):
+        return X(str(value), str(value), "int")
+    if isinstance(value, float):
+        return X(repr(value), f"CAST({value!r} AS DOUBLE)", "float")
+    text = "'" + str(value).replace("'", "''") + "'"
+    return X(text, text, "str")
+
+
+def render_box(box: tuple[tuple[int, int, int], tuple[int, int, int]]) -> str:
+    """CQL text of a box's corners."""
+    (a, b) = box
+    return f"(({a[0]}, {a[1]}, {a[2]}), ({b[0]}, {b[1]}, {b[2]}))"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A generated query: CQL and params for caveql, SQL for the oracle, how to compare."""
+
+    cql: str
+    params: dict[str, Any]
+    sql: str
+    columns: tuple[str, ...]
+    mode: str  # "set" | "ordered" | "keys"
+    key_columns: tuple[int, ...] = ()
+    # for "keys" mode: the same query without LIMIT/OFFSET (rows must come from it)
+    unlimited_sql: str | None = None
+    family: str = ""
+    version: int = 0
+
+    def describe(self) -> str:
+        """The case as a person reads it in a failure report."""
+        return f"-- family {self.family}, version {self.version}\n{self.cql}\n-- params {self.params!r}\n" \
+               f"-- oracle SQL:\n{self.sql}"
+
+
+@dataclass
+class _Ctx:
+    """What one case being drawn accumulates: parameters, names, the statement resolution."""
+
+    draw: Callable[[st.SearchStrategy[Any]], Any]
+    domain: Domain
+    version: int
+    resolution: tuple[int, int, int] | None
+    params: dict[str, Any] = field(default_factory=dict)
+    n_alias: int = 0
+
+    def param(self, value: Any, sql: str, kind: str) -> X:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return X(f":{name}", sql, kind)
+
+    def maybe_param(self, value: Any) -> X:
+        """The literal, or sometimes a :parameter bound to it."""
+        x = lit(value)
+        if value is not None and self.draw(st.integers(0, 4)) == 0:
+            return self.param(value, x.sql, x.kind)
+        return x
+
+    def alias(self) -> str:
+        self.n_alias += 1
+        return f"e{self.n_alias}"
+
+
+@dataclass(frozen=True)
+class Src:
+    """A source in a FROM clause: table, alias (or None), the oracle relation's alias."""
+
+    table: str
+    alias: str | None
+    qual: str  # the alias used in the oracle SQL
+    columns: tuple[Column, ...]
+
+    def col(self, name: str, kind: str) -> X:
+        prefix = f"{self.alias}." if self.alias else ""
+        return X(f"{prefix}{name}", f'{self.qual}."{name}"', kind)
+
+    def pos(self, name: str) -> X:
+        """A position column as a 3-list (null when its components are null)."""
+        q = self.qual
+        sql = f'CASE WHEN {q}."{name}_x" IS NULL THEN NULL ELSE [{q}."{name}_x", {q}."{name}_y", {q}."{name}_z"] END'
+        prefix = f"{self.alias}." if self.alias else ""
+        return X(f"{prefix}{name}", sql, "pos")
+
+    def by_kind(self, *kinds: str) -> list[Column]:
+        return [c for c in self.columns if c.kind in kinds]
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+def _values(ctx: _Ctx, src: Src, column: Column) -> list[Any]:
+    return ctx.domain.samples(ctx.version, src.table, column.name)
+
+
+def _scalar_value(ctx: _Ctx, src: Src, column: Column) -> Any:
+    values = [v for v in _values(ctx, src, column) if v is not None]
+    if not values:
+        return 0 if column.kind == "int" else 0.0 if column.kind == "float" else "x"
+    v = ctx.draw(st.sampled_from(values))
+    if column.kind == "int" and not column.is_id and ctx.draw(st.booleans()):
+        v = v + ctx.draw(st.integers(-3, 3))
+    if column.kind == "float" and ctx.draw(st.booleans()):
+        v = round(float(v) + ctx.draw(st.sampled_from([-10.5, -1.25, 0.5, 3.0, 17.75])), 2)
+    return v
+
+
+def _list_value(ctx: _Ctx, src: Src, column: Column) -> list[Any]:
+    values = sorted({v for v in _values(ctx, src, column) if v is not None}, key=repr)
+    size = ctx.draw(st.sampled_from([0, 1, 2, 3, 5, 12, 40]))
+    picked = ctx.draw(st.lists(st.sampled_from(values), min_size=0, max_size=size)) if values else []
+    if column.kind == "int" and ctx.draw(st.integers(0, 3)) == 0:
+        # ids nobody has, including the uint64-sized extreme
+        picked += ctx.draw(st.lists(st.integers(1, 2**63 - 1), max_size=3))
+    return picked
+
+
+def _in_list(ctx: _Ctx, values: list[Any]) -> tuple[str, str, bool]:
+    """(cql, sql) of an IN list; empty lists and long lists go through a parameter."""
+    sql = "(" + ", ".join(lit(v).sql for v in values) + ")" if values else "(NULL)"
+    if not values or len(values) > 20 or ctx.draw(st.integers(0, 3)) == 0:
+        x = ctx.param(list(values), sql, "list")
+        return x.cql, sql, not values
+    return "(" + ", ".join(lit(v).cql for v in values) + ")", sql, False
+
+
+def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
+    """One predicate on a scalar column."""
+    c = src.col(column.name, column.kind)
+    kind = column.kind
+    choices = ["cmp", "in", "notin", "between", "notbetween", "null"]
+    if kind == "str":
+        choices = ["eq", "ne", "in", "notin", "like", "notlike", "regex", "null"]
+    elif kind == "bool":
+        choices = ["eq", "null"]
+    elif kind == "ts":
+        choices = ["null", "cmp"]
+    how = ctx.draw(st.sampled_from(choices))
+    if how == "null":
+        neg = ctx.draw(st.booleans())
+        return X(f"{c.cql} IS {'NOT ' if neg else ''}NULL", f"{c.sql} IS {'NOT ' if neg else ''}NULL", "bool")
+    if how in ("in", "notin"):
+        values = _list_value(ctx, src, column)
+        cql, sql, empty = _in_list(ctx, values)
+        if how == "in":
+            return X(f"{c.cql} IN {cql}", "FALSE" if empty else f"{_num(c, column)} IN {sql}", "bool")
+        # x NOT IN (empty) is true for every row, null x included (SQL's set semantics)
+        return X(f"{c.cql} NOT IN {cql}", "TRUE" if empty else f"{_num(c, column)} NOT IN {sql}", "bool")
+    if kind == "ts":
+        value = ctx.draw(st.sampled_from([v for v in _values(ctx, src, column) if v is not None] or ["2020-01-01"]))
+        op = ctx.draw(st.sampled_from(CMP_OPS))
+        text = str(value)
+        return X(f"{c.cql} {op} '{text}'", f"{c.sql} {op.replace('<>', '!=')} TIMESTAMP '{text}'", "bool")
+    if how in ("between", "notbetween"):
+        a, b = sorted([_scalar_value(ctx, src, column), _scalar_value(ctx, src, column)])
+        la, lb = ctx.maybe_param(a), ctx.maybe_param(b)
+        neg = "NOT " if how == "notbetween" else ""
+        return X(f"{c.cql} {neg}BETWEEN {la.cql} AND {lb.cql}",
+                 f"{_num(c, column)} {neg}BETWEEN {la.sql} AND {lb.sql}", "bool")
+    if how in ("cmp", "eq", "ne"):
+        op = ctx.draw(st.sampled_from(CMP_OPS)) if how == "cmp" else ("=" if how == "eq" else ctx.draw(st.sampled_from(["!=", "<>"])))
+        if kind == "bool":
+            value: Any = ctx.draw(st.booleans())
+        else:
+            value = _scalar_value(ctx, src, column)
+        v = ctx.maybe_param(value)
+        return X(f"{c.cql} {op} {v.cql}", f"{_num(c, column)} {op.replace('<>', '!=')} {v.sql}", "bool")
+    if how in ("like", "notlike"):
+        pattern = _like_pattern(ctx, src, column)
+        v = ctx.maybe_param(pattern)
+        neg = "NOT " if how == "notlike" else ""
+        return X(f"{c.cql} {neg}LIKE {v.cql}", f"{c.sql} {neg}LIKE {v.sql}", "bool")
+    if how == "regex":
+        pattern = _regex_pattern(ctx, src, column)
+        v = ctx.maybe_param(pattern)
+        return X(f"{c.cql} ~ {v.cql}", f"regexp_matches({c.sql}, {v.sql})", "bool")
+    raise AssertionError(how)
+
+
+def _num(c: X, column: Column) -> str:
+    # float32 columns compare as the service's float8 does: exactly, in double
+    return f"CAST({c.sql} AS DOUBLE)" if column.kind == "float" else c.sql
+
+
+def _like_pattern(ctx: _Ctx, src: Src, column: Column) -> str:
+    values = [v for v in _values(ctx, src, column) if v] or ["abc"]
+    v = ctx.draw(st.sampled_from(values))
+    i = ctx.draw(st.integers(0, len(v)))
+    shape = ctx.draw(st.sampled_from(["prefix", "suffix", "middle", "underscore", "exact"]))
+    if shape == "prefix":
+        return v[:i] + "%"
+    if shape == "suffix":
+        return "%" + v[i:]
+    if shape == "middle":
+        return "%" + v[i:i + 2] + "%"
+    if shape == "underscore":
+        return v[:i] + "_" * min(1, len(v) - i) + v[i + 1:]
+    return v
+
+
+def _regex_pattern(ctx: _Ctx, src: Src, column: Column) -> str:
+    values = [v for v in _values(ctx, src, column) if v] or ["abc"]
+    a = ctx.draw(st.sampled_from(values))
+    b = ctx.draw(st.sampled_from(values))
+    shape = ctx.draw(st.sampled_from(["anchored", "prefix", "alt", "class", "plain"]))
+    esc = _re_escape
+    if shape == "anchored":
+        return f"^{esc(a)}$"
+    if shape == "prefix":
+        return f"^{esc(a[:2])}"
+    if shape == "alt":
+        return f"^({esc(a)}|{esc(b)})$"
+    if shape == "class":
+        return "[0-9]P" if ctx.draw(st.booleans()) else "^[A-Z]+$"
+    return esc(a[1:3]) or "."
+
+
+def _re_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in ".^$*+?()[]{}|\\" else ch for ch in text)
+
+
+def position_filter(ctx: _Ctx, src: Src, column: Column) -> X:
+    """WITHIN BOX (where the resolution makes it exact) or a range on P_x/_y/_z."""
+    vox = ctx.domain.voxel_resolution(ctx.version, src.table)
+    res = ctx.resolution or vox
+    name = column.name
+    sample = [p for p in ctx.domain.samples(ctx.version, src.table, name) if p is not None]
+    if not sample:
+        return X("TRUE", "TRUE", "bool")
+    center = ctx.draw(st.sampled_from(sample))  # in voxels
+    if _fine(vox, res) and ctx.draw(st.booleans()):
+        half_nm = ctx.draw(st.sampled_from([0, 200, 2000, 12000, 80000]))
+        lo, hi = [], []
+        for axis in range(3):
+            c = int(center[axis] * vox[axis]) // res[axis]
+            h = half_nm // res[axis]
+            degenerate = ctx.draw(st.integers(0, 9)) == 0
+            lo.append(c - (0 if degenerate else h))
+            hi.append(c + (0 if degenerate else h + ctx.draw(st.integers(0, 2))))
+        box = (tuple(lo), tuple(hi))
+        q = src.qual
+        conds = []
+        for axis, a in enumerate(AXES):
+            # inclusive in voxels: x0 * res / vox <= v <= x1 * res / vox, in exact integers
+            v = f'{q}."{name}__v{a}"'
+            conds.append(f"({v} * {vox[axis]} >= {box[0][axis] * res[axis]} AND "
+                         f"{v} * {vox[axis]} <= {box[1][axis] * res[axis]})")
+        prefix = f"{src.alias}." if src.alias else ""
+        return X(f"{prefix}{name} WITHIN BOX{render_box(box)}", "(" + " AND ".join(conds) + ")", "bool")
+    axis = ctx.draw(st.integers(0, 2))
+    a = AXES[axis]
+    comp = Column(f"{name}_{a}", "int")
+    value = int(center[axis] * vox[axis] // res[axis])
+    c = src.col(comp.name, "int")
+    how = ctx.draw(st.sampled_from(["lt", "range", "between", "eq"]))
+    if how == "between":
+        width = ctx.draw(st.sampled_from([0, 1, 10, 1000, 100000]))
+        return X(f"{c.cql} BETWEEN {value - width} AND {value + width}",
+                 f"{c.sql} BETWEEN {value - width} AND {value + width}", "bool")
+    if how == "range":
+        width = ctx.draw(st.sampled_from([1, 7, 1000, 20000]))
+        return X(f"{c.cql} >= {value} AND {c.cql} < {value + width}",
+                 f"({c.sql} >= {value} AND {c.sql} < {value + width})", "bool")
+    if how == "eq":
+        return X(f"{c.cql} = {value}", f"{c.sql} = {value}", "bool")
+    op = ctx.draw(st.sampled_from(["<", "<=", ">", ">="]))
+    return X(f"{c.cql} {op} {value}", f"{c.sql} {op} {value}", "bool")
+
+
+def _fine(vox: Sequence[float], res: Sequence[int]) -> bool:
+    """True when each voxel is a whole number of statement units (box conversion exact)."""
+    return all(float(v) % r == 0 for v, r in zip(vox, res))
+
+
+def predicate(ctx: _Ctx, src: Src, exclude: Sequence[str] = ()) -> X:
+    """One predicate on a random column of ``src`` (positions included)."""
+    columns = [c for c in src.columns if c.name not in exclude and c.kind in ("int", "float", "str", "bool", "pos", "ts")]
+    column = ctx.draw(st.sampled_from(columns))
+    if column.kind == "pos":
+        return position_filter(ctx, src, column)
+    return scalar_filter(ctx, src, column)
+
+
+def condition(ctx: _Ctx, srcs: Sequence[Src], max_terms: int = 3, exclude: Sequence[str] = ()) -> list[X]:
+    """A conjunction of predicates, with the occasional OR / NOT / OR-of-equalities."""
+    terms: list[X] = []
+    for _ in range(ctx.draw(st.integers(0, max_terms))):
+        src = ctx.draw(st.sampled_from(list(srcs)))
+        shape = ctx.draw(st.sampled_from(["plain", "plain", "plain", "or", "not", "oreq"]))
+        if shape == "plain":
+            terms.append(predicate(ctx, src, exclude))
+        elif shape == "or":
+            a, b = predicate(ctx, src, exclude), predicate(ctx, src, exclude)
+            terms.append(X(f"({a.cql} OR {b.cql})", f"(({a.sql}) OR ({b.sql}))", "bool"))
+        elif shape == "not":
+            a = predicate(ctx, src, exclude)
+            terms.append(X(f"NOT ({a.cql})", f"NOT (({a.sql}))", "bool"))
+        else:
+            cols = [c for c in src.columns if c.kind in ("int", "str") and c.name not in exclude]
+            if not cols:
+                continue
+            column = ctx.draw(st.sampled_from(cols))
+            vals = [_scalar_value(ctx, src, column) for _ in range(ctx.draw(st.integers(2, 4)))]
+            c = src.col(column.name, column.kind)
+            terms.append(X("(" + " OR ".join(f"{c.cql} = {lit(v).cql}" for v in vals) + ")",
+                           "(" + " OR ".join(f"{c.sql} = {lit(v).sql}" for v in vals) + ")", "bool"))
+    return terms
+
+
+# ----------------------------------------------------------------------------- select lists
+
+
+@dataclass
+class _Select:
+    """The select list being built: CQL items, oracle items, output names, sortable outputs."""
+
+    cql: list[str] = field(default_factory=list)
+    sql: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    # output names usable as ORDER BY keys (non-null scalars), with "is a unique key" flags
+    sortable: list[str] = field(default_factory=list)
+    unique: set[str] = field(default_factory=set)
+
+    def add(self, cql: str, sql: str, name: str, *, sortable: bool = False, unique: bool = False) -> None:
+        self.cql.append(cql)
+        self.sql.append(f'{sql} AS "{name}"')
+        self.names.append(name)
+        if sortable:
+            self.sortable.append(name)
+        if unique:
+            self.unique.add(name)
+
+
+def _add_position(ctx: _Ctx, sel: _Select, src: Src, name: str, split: bool, out: str | None = None) -> None:
+    out = out or name
+    alias = f" AS {out}" if out != name else ""
+    prefix = f"{src.alias}." if src.alias else ""
+    if split:
+        sel.cql.append(f"{prefix}{name}{alias}")
+        for a in AXES:
+            sel.sql.append(f'{src.qual}."{name}_{a}" AS "{out}_{a}"')
+            sel.names.append(f"{out}_{a}")
+    else:
+        p = src.pos(name)
+        sel.add(f"{p.cql}{alias}", p.sql, out)
+
+
+def _expression(ctx: _Ctx, src: Src, column: Column) -> X | None:
+    """A scalar expression over one column (functions and arithmetic of the spec)."""
+    c = src.col(column.name, column.kind)
+    if column.kind == "int":
+        k = ctx.draw(st.integers(1, 9))
+        return ctx.draw(st.sampled_from([
+            X(f"{c.cql} + {k}", f"({c.sql} + {k})", "int"),
+            X(f"{c.cql} * {k}", f"({c.sql} * {k})", "int"),
+            X(f"{c.cql} % {k + 1}", f"({c.sql} % {k + 1})", "int"),
+            X(f"ABS({c.cql} - {k})", f"abs({c.sql} - {k})", "int"),
+        ]))
+    if column.kind == "float":
+        return ctx.draw(st.sampled_from([
+            X(f"ROUND({c.cql})", f"round(CAST({c.sql} AS DOUBLE))", "float"),
+            X(f"SQRT({c.cql})", f"sqrt(CAST({c.sql} AS DOUBLE))", "float"),
+            X(f"{c.cql} / 4", f"(CAST({c.sql} AS DOUBLE) / 4)", "float"),
+            X(f"ABS({c.cql} - 300.5)", f"abs(CAST({c.sql} AS DOUBLE) - 300.5)", "float"),
+        ]))
+    if column.kind == "str":
+        return ctx.draw(st.sampled_from([
+            X(f"LOWER({c.cql})", f"lower({c.sql})", "str"),
+            X(f"UPPER({c.cql})", f"upper({c.sql})", "str"),
+            X(f"COALESCE({c.cql}, 'none')", f"coalesce({c.sql}, 'none')", "str"),
+        ]))
+    return None
+
+
+def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool) -> _Select:
+    """Plain columns, virtual P_x components, positions and expressions from ``srcs``.
+
+    In joins every output gets an alias so names never clash.
+    """
+    sel = _Select()
+    seen: set[str] = set()
+    for _ in range(ctx.draw(st.integers(1, 5))):
+        src = ctx.draw(st.sampled_from(list(srcs)))
+        column = ctx.draw(st.sampled_from(list(src.columns)))
+        shape = ctx.draw(st.sampled_from(["col", "col", "expr", "component"]))
+        if column.kind == "pos":
+            axis = ctx.draw(st.sampled_from(AXES))
+            name = f"{column.name}_{axis}" if shape == "component" else column.name
+            out = f"{src.alias}_{name}" if qualified else name
+            if out in seen:
+                continue
+            seen.add(out)
+            if shape == "component":
+                c = src.col(name, "int")
+                sel.add(c.cql + (f" AS {out}" if out != name else ""), c.sql, out, sortable=True)
+            elif not qualified:
+                _add_position(ctx, sel, src, column.name, split)
+            continue
+        if shape == "expr":
+            x = _expression(ctx, src, column)
+            if x is not None:
+                out = ctx.alias()
+                sel.add(f"{x.cql} AS {out}", x.sql, out, sortable=x.kind in ("int", "str") and column.not_null)
+                continue
+        out = f"{src.alias}_{column.name}" if qualified else column.name
+        if out in seen:
+            continue
+        seen.add(out)
+        c = src.col(column.name, column.kind)
+        sel.add(c.cql + (f" AS {out}" if out != column.name else ""), c.sql, out,
+                sortable=column.not_null and column.kind in ("int", "str", "float"),
+                unique=column.unique and len(srcs) == 1)
+    if not sel.names:
+        src = srcs[0]
+        c = src.col("id", "int")
+        out = f"{src.alias}_id" if qualified else "id"
+        sel.add(c.cql + (f" AS {out}" if qualified else ""), c.sql, out, sortable=True, unique=len(srcs) == 1)
+    return sel
+
+
+# ----------------------------------------------------------------------------- anchors
+
+
+def anchor(ctx: _Ctx, src: Src) -> list[X]:
+    """A selective filter keeping big tables' answers small (synapses: a few cells' root ids)."""
+    dom = ctx.domain
+    if src.table == dom.synapse_table(ctx.version):
+        side = ctx.draw(st.sampled_from(["pre", "post"]))
+        roots = dom.anchor_roots(ctx.version, side)
+        picked = ctx.draw(st.lists(st.sampled_from(roots), min_size=1, max_size=4, unique=True))
+        c = src.col(f"{side}_pt_root_id", "int")
+        if len(picked) == 1 and ctx.draw(st.booleans()):
+            v = ctx.maybe_param(picked[0])
+            return [X(f"{c.cql} = {v.cql}", f"{c.sql} = {v.sql}", "bool")]
+        cql, sql, _ = _in_list(ctx, picked)
+        return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]
+    if dom.row_count(ctx.version, src.table) <= 5000 or ctx.draw(st.integers(0, 5)) == 0:
+        return []
+    names = {c.name for c in src.columns}
+    how = ctx.draw(st.sampled_from(["ids", "roots", "types"] if "cell_type" in names else ["ids", "roots"]))
+    if how == "roots" and "pt_root_id" in names:
+        values = _list_value(ctx, src, Column("pt_root_id", "int", is_id=True))
+        cql, sql, empty = _in_list(ctx, values)
+        c = src.col("pt_root_id", "int")
+        return [X(f"{c.cql} IN {cql}", "FALSE" if empty else f"{c.sql} IN {sql}", "bool")]
+    if how == "types":
+        rare = dom.rare_values(ctx.version, src.table, "cell_type")
+        if rare:
+            picked = ctx.draw(st.lists(st.sampled_from(rare), min_size=1, max_size=2, unique=True))
+            c = src.col("cell_type", "str")
+            cql, sql, _ = _in_list(ctx, picked)
+            return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]
+    lo, hi = dom.id_window(ctx.version, src.table, ctx.draw(st.integers(0, 10_000)))
+    c = src.col("id", "int")
+    a, b = ctx.maybe_param(lo), ctx.maybe_param(hi)
+    return [X(f"{c.cql} BETWEEN {a.cql} AND {b.cql}", f"{c.sql} BETWEEN {a.sql} AND {b.sql}", "bool")]

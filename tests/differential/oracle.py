@@ -1,0 +1,364 @@
+"""The oracle: the service's tables as plain DuckDB SQL over a local datastack's files.
+
+Written from docs/datastacks.md (the folder format), materialization-server.md §2
+and the CQL spec only — it shares no code with caveql (not even its layout
+reader), so an answer both agree on is very unlikely to be wrong twice.
+
+What a source *is*, as the service defines it:
+
+- a table at version ``v``: the rows of ``versions/<v>/tables/<t>.parquet`` (or the
+  ``_storage`` files), root ids rewritten by ``root_id_map`` when there is one, and
+  ``valid = true`` (every frozen query adds it);
+- a position ``P`` is stored as ``P_x/_y/_z`` in the table's voxels; at a statement
+  resolution ``r`` each component reads ``trunc(round_half_even(v) * vox / r)``;
+- a reference table (metadata ``reference_table``) is merged with its target as the
+  seed page shows: an inner join ``ref.target_id = target.id``, the target's columns
+  under their names, the reference row's clashing names with ``_ref``.
+
+Each relation exposes, for every position ``P``, ``P_x/_y/_z`` (at the statement
+resolution) and ``P__vx/__vy/__vz`` (the stored voxels, for exact box tests).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+__all__ = ["AXES", "Column", "Domain", "Oracle"]
+
+AXES = ("x", "y", "z")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a source as CQL sees it (``kind`` ``pos`` = one 3-vector column)."""
+
+    name: str
+    kind: str  # int | float | str | bool | ts | pos
+    is_id: bool = False
+    not_null: bool = True
+    unique: bool = False
+
+
+def _kind(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"):
+        return "int"
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    if t == "BOOLEAN":
+        return "bool"
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return "ts"
+    if t == "VARCHAR":
+        return "str"
+    return "other"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _s(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    metadata: dict[str, Any]
+    files: tuple[Path, ...]
+    root_id_map: Path | None
+
+
+class Oracle:
+    """The datastack at ``root`` as DuckDB relations (see the module docstring)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.con = duckdb.connect()
+        self.con.execute("SET threads TO 2")
+        self.info = json.loads((self.root / "datastack.json").read_text())
+        self._tables: dict[int, dict[str, _Table]] = {}
+        for folder in sorted((self.root / "versions").iterdir()):
+            if not folder.name.isdigit():
+                continue
+            tables = {}
+            for meta_path in sorted((folder / "tables").glob("*.json")):
+                meta = json.loads(meta_path.read_text())
+                storage = meta.pop("_storage", None) or {}
+                files = tuple(self.root / (f["path"] if isinstance(f, dict) else f)
+                              for f in storage.get("files", ()))
+                if not files:
+                    files = (meta_path.with_suffix(".parquet"),)
+                remap = storage.get("root_id_map")
+                tables[meta_path.stem] = _Table(meta_path.stem, meta, files,
+                                                self.root / remap if remap else None)
+            self._tables[int(folder.name)] = tables
+
+    # ------------------------------------------------------------------ metadata
+
+    @property
+    def versions(self) -> list[int]:
+        return sorted(self._tables)
+
+    def tables(self, version: int) -> list[str]:
+        return sorted(self._tables[version])
+
+    def metadata(self, version: int, table: str) -> dict[str, Any]:
+        return self._tables[version][table].metadata
+
+    def reference_target(self, version: int, table: str) -> str | None:
+        return self.metadata(version, table).get("reference_table") or None
+
+    def voxel_resolution(self, version: int, table: str) -> tuple[float, float, float]:
+        """The voxel resolution positions of ``table`` are stored in (a merge: the target's)."""
+        target = self.reference_target(version, table)
+        meta = self.metadata(version, target or table)
+        if "voxel_resolution" in meta:
+            x, y, z = meta["voxel_resolution"]
+        else:
+            x, y, z = (meta.get(f"voxel_resolution_{a}", 1.0) for a in AXES)
+        return (float(x), float(y), float(z))
+
+    def stored_columns(self, version: int, table: str) -> list[tuple[str, str]]:
+        """``[(name, duckdb type)]`` of the stored rows, in file order."""
+        t = self._tables[version][table]
+        rel = self.con.sql(f"SELECT * FROM read_parquet({_s(str(t.files[0]))}) LIMIT 0")
+        return [(n, str(ty)) for n, ty in zip(rel.columns, rel.types)]
+
+    @staticmethod
+    def fold_positions(columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Stored columns with each ``P_x, P_y, P_z`` integer trio folded into ``(P, "pos")``.
+
+        >>> Oracle.fold_positions([("id", "BIGINT"), ("p_x", "INTEGER"), ("p_y", "INTEGER"),
+        ...                        ("p_z", "INTEGER"), ("size", "FLOAT")])
+        [('id', 'BIGINT'), ('p', 'pos'), ('size', 'FLOAT')]
+        """
+        out: list[tuple[str, str]] = []
+        i = 0
+        while i < len(columns):
+            name, ty = columns[i]
+            if (name.endswith("_x") and i + 2 < len(columns)
+                    and columns[i + 1][0] == name[:-2] + "_y" and columns[i + 2][0] == name[:-2] + "_z"
+                    and all(_kind(columns[i + k][1]) == "int" for k in range(3))):
+                out.append((name[:-2], "pos"))
+                i += 3
+                continue
+            out.append((name, ty))
+            i += 1
+        return out
+
+    def merged_columns(self, version: int, table: str) -> list[tuple[str, str, str, str]]:
+        """``[(out_name, kind_or_type, owner_table, stored_name)]`` of a source, in server
+        order: a merge is the target's columns, then the reference row's (``_ref`` on clashes)."""
+        target = self.reference_target(version, table)
+        own = [(n, ty, table, n) for n, ty in self.fold_positions(self.stored_columns(version, table))]
+        if not target:
+            return own
+        tcols = [(n, ty, target, n) for n, ty in self.fold_positions(self.stored_columns(version, target))]
+        taken = {c[0] for c in tcols}
+        return tcols + [((n + "_ref") if n in taken else n, ty, owner, s) for n, ty, owner, s in own]
+
+    # ------------------------------------------------------------------ relations
+
+    def _base_sql(self, version: int, table: str) -> str:
+        """The stored rows of one table at one version, root ids remapped, valid only."""
+        t = self._tables[version][table]
+        files = "[" + ", ".join(_s(str(f)) for f in t.files[:1]) + "]"
+        cols = [n for n, _ in self.stored_columns(version, table)]
+        src = f"read_parquet({files})"
+        if t.root_id_map is not None:
+            remap = f"read_parquet({_s(str(t.root_id_map))})"
+            items, joins = [], []
+            for i, n in enumerate(cols):
+                if n.endswith("_root_id"):
+                    joins.append(f" LEFT JOIN {remap} AS m{i} ON m{i}.root_id = b.{_q(n)}")
+                    items.append(f"coalesce(m{i}.version_root_id, b.{_q(n)}) AS {_q(n)}")
+                else:
+                    items.append(f"b.{_q(n)}")
+            src = f"(SELECT {', '.join(items)} FROM {src} AS b{''.join(joins)})"
+        where = " WHERE valid" if "valid" in cols else ""
+        return f"SELECT * FROM {src}{where}"
+
+    def relation_sql(self, version: int, table: str, resolution: Sequence[int] | None) -> str:
+        """SQL of the source ``table`` at ``version`` as seen at ``resolution``."""
+        vox = self.voxel_resolution(version, table)
+        target = self.reference_target(version, table)
+        aliases = {table: "r", **({target: "g"} if target else {})}
+        items = []
+        for out, ty, owner, stored in self.merged_columns(version, table):
+            a = aliases[owner]
+            if ty != "pos":
+                items.append(f"{a}.{_q(stored)} AS {_q(out)}")
+                continue
+            for axis, ax in enumerate(AXES):
+                v = f"{a}.{_q(stored + '_' + ax)}"
+                items.append(f"{v} AS {_q(out + '__v' + ax)}")
+                if resolution is None or float(resolution[axis]) == vox[axis]:
+                    items.append(f"{v} AS {_q(out + '_' + ax)}")
+                else:
+                    ratio = vox[axis] / float(resolution[axis])
+                    items.append(f"CAST(trunc(round_even(CAST({v} AS DOUBLE), 0) * {ratio!r}) AS INTEGER)"
+                                 f" AS {_q(out + '_' + ax)}")
+        if target:
+            body = (f"({self._base_sql(version, table)}) AS r JOIN ({self._base_sql(version, target)}) AS g "
+                    f"ON r.\"target_id\" = g.\"id\"")
+        else:
+            body = f"({self._base_sql(version, table)}) AS r"
+        return f"SELECT {', '.join(items)} FROM {body}"
+
+    def run(self, sql: str) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        """``(columns, duckdb types, rows)`` of a query."""
+        rel = self.con.sql(sql)
+        return list(rel.columns), [str(t) for t in rel.types], rel.fetchall()
+
+
+class Domain:
+    """What the generator needs to know about the demo, computed once by the oracle.
+
+    Per version: the tables and their columns (kinds, nullability, uniqueness), a
+    sample of each column's values, root ids of cells with a moderate number of
+    synapses (anchors that keep synapse queries small), row counts.
+    """
+
+    SAMPLE = 60
+
+    def __init__(self, oracle: Oracle, default_version: int | None = None) -> None:
+        self.oracle = oracle
+        self.versions = oracle.versions
+        self.default_version = default_version or max(self.versions)
+        self._columns: dict[tuple[int, str], tuple[Column, ...]] = {}
+        self._samples: dict[tuple[int, str, str], list[Any]] = {}
+        self._counts: dict[tuple[int, str], int] = {}
+        self._anchors: dict[tuple[int, str], list[int]] = {}
+        self._ids: dict[tuple[int, str], list[int]] = {}
+        for v in self.versions:
+            for t in self.tables(v):
+                self._load(v, t)
+
+    @cached_property
+    def _synapse_table(self) -> str:
+        return str(self.oracle.info.get("synapse_table") or "synapses_pni_2")
+
+    def synapse_table(self, version: int) -> str:
+        return self._synapse_table
+
+    def tables(self, version: int) -> list[str]:
+        return self.oracle.tables(version)
+
+    def columns(self, version: int, table: str) -> tuple[Column, ...]:
+        return self._columns[(version, table)]
+
+    def star_columns(self, version: int, table: str, split: bool) -> list[Column]:
+        """``*`` in caveclient's frame order: positions in place when split, else packed
+        and moved to the end (caveclient's ``concatenate_position_columns``; the seed's frames)."""
+        cols = list(self.columns(version, table))
+        if split:
+            return cols
+        return [c for c in cols if c.kind != "pos"] + [c for c in cols if c.kind == "pos"]
+
+    def voxel_resolution(self, version: int, table: str) -> tuple[float, float, float]:
+        return self.oracle.voxel_resolution(version, table)
+
+    def relation_sql(self, version: int, table: str, resolution: Sequence[int] | None) -> str:
+        return self.oracle.relation_sql(version, table, resolution)
+
+    def is_reference(self, version: int, table: str) -> bool:
+        return self.oracle.reference_target(version, table) is not None
+
+    def row_count(self, version: int, table: str) -> int:
+        return self._counts[(version, table)]
+
+    def samples(self, version: int, table: str, column: str) -> list[Any]:
+        return self._samples.get((version, table, column), [])
+
+    def anchor_roots(self, version: int, side: str) -> list[int]:
+        return self._anchors[(version, side)]
+
+    def root_tables(self, version: int) -> list[str]:
+        """Tables (not the synapse table) with a ``pt_root_id`` column."""
+        return [t for t in self.tables(version) if t != self.synapse_table(version)
+                and any(c.name == "pt_root_id" for c in self.columns(version, t))]
+
+    def has_nucleus_id(self, version: int, table: str) -> bool:
+        """True when ``id`` is a nucleus id: the soma table and merges onto it."""
+        soma = str(self.oracle.info.get("soma_table") or "nucleus_detection_v0")
+        return table == soma or self.oracle.reference_target(version, table) == soma
+
+    def rare_values(self, version: int, table: str, column: str) -> list[Any]:
+        return self._samples.get((version, table, column + "#rare"), [])
+
+    def id_window(self, version: int, table: str, seed: int) -> tuple[int, int]:
+        """An ``id`` range holding ~1% of the rows (at least a few), picked by ``seed``."""
+        ids = self._ids[(version, table)]
+        i = seed % len(ids)
+        j = min(len(ids) - 1, i + max(1, len(ids) // 100))
+        return ids[i], ids[j]
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, version: int, table: str) -> None:
+        o = self.oracle
+        rel = o.relation_sql(version, table, None)
+        merged = o.merged_columns(version, table)
+        is_syn = table == self._synapse_table
+        if is_syn:
+            self._load_anchors(version, rel)
+        scalar = [n for n, ty, _o, _s in merged if ty != "pos"]
+        stats = ", ".join(f"count({_q(n)}) = count(*), count(DISTINCT {_q(n)}) = count(*)" for n in scalar)
+        row = o.con.sql(f"SELECT count(*), {stats} FROM ({rel})").fetchall()[0]
+        assert row is not None
+        self._counts[(version, table)] = int(row[0])
+        cols = []
+        for i, (n, ty, _owner, _stored) in enumerate(merged):
+            if ty == "pos":
+                cols.append(Column(n, "pos", not_null=False))
+                continue
+            not_null, unique = bool(row[1 + 2 * scalar.index(n)]), bool(row[2 + 2 * scalar.index(n)])
+            kind = _kind(ty)
+            if kind == "other":
+                continue
+            cols.append(Column(n, kind, is_id=n == "id" or n.endswith("_id"), not_null=not_null,
+                               unique=unique and self._counts[(version, table)] > 0))
+        self._columns[(version, table)] = tuple(cols)
+        # samples: for the synapse table, from the anchors' rows so filters meet real values
+        if is_syn:
+            roots = self._anchors[(version, "pre")] + self._anchors[(version, "post")]
+            where = f" WHERE pre_pt_root_id IN ({', '.join(map(str, roots))}) OR " \
+                    f"post_pt_root_id IN ({', '.join(map(str, roots))})"
+        else:
+            where = ""
+        base = f"SELECT * FROM ({rel}){where}"
+        sample = f"SELECT * FROM ({base}) USING SAMPLE reservoir({self.SAMPLE} ROWS) REPEATABLE (7)"
+        names, _types, rows = o.run(sample)
+        for c in cols:
+            if c.kind == "pos":
+                idx = [names.index(f"{c.name}__v{a}") for a in AXES]
+                self._samples[(version, table, c.name)] = [
+                    tuple(r[k] for k in idx) for r in rows if r[idx[0]] is not None]
+                for a, k in zip(AXES, idx):
+                    self._samples[(version, table, f"{c.name}_{a}")] = [r[k] for r in rows]
+            else:
+                self._samples[(version, table, c.name)] = [r[names.index(c.name)] for r in rows]
+            if c.kind == "str":
+                rare = o.con.sql(f"SELECT {_q(c.name)} FROM ({rel}) WHERE {_q(c.name)} IS NOT NULL "
+                                 f"GROUP BY 1 HAVING count(*) <= 800 ORDER BY 1").fetchall()
+                self._samples[(version, table, c.name + "#rare")] = [r[0] for r in rare]
+        if any(c.name == "id" for c in cols) and not is_syn:
+            ids = o.con.sql(f"SELECT id FROM ({rel}) ORDER BY id").fetchall()
+            self._ids[(version, table)] = [r[0] for r in ids] or [0]
+
+    def _load_anchors(self, version: int, rel: str) -> None:
+        for side in ("pre", "post"):
+            col = f"{side}_pt_root_id"
+            rows = self.oracle.con.sql(
+                f"SELECT {col} FROM ({rel}) WHERE {col} != 0 GROUP BY 1 "
+                f"HAVING count(*) BETWEEN 2 AND 1500 ORDER BY hash({col}) LIMIT 40").fetchall()
+            self._anchors[(version, side)] = sorted(r[0] for r in rows)
