@@ -1,0 +1,421 @@
+"""Syntax error messages: lark's "unexpected token, expected one of {...}" in words.
+
+Called only by :func:`caveql.syntax.parser.parse` (the one place lark exceptions are caught).
+A message says what was expected, after what, and what was found; a ``help`` line comes from
+*repairs*: small edits (a keyword typo fixed, a comma inserted, a reserved word quoted, a stray
+comma removed) that are kept only when the edited text really parses further than the original.
+
+>>> from caveql.syntax import parse
+>>> try:
+...     parse("SELECT a, b FROM t WHER x = 1")
+... except Exception as e:
+...     print(e.render())
+error[CQL001]: unexpected word 'WHER'
+ --> line 1, column 20
+  |
+1 | SELECT a, b FROM t WHER x = 1
+  |                    ^^^^
+  = help: did you mean WHERE?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from caveql.errors import (
+    CaveqlError,
+    CqlSyntaxError,
+    Span,
+    UnexpectedEndError,
+    UnterminatedError,
+    did_you_mean,
+)
+
+__all__ = ["KEYWORDS", "RESERVED", "SOFT_KEYWORDS", "diagnose"]
+
+#: Reserved keywords: never identifiers unless quoted.
+RESERVED = frozenset("""
+    SELECT DISTINCT FROM AS JOIN INNER LEFT ON WHERE GROUP BY HAVING ORDER ASC DESC LIMIT OFFSET
+    AT SPLIT AND OR NOT IN BETWEEN LIKE IS NULL TRUE FALSE WITHIN SHOW DESCRIBE EXPLAIN SET USE
+""".split())
+#: Keywords that are also accepted as identifiers (the grammar's ``name`` rule).
+SOFT_KEYWORDS = frozenset("""
+    RESOLUTION VERSION TIMESTAMP LIVE POSITIONS NULLS FIRST LAST BOX TABLES VIEWS VERSIONS
+    DATASTACK ANALYZE OUTER
+""".split())
+KEYWORDS = RESERVED | SOFT_KEYWORDS
+
+_STATEMENTS = ("SELECT", "SHOW", "DESCRIBE", "EXPLAIN", "SET", "USE")
+_EXPR_START = frozenset(
+    "INT DECIMAL STRING PARAM LPAR MINUS PLUS NOT TRUE FALSE NULL NAME QUOTED_NAME".split()
+)
+_OPERATORS = frozenset(
+    "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT AND OR IN NOT BETWEEN LIKE IS TILDE NOT_TILDE "
+    "WITHIN".split()
+)
+_PUNCT = {
+    "COMMA": ",", "LPAR": "(", "RPAR": ")", "DOT": ".", "SEMI": ";", "STAR": "*", "EQ": "=",
+    "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">=", "PLUS": "+", "MINUS": "-",
+    "SLASH": "/", "PERCENT": "%", "TILDE": "~", "NOT_TILDE": "!~",
+}
+_PHRASES = {"GROUP": "GROUP BY", "ORDER": "ORDER BY", "SPLIT": "SPLIT POSITIONS", "AT": "AT …"}
+_CLAUSE_ORDER = ("JOIN", "WHERE", "GROUP", "HAVING", "ORDER")
+_LATE = frozenset({"LIMIT", "OFFSET", "AT", "SPLIT"})
+_CHAR_HINTS = {
+    "&": "CQL writes AND", "|": "CQL writes OR", "`": 'quote names with double quotes: "name"',
+    "[": "lists use parentheses: IN (1, 2, 3)", "]": "lists use parentheses: IN (1, 2, 3)",
+    "#": "comments start with -- (to the end of the line) or /* ... */",
+    "?": "parameters are written :name", "$": "parameters are written :name",
+    "@": "parameters are written :name", "{": "lists use parentheses: (1, 2, 3)",
+    "}": "lists use parentheses: (1, 2, 3)", "\\": "strings need no backslash escapes; write '' for a quote",
+}
+#: edits are tried only on inputs up to this size (each costs one more parse)
+_REPAIR_LIMIT = 20_000
+
+
+def _pos_span(text: str, start: int, end: int) -> Span:
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Span(start, max(start, end), line, column)
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span(tok.start_pos, tok.end_pos, tok.line, tok.column)  # type: ignore[arg-type]
+
+
+def _short(s: str, n: int = 30) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def describe_token(tok: Token | None) -> str:
+    """How a token is named in a message.
+
+    >>> describe_token(Token("FROM", "from"))
+    'FROM'
+    >>> describe_token(Token("NAME", "cell_type"))
+    "'cell_type'"
+    """
+    if tok is None or tok.type == "$END":
+        return "the end of the input"
+    t, v = tok.type, str(tok)
+    if t in KEYWORDS:
+        return v.upper()
+    if t in ("NAME", "QUOTED_NAME"):
+        return f"'{_short(v)}'" if t == "NAME" else _short(v)
+    if t in ("INT", "DECIMAL"):
+        return f"the number {_short(v)}"
+    if t == "STRING":
+        return f"the string {_short(v)}"
+    if t == "PARAM":
+        return f"the parameter {_short(v)}"
+    return f"`{v}`"
+
+
+def _after(prev: list[Token]) -> str:
+    if not prev:
+        return ""
+    last = prev[-1]
+    if last.type == "BY" and len(prev) > 1 and prev[-2].type in ("GROUP", "ORDER"):
+        return f" after {prev[-2].upper()} BY"
+    return f" after {describe_token(last)}"
+
+
+def expected_words(expected: Collection[str], prev: list[Token]) -> str:
+    """lark's expected terminal names in words, most useful first.
+
+    >>> expected_words({"NAME", "QUOTED_NAME", "VERSION"}, [Token("FROM", "FROM")])
+    'a table name'
+    >>> expected_words({"COMMA", "RPAR"}, [])
+    '`,` or `)`'
+    """
+    exp = set(expected)
+    last = prev[-1].type if prev else None
+    words: list[str] = []
+    if set(_STATEMENTS) <= exp:
+        words.append("a statement (SELECT, SHOW, DESCRIBE, EXPLAIN, SET or USE)")
+        exp -= set(_STATEMENTS) | {"SEMI", "$END"}
+    if {"INT", "STRING", "NAME"} <= exp:
+        if "STAR" in exp:
+            words += ["a column name", "`*`", "an expression"]
+        else:
+            words.append("an expression")
+        exp -= _EXPR_START | SOFT_KEYWORDS | {"STAR", "DISTINCT"}
+    elif "NAME" in exp:
+        if last in ("FROM", "JOIN"):
+            words.append("a table name")
+        elif last == "DESCRIBE":
+            words.append("a table or view name")
+        elif last == "USE":
+            words.append("a datastack name")
+        elif last == "SET":
+            words.append("a setting name (version, resolution, timestamp, datastack, ...)")
+        elif last == "DOT":
+            words.append("a column name")
+        elif "AS" in exp or last == "AS":
+            words.append("an alias")
+        else:
+            words.append("a name")
+        exp -= {"NAME", "QUOTED_NAME"} | SOFT_KEYWORDS
+    # operators are listed as one word, unless they are all that may come
+    ops = bool(exp & _OPERATORS) and bool(words or exp - _OPERATORS - {"SEMI", "$END"})
+    if ops:
+        exp -= _OPERATORS
+    end = bool(exp & {"SEMI", "$END"})
+    exp -= {"SEMI", "$END"}
+    if {"INNER", "LEFT", "JOIN"} <= exp:
+        exp -= {"INNER", "LEFT"}
+    for name in sorted(exp, key=_order):
+        if name in _PUNCT:
+            words.append(f"`{_PUNCT[name]}`")
+        elif name in _PHRASES:
+            words.append(_PHRASES[name])
+        elif name == "STRING":
+            words.append("a 'string'")
+        elif name in ("INT", "DECIMAL"):
+            if "a number" not in words:
+                words.append("a number")
+        elif name == "PARAM":
+            words.append("a :parameter")
+        else:
+            words.append(name)
+    if ops:
+        words.append("an operator")
+    if end:
+        words.append("the end of the statement")
+    if not words:
+        return "something else"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _order(name: str) -> tuple[int, str]:
+    rank = {"COMMA": 0, "RPAR": 1, "AS": 2, "JOIN": 3, "ON": 3, "WHERE": 4, "GROUP": 5, "HAVING": 6,
+            "ORDER": 7, "LIMIT": 8, "OFFSET": 9, "AT": 10, "SPLIT": 11}
+    return (rank.get(name, 20 if name in _PUNCT else 15), name)
+
+
+Raw = Callable[[str, str], Any]
+
+
+def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -> CqlSyntaxError:
+    """Turn a lark exception into a :class:`CqlSyntaxError` (or subclass) with span and help."""
+    if isinstance(exc, UnexpectedCharacters):
+        return _bad_character(text, exc.pos_in_stream)
+    tok = getattr(exc, "token", None)
+    expected = _accepted(exc)
+    at_end = tok is None or tok.type == "$END"
+    pos = len(text) if at_end else tok.start_pos  # type: ignore[union-attr]
+    prev = _tokens_before(lark, text, pos)
+    if at_end:
+        return _at_end(text, prev, expected, rule)
+    assert isinstance(tok, Token)
+    opens = _open_parens(prev)
+    span = _tok_span(tok)
+    if tok.type == "EQ" and prev and prev[-1].type == "EQ" and prev[-1].end_pos == tok.start_pos:
+        return CqlSyntaxError(
+            "`==` is not a CQL operator", span=_pos_span(text, prev[-1].start_pos, tok.end_pos),
+            hint="compare with a single `=`", expected=sorted(expected),
+        )
+    if tok.type == "RPAR" and not opens:
+        return CqlSyntaxError("this `)` has no matching `(`", span=span, expected=sorted(expected))
+    message = f"expected {expected_words(expected, prev)}{_after(prev)}, found {describe_token(tok)}"
+    hint = None
+    if len(text) <= _REPAIR_LIMIT:
+        fixed = _repair(text, tok, prev, expected, rule, raw)
+        if fixed is not None:
+            fix_span, fix_message, hint = fixed
+            if fix_span is not None:
+                span, message = fix_span, fix_message or message
+    if hint is None:
+        hint = _static_hint(tok, prev, expected, opens)
+    return CqlSyntaxError(message, span=span, hint=hint, expected=sorted(expected))
+
+
+def _accepted(exc: UnexpectedInput) -> set[str]:
+    """The terminals that could really come next: lark's ``expected`` is the LALR state's
+    lookahead set, which merged states can inflate; the interactive parser checks each one."""
+    ip = getattr(exc, "interactive_parser", None)
+    if ip is not None:
+        try:
+            return set(ip.accepts())
+        except Exception:  # the builder may object to a simulated reduction; fall back
+            pass
+    return set(getattr(exc, "expected", ()) or ())
+
+
+def _bad_character(text: str, pos: int) -> CqlSyntaxError:
+    ch = text[pos]
+    rest_of_line = text.find("\n", pos)
+    to_eol = _pos_span(text, pos, len(text) if rest_of_line < 0 else rest_of_line)
+    one = _pos_span(text, pos, pos + 1)
+    if ch == "'":
+        return UnterminatedError("this string is never closed: a ' is missing", span=to_eol,
+                                 hint="write '' for a quote inside a string")
+    if ch == '"':
+        return UnterminatedError('this quoted name is never closed: a " is missing', span=to_eol)
+    if text.startswith("/*", pos):
+        return UnterminatedError("this /* comment is never closed", span=_pos_span(text, pos, pos + 2),
+                                 hint="end it with */")
+    if ch == ":":
+        return CqlSyntaxError("expected a parameter name after `:`", span=one,
+                              hint="parameters are written :name (letters, digits and _)")
+    if ch == "!":
+        return CqlSyntaxError("`!` must be followed by `=` (not equal) or `~` (no regex match)", span=one)
+    if ch.isspace():
+        return CqlSyntaxError(f"unexpected whitespace character {ch!r}", span=one)
+    if not ch.isascii() and ch.isalnum():
+        return CqlSyntaxError(
+            f"unexpected character {ch!r}", span=one,
+            hint='names are ASCII letters, digits and _; quote any other name: "name"',
+        )
+    return CqlSyntaxError(f"unexpected character {ch!r}", span=one, hint=_CHAR_HINTS.get(ch))
+
+
+def _tokens_before(lark: Lark, text: str, pos: int) -> list[Token]:
+    out: list[Token] = []
+    try:
+        for t in lark.lex(text):
+            if t.start_pos >= pos:  # type: ignore[operator]
+                break
+            out.append(t)
+    except UnexpectedInput:
+        pass
+    return out
+
+
+def _open_parens(prev: list[Token]) -> list[Token]:
+    stack: list[Token] = []
+    for t in prev:
+        if t.type == "LPAR":
+            stack.append(t)
+        elif t.type == "RPAR" and stack:
+            stack.pop()
+    return stack
+
+
+def _at_end(text: str, prev: list[Token], expected: set[str], rule: str) -> CqlSyntaxError:
+    opens = _open_parens(prev)
+    if opens:
+        o = opens[-1]
+        return UnterminatedError(
+            "this `(` is never closed", span=_tok_span(o), hint="add the missing `)`",
+            expected=sorted(expected),
+        )
+    end = prev[-1].end_pos if prev else len(text)
+    span = _pos_span(text, end, end)  # type: ignore[arg-type]
+    if not prev:
+        what = "an expression" if rule == "single_expression" else expected_words(expected, prev)
+        return UnexpectedEndError(f"expected {what}, found the end of the input", span=span,
+                                  expected=sorted(expected))
+    return UnexpectedEndError(
+        f"expected {expected_words(expected, prev)}{_after(prev)}, found the end of the input",
+        span=span, expected=sorted(expected),
+    )
+
+
+def _progress(text: str, rule: str, raw: Raw) -> int:
+    """How far ``text`` parses: its length + 1 when it parses, else the error offset."""
+    try:
+        raw(text, rule)
+    except UnexpectedToken as e:
+        # at the end of the input the edit was accepted but nothing after it was tested
+        return len(text) - 1 if e.token.type == "$END" else e.token.start_pos  # type: ignore[return-value]
+    except UnexpectedCharacters as e:
+        return e.pos_in_stream
+    except CaveqlError as e:  # a check after a successful reduction: the syntax got that far
+        return e.span.end if e.span is not None else len(text)
+    except UnexpectedInput:
+        return 0
+    except RecursionError:
+        return 0
+    return len(text) + 1
+
+
+_Fix = tuple[Span | None, str | None, str]
+
+
+def _repair(text: str, tok: Token, prev: list[Token], expected: set[str], rule: str,
+            raw: Raw) -> _Fix | None:
+    """The first small edit that lets the parse get past the offending token, as (span, message, hint)."""
+    start, end = tok.start_pos, tok.end_pos
+    assert start is not None and end is not None
+    candidates: list[tuple[str, int, _Fix]] = []  # (new text, position it must get past, fix)
+
+    def replace(t: Token, new: str, fix: _Fix) -> None:
+        s, e = t.start_pos, t.end_pos
+        assert s is not None and e is not None
+        candidates.append((text[:s] + new + text[e:], end + len(new) - (e - s), fix))
+
+    exp_kw = sorted(expected & KEYWORDS)
+    if tok.type == "NAME" and len(tok) >= 3:
+        for kw in did_you_mean(str(tok).upper(), exp_kw + [_PHRASES.get(k, k) for k in exp_kw
+                                                           if k in ("GROUP", "ORDER", "SPLIT")]):
+            replace(tok, kw, (None, None, f"did you mean {kw}?"))
+    if prev and prev[-1].type == "NAME" and len(prev[-1]) >= 3:
+        p = prev[-1]
+        for kw in did_you_mean(str(p).upper(), sorted(KEYWORDS) + ["GROUP BY", "ORDER BY"]):
+            replace(p, kw, (_tok_span(p), f"unexpected word '{_short(str(p))}'", f"did you mean {kw}?"))
+    if prev and prev[-1].type == "COMMA" and tok.type in KEYWORDS | {"RPAR"}:
+        p = prev[-1]
+        candidates.append((text[: p.start_pos] + " " + text[p.end_pos:], end,  # type: ignore[index]
+                           (None, None, f"remove the `,` before {describe_token(tok)}")))
+    if "COMMA" in expected and (tok.type in _EXPR_START or tok.type == "STAR") and prev:
+        candidates.append((text[:start] + ", " + text[start:], end + 2,
+                           (None, f"expected `,` or {_after_word(expected)} between "
+                                  f"{describe_token(prev[-1])} and {describe_token(tok)}",
+                            f"a `,` is missing before {describe_token(tok)}?")))
+    if tok.type in KEYWORDS and "NAME" in expected and tok.type not in _STATEMENTS:
+        quoted = f'"{tok}"'
+        replace(tok, quoted, (None, None,
+                              f"{tok.upper()} is a keyword; write {quoted} to use it as a name"))
+    if "SEMI" in expected and tok.type in _STATEMENTS:
+        candidates.append((text[:start] + "; " + text[start:], end + 2,
+                           (None, None, f"a `;` is missing before {tok.upper()}?")))
+    single = [k for k in expected if k in ("BY", "ON", "AND", "NULL", "POSITIONS")]
+    if len(single) == 1:
+        kw = single[0]
+        candidates.append((text[:start] + kw + " " + text[start:], end + len(kw) + 1,
+                           (None, None, f"{kw} is missing before {describe_token(tok)}?")))
+    for new_text, must_pass, fix in candidates:
+        if _progress(new_text, rule, raw) >= must_pass:
+            return fix
+    return None
+
+
+def _after_word(expected: set[str]) -> str:
+    rest = expected - {"COMMA"}
+    return expected_words(rest, []) if rest else "the end"
+
+
+def _static_hint(tok: Token, prev: list[Token], expected: set[str], opens: list[Token]) -> str | None:
+    if tok.type in _CLAUSE_ORDER:
+        depth, seen = 0, []
+        for t in reversed(prev):  # the clauses already written in this SELECT
+            if t.type == "RPAR":
+                depth += 1
+            elif t.type == "LPAR":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and t.type in ("SELECT", "SEMI"):
+                break
+            elif depth == 0 and t.type in (*_CLAUSE_ORDER, *_LATE):
+                seen.append(t.type)
+        later = [s for s in seen if s in _LATE or (
+            s in _CLAUSE_ORDER and _CLAUSE_ORDER.index(s) > _CLAUSE_ORDER.index(tok.type))]
+        if later:
+            return ("clauses go in this order: FROM, JOIN, WHERE, GROUP BY, HAVING, ORDER BY, "
+                    "then LIMIT, OFFSET and the CAVE clauses (AT ..., SPLIT POSITIONS)")
+    if tok.type == "COMMA" and len(prev) >= 2 and prev[-2].type == "LIMIT":
+        return "CQL writes LIMIT n OFFSET m"
+    if "RPAR" in expected and opens:
+        o = opens[-1]
+        return f"close the `(` opened at line {o.line}, column {o.column}"
+    if tok.type in ("NAME", "QUOTED_NAME") and expected <= {"COMMA", "RPAR"}:
+        return "a `,` is missing?"
+    return None
