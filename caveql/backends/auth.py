@@ -14,12 +14,15 @@ scrubs it from any text that leaves the backend (errors, logs).
 Token(source='argument', value=<redacted>)
 >>> redact("sent 0123456789abcdef0123456789abcdef to the server", t)
 'sent <token> to the server'
+>>> redact("datastack not found", Token("t"))
+'datastack not found'
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +109,9 @@ def redact(text: str, token: Token | None) -> str:
     """``text`` with the token's value replaced by ``<token>``."""
     if token is None or not token.value:
         return text
-    return text.replace(token.value, "<token>")
+    # whole-token matches only: a short token must not mangle the words around it
+    pattern = rf"(?<![A-Za-z0-9_-]){re.escape(token.value)}(?![A-Za-z0-9_-])"
+    return re.sub(pattern, "<token>", text)
 
 
 def token_help(server: str) -> str:

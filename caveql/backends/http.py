@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ import pyarrow.compute as pc
 
 from caveql._version import __version__
 from caveql.backends.auth import Token, auth_headers, find_token, redact, token_help
-from caveql.backends.base import Capabilities, QueryRequest, QueryResult, request_summary
+from caveql.backends.base import ROW_CAP_WARNING, Capabilities, QueryRequest, QueryResult, request_summary
 from caveql.backends.endpoints import (
     API_VERSIONS,
     DEFAULT_GLOBAL_SERVER,
@@ -454,7 +455,7 @@ class HttpBackend:
                     raise
                 self._sleep(self._delay(attempt))
                 attempt += 1
-        warnings = tuple(self._clean(w) for w in response.headers.get_list("Warning"))
+        warnings = _normalize_warnings(tuple(self._clean(w) for w in response.headers.get_list("Warning")))
         resolution = _resolution(response.headers.get_list("dataframe_resolution"))
         if resolution is None and request.desired_resolution is not None and request.kind in ("table", "view"):
             # API v2 does not convert positions; do what caveclient does on v2
@@ -541,6 +542,22 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+_LIVE_CAP = re.compile(r"equal or more than limit of (\d+)")
+
+
+def _normalize_warnings(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    """Add the ``201`` cap warning when a live answer says it hit its limit in its own words.
+
+    >>> _normalize_warnings(("result has 5 entries, which is equal or more than limit of 5 there may be more",))[1]
+    '201 - "Limited query to 5 rows'
+    """
+    for w in warnings:
+        m = _LIVE_CAP.search(w)
+        if m and not any(ROW_CAP_WARNING in x for x in warnings):
+            return (*warnings, f'{ROW_CAP_WARNING} {m.group(1)} rows')
+    return warnings
 
 
 def _resolution(lines: list[str]) -> tuple[float, float, float] | None:
