@@ -15,3 +15,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("fuzz" if os.environ.get("CAVEQL_FUZZ") else "ci")
+
+
+# --- local datastacks (owned by H2) -------------------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_datastack(tmp_path_factory: pytest.TempPathFactory):
+    """Path of the tiny hand-made datastack (caveql.datastack.tiny), built once per session."""
+    from caveql.datastack.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny"))
