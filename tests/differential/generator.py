@@ -20,6 +20,7 @@ X(cql="'it''s'", sql="'it''s'", kind='str')
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,8 +168,13 @@ def _list_value(ctx: _Ctx, src: Src, column: Column) -> list[Any]:
     size = ctx.draw(st.sampled_from([0, 1, 2, 3, 5, 12, 40]))
     picked = ctx.draw(st.lists(st.sampled_from(values), min_size=0, max_size=size)) if values else []
     if column.kind == "int" and ctx.draw(st.integers(0, 3)) == 0:
-        # ids nobody has, including the uint64-sized extreme
+        # ids nobody has, including the int64 extreme
         picked += ctx.draw(st.lists(st.integers(1, 2**63 - 1), max_size=3))
+    if column.kind == "int" and column.is_id and ctx.draw(st.integers(0, 15)) == 0:
+        # a big list (more than one IN batch of the service): mostly ids nobody has
+        rng = random.Random(ctx.draw(st.integers(0, 2**32)))
+        size = ctx.draw(st.sampled_from([2_500, 12_000]))
+        picked += [rng.randrange(1, 2**63) for _ in range(size)]
     return picked
 
 
@@ -278,9 +284,9 @@ def _re_escape(text: str) -> str:
 
 def position_filter(ctx: _Ctx, src: Src, column: Column) -> X:
     """WITHIN BOX (where the resolution makes it exact) or a range on P_x/_y/_z."""
-    vox = ctx.domain.voxel_resolution(ctx.version, src.table)
-    res = ctx.resolution or vox
     name = column.name
+    vox = ctx.domain.position_voxels(ctx.version, src.table, name)
+    res = tuple(int(r) for r in (ctx.resolution or ctx.domain.voxel_resolution(ctx.version, src.table)))
     sample = [p for p in ctx.domain.samples(ctx.version, src.table, name) if p is not None]
     if not sample:
         return X("TRUE", "TRUE", "bool")
@@ -300,8 +306,8 @@ def position_filter(ctx: _Ctx, src: Src, column: Column) -> X:
         for axis, a in enumerate(AXES):
             # inclusive in voxels: x0 * res / vox <= v <= x1 * res / vox, in exact integers
             v = f'{q}."{name}__v{a}"'
-            conds.append(f"({v} * {vox[axis]} >= {box[0][axis] * res[axis]} AND "
-                         f"{v} * {vox[axis]} <= {box[1][axis] * res[axis]})")
+            conds.append(f"({v} * {int(vox[axis])} >= {box[0][axis] * res[axis]} AND "
+                         f"{v} * {int(vox[axis])} <= {box[1][axis] * res[axis]})")
         prefix = f"{src.alias}." if src.alias else ""
         return X(f"{prefix}{name} WITHIN BOX{render_box(box)}", "(" + " AND ".join(conds) + ")", "bool")
     axis = ctx.draw(st.integers(0, 2))
@@ -489,6 +495,11 @@ def anchor(ctx: _Ctx, src: Src) -> list[X]:
         if len(picked) == 1 and ctx.draw(st.booleans()):
             v = ctx.maybe_param(picked[0])
             return [X(f"{c.cql} = {v.cql}", f"{c.sql} = {v.sql}", "bool")]
+        if ctx.draw(st.integers(0, 3)) == 0:
+            # the spec: a list bound to `x = :ids` expands to an IN list
+            sql = "(" + ", ".join(map(str, picked)) + ")"
+            x = ctx.param(list(picked), sql, "list")
+            return [X(f"{c.cql} = {x.cql}", f"{c.sql} IN {sql}", "bool")]
         cql, sql, _ = _in_list(ctx, picked)
         return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]
     if dom.row_count(ctx.version, src.table) <= 5000 or ctx.draw(st.integers(0, 5)) == 0:

@@ -189,7 +189,9 @@ class Oracle:
 
     def relation_sql(self, version: int, table: str, resolution: Sequence[int] | None) -> str:
         """SQL of the source ``table`` at ``version`` as seen at ``resolution``."""
-        vox = self.voxel_resolution(version, table)
+        # default resolution of a merge = its target's (the last table of caveclient's join);
+        # each table's positions are scaled by its own voxels' ratio to it
+        desired = tuple(map(float, resolution)) if resolution is not None else self.voxel_resolution(version, table)
         target = self.reference_target(version, table)
         aliases = {table: "r", **({target: "g"} if target else {})}
         items = []
@@ -198,13 +200,14 @@ class Oracle:
             if ty != "pos":
                 items.append(f"{a}.{_q(stored)} AS {_q(out)}")
                 continue
+            vox = self.voxel_resolution(version, owner)
             for axis, ax in enumerate(AXES):
                 v = f"{a}.{_q(stored + '_' + ax)}"
                 items.append(f"{v} AS {_q(out + '__v' + ax)}")
-                if resolution is None or float(resolution[axis]) == vox[axis]:
+                if desired[axis] == vox[axis]:
                     items.append(f"{v} AS {_q(out + '_' + ax)}")
                 else:
-                    ratio = vox[axis] / float(resolution[axis])
+                    ratio = vox[axis] / desired[axis]
                     items.append(f"CAST(trunc(round_even(CAST({v} AS DOUBLE), 0) * {ratio!r}) AS INTEGER)"
                                  f" AS {_q(out + '_' + ax)}")
         if target:
@@ -269,6 +272,13 @@ class Domain:
 
     def relation_sql(self, version: int, table: str, resolution: Sequence[int] | None) -> str:
         return self.oracle.relation_sql(version, table, resolution)
+
+    def position_voxels(self, version: int, table: str, position: str) -> tuple[float, float, float]:
+        """The voxels a position column of a source is stored in (its owner table's)."""
+        for out, _ty, owner, _stored in self.oracle.merged_columns(version, table):
+            if out == position:
+                return self.oracle.voxel_resolution(version, owner)
+        raise KeyError(position)
 
     def is_reference(self, version: int, table: str) -> bool:
         return self.oracle.reference_target(version, table) is not None
