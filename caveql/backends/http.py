@@ -449,10 +449,12 @@ class HttpBackend:
             try:
                 table = decode_arrow(content)
                 break
-            except TransportError:
+            except TransportError as exc:
                 # a body cut short with a matching length (proxy, dying worker): retry like a dropped one
                 if attempt >= self.retries:
-                    raise
+                    raise TransportError(f"{what}: {exc.message} (after {attempt + 1} attempt(s))",
+                                         hint="the answer was damaged in transit; nothing partial was kept"
+                                         ) from exc
                 self._sleep(self._delay(attempt))
                 attempt += 1
         warnings = _normalize_warnings(tuple(self._clean(w) for w in response.headers.get_list("Warning")))

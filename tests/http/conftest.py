@@ -8,11 +8,11 @@ would shadow the standard library's ``http``.
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import sys
 
 import httpx
 import pyarrow as pa
@@ -122,3 +122,97 @@ def body_of(request: httpx.Request) -> object:
 def ms():
     """This module: MockService, body_of and the constants."""
     return sys.modules[__name__]
+
+
+class FaultServer:
+    """A loopback HTTP server (stdlib ThreadingHTTPServer) answering like MockService, except that
+    query POSTs follow ``script``: one action per POST, in order, then ``"ok"``.
+
+    Actions: ``ok``; ``drop`` (close without answering); ``stall`` (sleep ``stall`` seconds, then
+    answer); ``reset_mid_body`` (send half the body under the full Content-Length, then close);
+    ``short_body`` (a consistent but truncated Arrow body); ``429``/``502``/``503``/``504``/``500``.
+    """
+
+    def __init__(self, script: list[str], stall: float = 3.0) -> None:
+        import http.server
+
+        self.script = list(script)
+        self.stall = stall
+        self.svc = MockService()
+        self.actions: list[str] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                content = self.rfile.read(length) if length else b""
+                request = httpx.Request(self.command, f"{LOCAL}{self.path}", headers=dict(self.headers.items()),
+                                        content=content)
+                action = "ok"
+                if self.command == "POST":
+                    with outer._lock:
+                        action = outer.script.pop(0) if outer.script else "ok"
+                        outer.actions.append(action)
+                if action == "drop":
+                    self.close_connection = True
+                    return
+                if action == "stall":
+                    time.sleep(outer.stall)
+                    action = "ok"
+                if action in ("429", "502", "503", "504", "500"):
+                    status = int(action)
+                    body = json.dumps({"code": status, "message": f"injected {status}"}).encode()
+                    self.send_response(status)
+                    if status == 429:
+                        self.send_header("Retry-After", "0")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                response = outer.svc.route(request)
+                body = response.content
+                if action == "short_body":
+                    body = body[: len(body) // 2]
+                self.send_response(response.status_code)
+                for name, value in response.headers.multi_items():
+                    if name.lower() not in ("content-length", "content-encoding", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.content) if action == "reset_mid_body"
+                                                       else len(body)))
+                self.end_headers()
+                if action == "reset_mid_body":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            do_GET = _handle
+            do_POST = _handle
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def __enter__(self) -> FaultServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fault_server():
+    """Start a FaultServer with a script: ``with fault_server(["drop", "ok"]) as fs: ...``."""
+    return FaultServer
