@@ -159,10 +159,15 @@ class Oracle:
         """``[(out_name, kind_or_type, owner_table, stored_name)]`` of a source, in server
         order: a merge is the target's columns, then the reference row's (``_ref`` on clashes)."""
         target = self.reference_target(version, table)
-        own = [(n, ty, table, n) for n, ty in self.fold_positions(self.stored_columns(version, table))]
+        # the service drops crud columns: `deleted` from simple queries (`superceded_id`
+        # survives through its "superceded" typo), both from joins (§2.1 step 7, §2.7)
+        crud = ("deleted", "superceded_id") if target else ("deleted",)
+        own = [(n, ty, table, n) for n, ty in self.fold_positions(self.stored_columns(version, table))
+               if n not in crud]
         if not target:
             return own
-        tcols = [(n, ty, target, n) for n, ty in self.fold_positions(self.stored_columns(version, target))]
+        tcols = [(n, ty, target, n) for n, ty in self.fold_positions(self.stored_columns(version, target))
+                 if n not in crud]
         taken = {c[0] for c in tcols}
         return tcols + [((n + "_ref") if n in taken else n, ty, owner, s) for n, ty, owner, s in own]
 

@@ -38,6 +38,12 @@ def test_reference_merge_columns_and_rows(tiny: Oracle) -> None:
     assert len(CT) == 5
 
 
+def test_crud_columns(tiny: Oracle) -> None:
+    # `deleted` never comes back; `superceded_id` does from a simple query, not from a merge
+    assert [c[0] for c in tiny.merged_columns(1, "nuc")][:3] == ["id", "superceded_id", "valid"]
+    assert not {"deleted", "superceded_id"} & {c[0] for c in tiny.merged_columns(1, "ct")}
+
+
 def test_root_id_map_rewrites_every_root_column(tiny: Oracle) -> None:
     got = rows(tiny, f"SELECT id, pre_pt_root_id, post_pt_root_id FROM ({tiny.relation_sql(2, 'syn', None)}) "
                      "ORDER BY id")

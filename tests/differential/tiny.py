@@ -73,7 +73,10 @@ def build_tiny(root: str | Path) -> Path:
     root = Path(root)
     _meta(root / "datastack.json", {"datastack_name": "tiny", "description": "hand-made",
                                     "synapse_table": "syn", "soma_table": "nuc"})
-    nuc = {"id": pa.array([r[0] for r in NUC], pa.int64()), "valid": pa.array([r[1] for r in NUC]),
+    nuc = {"id": pa.array([r[0] for r in NUC], pa.int64()),
+           "deleted": pa.array([None] * len(NUC), pa.timestamp("us")),
+           "superceded_id": pa.array([None] * len(NUC), pa.int64()),
+           "valid": pa.array([r[1] for r in NUC]),
            "volume": pa.array([r[2] for r in NUC], pa.float32()),
            **_positions("pt_position", [r[3] for r in NUC]),
            "pt_supervoxel_id": pa.array([r[4] for r in NUC], pa.int64()),
