@@ -475,9 +475,11 @@ def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool)
                 unique=column.unique and len(srcs) == 1)
     if not sel.names:
         src = srcs[0]
-        c = src.col("id", "int")
-        out = f"{src.alias}_id" if qualified else "id"
-        sel.add(c.cql + (f" AS {out}" if qualified else ""), c.sql, out, sortable=True, unique=len(srcs) == 1)
+        first = next(c for c in src.columns if c.kind != "pos")
+        c = src.col(first.name, first.kind)
+        out = f"{src.alias}_{first.name}" if qualified else first.name
+        sel.add(c.cql + (f" AS {out}" if qualified else ""), c.sql, out,
+                sortable=first.not_null and first.kind in ("int", "str"), unique=first.unique and len(srcs) == 1)
     return sel
 
 
@@ -487,7 +489,10 @@ def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool)
 def anchor(ctx: _Ctx, src: Src) -> list[X]:
     """A selective filter keeping big tables' answers small (synapses: a few cells' root ids)."""
     dom = ctx.domain
-    if src.table == dom.synapse_table(ctx.version):
+    names = {c.name for c in src.columns}
+    big = dom.row_count(ctx.version, src.table) > 5000
+    if src.table == dom.synapse_table(ctx.version) or (big and "pre_pt_root_id" in names
+                                                        and "post_pt_root_id" in names):
         side = ctx.draw(st.sampled_from(["pre", "post"]))
         roots = dom.anchor_roots(ctx.version, side)
         picked = ctx.draw(st.lists(st.sampled_from(roots), min_size=1, max_size=4, unique=True))
@@ -502,10 +507,17 @@ def anchor(ctx: _Ctx, src: Src) -> list[X]:
             return [X(f"{c.cql} = {x.cql}", f"{c.sql} IN {sql}", "bool")]
         cql, sql, _ = _in_list(ctx, picked)
         return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]
-    if dom.row_count(ctx.version, src.table) <= 5000 or ctx.draw(st.integers(0, 5)) == 0:
+    if not big or ctx.draw(st.integers(0, 11)) == 0:
         return []
-    names = {c.name for c in src.columns}
     how = ctx.draw(st.sampled_from(["ids", "roots", "types"] if "cell_type" in names else ["ids", "roots"]))
+    if "id" not in names or dom.is_view(ctx.version, src.table):
+        how = "roots" if "pt_root_id" in names else "first"
+    if how == "first":
+        column = next(c for c in src.columns if c.kind in ("int", "str"))
+        values = [v for v in _values(ctx, src, column) if v is not None][:5]
+        cql, sql, empty = _in_list(ctx, values)
+        c = src.col(column.name, column.kind)
+        return [X(f"{c.cql} IN {cql}", "FALSE" if empty else f"{c.sql} IN {sql}", "bool")]
     if how == "roots" and "pt_root_id" in names:
         values = _list_value(ctx, src, Column("pt_root_id", "int", is_id=True))
         cql, sql, empty = _in_list(ctx, values)

@@ -75,6 +75,7 @@ class _Table:
     metadata: dict[str, Any]
     files: tuple[Path, ...]
     root_id_map: Path | None
+    view_sql: str | None = None  # a view: its stored DuckDB SQL over the version's tables
 
 
 class Oracle:
@@ -100,7 +101,21 @@ class Oracle:
                 remap = storage.get("root_id_map")
                 tables[meta_path.stem] = _Table(meta_path.stem, meta, files,
                                                 self.root / remap if remap else None)
+            for meta_path in sorted((folder / "views").glob("*.json")):
+                meta = json.loads(meta_path.read_text())
+                sql = meta.pop("sql")
+                tables[meta_path.stem] = _Table(meta_path.stem, meta, (), None, sql)
             self._tables[int(folder.name)] = tables
+        # schema v<version>: every table as its stored valid rows, every view as its SQL
+        # (DuckDB binds a view's unqualified names in the view's own schema)
+        for v, tables in self._tables.items():
+            self.con.execute(f"CREATE SCHEMA v{v}")
+            for t in tables.values():
+                if t.view_sql is None:
+                    self.con.execute(f"CREATE VIEW v{v}.{_q(t.name)} AS {self._base_sql(v, t.name)}")
+            for t in tables.values():
+                if t.view_sql is not None:
+                    self.con.execute(f"CREATE VIEW v{v}.{_q(t.name)} AS {t.view_sql}")
 
     # ------------------------------------------------------------------ metadata
 
@@ -109,7 +124,11 @@ class Oracle:
         return sorted(self._tables)
 
     def tables(self, version: int) -> list[str]:
-        return sorted(self._tables[version])
+        """Tables (not views) at ``version``."""
+        return sorted(n for n, t in self._tables[version].items() if t.view_sql is None)
+
+    def views(self, version: int) -> list[str]:
+        return sorted(n for n, t in self._tables[version].items() if t.view_sql is not None)
 
     def metadata(self, version: int, table: str) -> dict[str, Any]:
         return self._tables[version][table].metadata
@@ -130,7 +149,8 @@ class Oracle:
     def stored_columns(self, version: int, table: str) -> list[tuple[str, str]]:
         """``[(name, duckdb type)]`` of the stored rows, in file order."""
         t = self._tables[version][table]
-        rel = self.con.sql(f"SELECT * FROM read_parquet({_s(str(t.files[0]))}) LIMIT 0")
+        src = f"v{version}.{_q(table)}" if t.view_sql else f"read_parquet({_s(str(t.files[0]))})"
+        rel = self.con.sql(f"SELECT * FROM {src} LIMIT 0")
         return [(n, str(ty)) for n, ty in zip(rel.columns, rel.types)]
 
     @staticmethod
@@ -174,8 +194,11 @@ class Oracle:
     # ------------------------------------------------------------------ relations
 
     def _base_sql(self, version: int, table: str) -> str:
-        """The stored rows of one table at one version, root ids remapped, valid only."""
+        """The stored rows of one table at one version, root ids remapped, valid only
+        (a view: its rows, no `valid` filter — §2.7)."""
         t = self._tables[version][table]
+        if t.view_sql is not None:
+            return f"SELECT * FROM v{version}.{_q(table)}"
         files = "[" + ", ".join(_s(str(f)) for f in t.files[:1]) + "]"
         cols = [n for n, _ in self.stored_columns(version, table)]
         src = f"read_parquet({files})"
@@ -248,7 +271,7 @@ class Domain:
         self._anchors: dict[tuple[int, str], list[int]] = {}
         self._ids: dict[tuple[int, str], list[int]] = {}
         for v in self.versions:
-            for t in self.tables(v):
+            for t in self.sources(v):
                 self._load(v, t)
 
     @cached_property
@@ -260,6 +283,13 @@ class Domain:
 
     def tables(self, version: int) -> list[str]:
         return self.oracle.tables(version)
+
+    def sources(self, version: int) -> list[str]:
+        """Tables and views at ``version``."""
+        return self.oracle.tables(version) + self.oracle.views(version)
+
+    def is_view(self, version: int, table: str) -> bool:
+        return table in self.oracle.views(version)
 
     def columns(self, version: int, table: str) -> tuple[Column, ...]:
         return self._columns[(version, table)]

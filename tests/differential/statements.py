@@ -92,7 +92,7 @@ def _order_limit(ctx: _Ctx, sel: _Select, *, id_order: str | None, total_if: Cal
 def single_table(ctx: _Ctx) -> Case:
     """SELECT [DISTINCT] items|* FROM t WHERE ... [ORDER BY/LIMIT/OFFSET] + CAVE clauses."""
     dom = ctx.domain
-    table = ctx.draw(st.sampled_from(dom.tables(ctx.version)))
+    table = ctx.draw(st.sampled_from(dom.sources(ctx.version)))
     alias = ctx.draw(st.sampled_from([None, "t"]))
     src = _source(ctx, table, alias, "t0")
     split = ctx.draw(st.booleans())
@@ -111,7 +111,8 @@ def single_table(ctx: _Ctx) -> Case:
     else:
         sel = select_list(ctx, [src], split, qualified=False)
         distinct = ctx.draw(st.integers(0, 4)) == 0
-    plain = not distinct and not dom.is_reference(ctx.version, table)
+    plain = not distinct and not dom.is_reference(ctx.version, table) and any(
+        c.name == "id" and c.unique for c in src.columns)
     o_cql, o_sql, mode, keys, limited = _order_limit(
         ctx, sel, id_order=f'{src.qual}."id"' if plain else None,
         total_if=lambda ks: bool(set(ks) & sel.unique) or (distinct and set(ks) == set(sel.names)))
@@ -193,7 +194,7 @@ def grouped(ctx: _Ctx, srcs: list[Src], from_cql: str, from_sql: str, terms: lis
 
 def aggregate(ctx: _Ctx) -> Case:
     """Aggregates over one table, with or without GROUP BY and HAVING."""
-    table = ctx.draw(st.sampled_from(ctx.domain.tables(ctx.version)))
+    table = ctx.draw(st.sampled_from(ctx.domain.sources(ctx.version)))
     src = _source(ctx, table, None, "t0")
     terms = anchor(ctx, src) + condition(ctx, [src], max_terms=2)
     return grouped(ctx, [src], table, _from_sql(ctx, src), terms, "aggregate")

@@ -44,6 +44,14 @@ def test_crud_columns(tiny: Oracle) -> None:
     assert not {"deleted", "superceded_id"} & {c[0] for c in tiny.merged_columns(1, "ct")}
 
 
+def test_views_see_the_versions_tables(tiny: Oracle) -> None:
+    assert tiny.views(1) == ["pairs"] and "pairs" not in tiny.tables(1)
+    sql = "SELECT pre_pt_root_id, post_pt_root_id, n_syn, sum_size FROM ({}) ORDER BY 1, 2"
+    assert rows(tiny, sql.format(tiny.relation_sql(1, "pairs", None))) == [
+        (R + 1001, R + 1002, 2, 488.0), (R + 1002, R + 1001, 1, 1200.0), (R + 1003, 0, 1, 36.0)]
+    assert rows(tiny, sql.format(tiny.relation_sql(2, "pairs", None)))[0] == (R + 1002, R + 2001, 1, 1200.0)
+
+
 def test_root_id_map_rewrites_every_root_column(tiny: Oracle) -> None:
     got = rows(tiny, f"SELECT id, pre_pt_root_id, post_pt_root_id FROM ({tiny.relation_sql(2, 'syn', None)}) "
                      "ORDER BY id")

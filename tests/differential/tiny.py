@@ -5,7 +5,7 @@ oracle itself (valid rows only, reference merges, root-id maps, position rescali
 and lets the generator's SQL be exercised without the demo.
 
 Version 1 has ``nuc`` (soma table), ``syn`` (synapse table) and ``ct`` (a
-reference table on ``nuc``); version 2 shares the files and renames root 1001 to
+reference table on ``nuc``) and the view ``pairs``; version 2 shares the files and renames root 1001 to
 2001 through a ``root_id_map``.
 
 >>> import tempfile
@@ -110,4 +110,8 @@ def build_tiny(root: str | Path) -> Path:
             if v == 2:
                 storage["root_id_map"] = "shared/map2.parquet"
             _meta(folder / "tables" / f"{name}.json", {**extra, **res, "_storage": storage})
+        _meta(folder / "views" / "pairs.json", {
+            **res, "description": "synapses per root pair, autapses removed",
+            "sql": "SELECT pre_pt_root_id, post_pt_root_id, count(*) AS n_syn, sum(size) AS sum_size "
+                   "FROM syn WHERE pre_pt_root_id != post_pt_root_id GROUP BY ALL"})
     return root
