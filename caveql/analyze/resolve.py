@@ -1,0 +1,627 @@
+"""Names and types: a parsed SELECT plus the catalog become a logical plan.
+
+:func:`resolve_select` binds every name (sources, aliases, columns, ``P_x``
+components, select-list aliases in GROUP BY / HAVING / ORDER BY) and every
+``:param``, type-checks every expression, expands ``*``, and checks aggregate
+use. Errors carry the span of the offending text.
+
+>>> from caveql.analyze.resolve import constant_value
+>>> from caveql.syntax import ast
+>>> constant_value(ast.Integer(5), {})
+5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from caveql.analyze.catalog import Catalog, SourceInfo
+from caveql.errors import (
+    AggregateError,
+    AmbiguousColumnError,
+    CqlSemanticError,
+    CqlTypeError,
+    ParameterError,
+    Span,
+    UnknownColumnError,
+    UnsupportedError,
+    did_you_mean,
+)
+from caveql.plan.logical import (
+    Agg, Box, Call, Col, Expr, InList, InSub, JoinClause, Lit, OrderSpec, Output, Query, Scan,
+    columns_of, conjuncts, has_agg, walk,
+)
+from caveql.syntax import ast
+
+__all__ = ["Scope", "constant_value", "resolve_select"]
+
+NUMERIC = ("int", "float")
+AGGREGATES = {"COUNT", "SUM", "AVG", "MIN", "MAX"}
+SCALARS = {"ABS", "ROUND", "SQRT", "LOWER", "UPPER", "COALESCE", "DISTANCE", "LENGTH", "FLOOR", "CEIL"}
+
+
+def _pytype(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, (float, Decimal)):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, datetime):
+        return "timestamp"
+    raise TypeError(type(v).__name__)
+
+
+def _norm_param(name: str, v: Any, span: Span | None) -> Any:
+    """A parameter value as a Python scalar or a tuple of scalars."""
+    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+        v = v.tolist()  # numpy scalars and arrays, pandas Series
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = sorted(v, key=repr) if isinstance(v, (set, frozenset)) else list(v)
+        out = tuple(_norm_param(name, x, span) for x in items)
+        if any(isinstance(x, tuple) for x in out):
+            raise ParameterError(f"parameter :{name} holds a nested list", span=span)
+        return out
+    try:
+        _pytype(v)
+    except TypeError:
+        raise ParameterError(
+            f"parameter :{name} has a value of type {type(v).__name__}; use a number, string, "
+            "boolean, None, timestamp or a list of those", span=span) from None
+    return v
+
+
+def constant_value(e: ast.Node, params: Mapping[str, Any]) -> Any:
+    """The value of a constant AST expression (literal, parameter, ``-literal``).
+
+    Raises :class:`ParameterError` for an unbound parameter and ``ValueError`` for
+    a non-constant expression.
+    """
+    if isinstance(e, ast.Integer):
+        return e.value
+    if isinstance(e, ast.Float):
+        return e.value
+    if isinstance(e, ast.String):
+        return e.value
+    if isinstance(e, ast.Boolean):
+        return e.value
+    if isinstance(e, ast.Null):
+        return None
+    if isinstance(e, ast.Param):
+        if e.name not in params:
+            raise ParameterError(f"parameter :{e.name} has no value", span=e.span,
+                                 hint=f"bind it: params={{'{e.name}': ...}} or SET {e.name} = ...")
+        return _norm_param(e.name, params[e.name], e.span)
+    if isinstance(e, ast.Unary) and e.op in ("-", "+"):
+        v = constant_value(e.operand, params)
+        if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
+            return -v if e.op == "-" else v
+    raise ValueError("not a constant")
+
+
+class Scope:
+    """The sources visible to one SELECT, by alias, in FROM/JOIN order."""
+
+    def __init__(self) -> None:
+        self.sources: list[tuple[str, SourceInfo]] = []
+
+    def add(self, alias: str, info: SourceInfo, span: Span | None) -> None:
+        if any(a == alias for a, _ in self.sources):
+            raise CqlSemanticError(f"the name '{alias}' is used for two sources; give one an alias",
+                                   span=span)
+        self.sources.append((alias, info))
+
+    def lookup(self, col: ast.Column) -> Col | None:
+        if col.table is not None:
+            for alias, info in self.sources:
+                if alias == col.table:
+                    c = info.column(col.name)
+                    if c is None:
+                        raise UnknownColumnError(
+                            f"unknown column '{col.name}' in {info.name}"
+                            + (f" (as {alias})" if alias != info.name else ""),
+                            span=col.span, candidates=did_you_mean(col.name, info.names()))
+                    return Col(alias, col.name, c.type, span=col.span)
+            raise UnknownColumnError(
+                f"unknown table or alias '{col.table}'", span=col.span,
+                candidates=did_you_mean(col.table, [a for a, _ in self.sources]))
+        hits = [(alias, info.column(col.name)) for alias, info in self.sources]
+        hits = [(a, c) for a, c in hits if c is not None]
+        if len(hits) > 1:
+            raise AmbiguousColumnError(
+                f"column '{col.name}' is in " + " and ".join(a for a, _ in hits)
+                + "; qualify it", span=col.span,
+                hint="write " + " or ".join(f"{a}.{col.name}" for a, _ in hits))
+        if hits:
+            alias, c = hits[0]
+            return Col(alias, col.name, c.type, span=col.span)
+        return None
+
+    def all_names(self) -> list[str]:
+        return [n for _, info in self.sources for n in info.names()]
+
+
+class _Resolver:
+    def __init__(self, catalog: Catalog, params: Mapping[str, Any], sub_counter: list[int],
+                 outer: Scope | None = None) -> None:
+        self.catalog = catalog
+        self.params = params
+        self.scope = Scope()
+        self.outer = outer
+        self.sub_counter = sub_counter
+        self.subqueries: list[Query] = []
+        self.aliases: dict[str, Expr] = {}
+        self.context = "select"
+
+    # ------------------------------------------------------------------ columns
+    def column(self, c: ast.Column, allow_alias: bool = False) -> Expr:
+        if allow_alias and c.table is None and c.name in self.aliases:
+            hit = self.scope.lookup(c) if self.context == "group" else None
+            if hit is None:
+                return self.aliases[c.name]
+        col = self.scope.lookup(c)
+        if col is not None:
+            return col
+        if allow_alias and c.table is None and c.name in self.aliases:
+            return self.aliases[c.name]
+        cands = did_you_mean(c.name, self.scope.all_names() + (list(self.aliases) if allow_alias else []))
+        hint = None
+        if self.outer is not None and c.table is None:
+            try:
+                if self.outer.lookup(c) is not None:
+                    hint = "correlated subqueries are not supported: a subquery sees only its own FROM"
+            except CqlSemanticError:
+                pass
+        raise UnknownColumnError(f"unknown column '{c.name}'", span=c.span, candidates=cands,
+                                 **({"hint": hint} if hint else {}))
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e: ast.Node, *, agg_ok: bool = False, alias_ok: bool = False) -> Expr:
+        r = self._expr(e, agg_ok, alias_ok)
+        return r
+
+    def _lit(self, v: Any, span: Span | None) -> Expr:
+        if isinstance(v, tuple):
+            raise ParameterError("a list value is only allowed in IN (...) or = :param",
+                                 span=span)
+        return Lit(v, _pytype(v), span=span)
+
+    def _expr(self, e: ast.Node, agg_ok: bool, alias_ok: bool) -> Expr:
+        sub = lambda x: self._expr(x, agg_ok, alias_ok)  # noqa: E731
+        if isinstance(e, (ast.Integer, ast.Float, ast.String, ast.Boolean, ast.Null, ast.Param)):
+            return self._lit(constant_value(e, self.params), e.span)
+        if isinstance(e, ast.Column):
+            return self.column(e, allow_alias=alias_ok)
+        if isinstance(e, ast.Star):
+            raise CqlSemanticError("'*' is only allowed in the select list or COUNT(*)", span=e.span)
+        if isinstance(e, ast.Unary):
+            inner = sub(e.operand)
+            if e.op == "NOT":
+                self._want(inner, ("bool",), "NOT", e.span)
+                return Call("NOT", (inner,), "bool", span=e.span)
+            self._want(inner, NUMERIC, f"unary {e.op}", e.span)
+            if isinstance(inner, Lit):
+                return Lit(-inner.value if e.op == "-" else inner.value, inner.type, span=e.span)
+            return inner if e.op == "+" else Call("NEG", (inner,), inner.type, span=e.span)
+        if isinstance(e, ast.Binary):
+            if e.op == "=" and isinstance(e.right, ast.Param) and e.right.name in self.params:
+                v = constant_value(e.right, self.params)
+                if isinstance(v, tuple):  # x = :ids with a list binds as IN
+                    return self._in_list(sub(e.left), v, False, e.span)
+            left, right = sub(e.left), sub(e.right)
+            return self.binary(e.op, left, right, e.span)
+        if isinstance(e, ast.In):
+            left = sub(e.expr)
+            self._no_position(left, "IN", e.span)
+            t = e.target
+            if isinstance(t, ast.Subquery):
+                return self.subquery(left, t, e.negated, e.span)
+            if isinstance(t, ast.Param):
+                v = constant_value(t, self.params)
+                return self._in_list(left, v if isinstance(v, tuple) else (v,), e.negated, e.span)
+            items = t.items if isinstance(t, ast.ListExpr) else (t,)
+            try:
+                vals = tuple(constant_value(x, self.params) for x in items)
+            except ValueError:
+                vals = None
+            if vals is not None:
+                flat: list[Any] = []
+                for v in vals:
+                    flat.extend(v if isinstance(v, tuple) else (v,))
+                return self._in_list(left, tuple(flat), e.negated, e.span)
+            # non-constant items: an OR of equalities, evaluated locally
+            eqs = [self.binary("=", left, sub(x), e.span) for x in items]
+            out: Expr = eqs[0]
+            for q in eqs[1:]:
+                out = Call("OR", (out, q), "bool", span=e.span)
+            return Call("NOT", (out,), "bool", span=e.span) if e.negated else out
+        if isinstance(e, ast.Between):
+            x, lo, hi = sub(e.expr), sub(e.low), sub(e.high)
+            self._comparable(x, lo, e.span)
+            self._comparable(x, hi, e.span)
+            return Call("BETWEEN", (x, lo, hi), "bool", negated=e.negated, span=e.span)
+        if isinstance(e, ast.Like):
+            x, p = sub(e.expr), sub(e.pattern)
+            self._want(x, ("string",), "LIKE", e.expr.span or e.span)
+            self._want(p, ("string",), "LIKE pattern", e.pattern.span or e.span)
+            return Call("LIKE", (x, p), "bool", negated=e.negated, span=e.span)
+        if isinstance(e, ast.Regex):
+            x, p = sub(e.expr), sub(e.pattern)
+            if x.type not in ("string", "null"):
+                raise CqlTypeError(
+                    f"regex match '~' needs a string column, but {_what(x)} is {x.type}",
+                    span=e.expr.span or e.span, hint="'~' matches text; compare numbers with = < >")
+            self._want(p, ("string",), "regex pattern", e.pattern.span or e.span)
+            return Call("REGEX", (x, p), "bool", negated=e.negated, span=e.span)
+        if isinstance(e, ast.IsNull):
+            x = sub(e.expr)
+            if isinstance(x, Col) and x.type == "position":
+                x = Col(x.source, x.name + "_x", "int", span=x.span)
+            return Call("IS NULL", (x,), "bool", negated=e.negated, span=e.span)
+        if isinstance(e, ast.WithinBox):
+            x = sub(e.expr)
+            if not (isinstance(x, Col) and x.type == "position"):
+                raise CqlTypeError(f"WITHIN BOX needs a position column, not {_what(x)}",
+                                   span=e.expr.span or e.span)
+            try:
+                lo = tuple(constant_value(c, self.params) for c in e.low)
+                hi = tuple(constant_value(c, self.params) for c in e.high)
+            except ValueError:
+                raise CqlTypeError("the corners of a box must be numbers", span=e.span) from None
+            for v in lo + hi:
+                if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+                    raise CqlTypeError("the corners of a box must be numbers", span=e.span)
+            return Box(x, lo, hi, span=e.span)  # type: ignore[arg-type]
+        if isinstance(e, ast.FuncCall):
+            return self.func(e, agg_ok, alias_ok)
+        if isinstance(e, ast.Subquery):
+            raise UnsupportedError("a subquery is only supported as the right side of IN",
+                                   span=e.span)
+        if isinstance(e, ast.ListExpr):
+            raise CqlTypeError("a list is only allowed after IN", span=e.span)
+        raise UnsupportedError(f"unsupported expression {type(e).__name__}",
+                               span=getattr(e, "span", None))
+
+    def _in_list(self, left: Expr, values: tuple[Any, ...], negated: bool, span: Span | None) -> Expr:
+        for v in values:
+            lt = Lit(v, _pytype(v))
+            self._comparable(left, lt, span)
+        return InList(left, tuple(values), negated, span=span)
+
+    def subquery(self, left: Expr, t: ast.Subquery, negated: bool, span: Span | None) -> Expr:
+        inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope)
+        q = inner.select(t.select)
+        if len(q.outputs) != 1 or q.outputs[0].expr.type == "position":
+            raise CqlSemanticError("a subquery after IN must select exactly one column",
+                                   span=t.span)
+        self._comparable(left, q.outputs[0].expr, span)
+        idx = len(self.subqueries)
+        node = InSub(left, q, idx, negated, span=span)
+        self.subqueries.append(q)
+        return node
+
+    def func(self, e: ast.FuncCall, agg_ok: bool, alias_ok: bool) -> Expr:
+        name = e.name.upper()
+        if name in AGGREGATES:
+            if not agg_ok:
+                where = {"where": "WHERE", "group": "GROUP BY", "on": "JOIN ... ON"}.get(
+                    self.context, "here")
+                raise AggregateError(f"aggregate {name}() is not allowed in {where}", span=e.span,
+                                     hint="filter groups with HAVING" if self.context == "where" else None)
+            if e.star:
+                if name != "COUNT":
+                    raise CqlSemanticError(f"{name}(*) is not valid; only COUNT(*)", span=e.span)
+                return Agg("COUNT", None, "int", span=e.span)
+            if len(e.args) != 1:
+                raise CqlSemanticError(f"{name}() takes one argument", span=e.span)
+            arg = self._expr(e.args[0], False, alias_ok)
+            if has_agg(arg):
+                raise AggregateError("aggregates cannot be nested", span=e.span)
+            if arg.type == "position":
+                raise CqlTypeError(f"{name}() of a position; aggregate its components "
+                                   f"({_what(arg)}_x, ...)", span=e.span)
+            if name in ("SUM", "AVG"):
+                self._want(arg, NUMERIC, f"{name}()", e.args[0].span or e.span)
+            t = {"COUNT": "int", "AVG": "float"}.get(name, arg.type)
+            return Agg(name, arg, t, distinct=e.distinct, span=e.span)
+        if name not in SCALARS:
+            raise CqlSemanticError(f"unknown function {name}()", span=e.span,
+                                   hint=(lambda c: f"did you mean {c[0]}()?" if c else None)(
+                                       did_you_mean(name, sorted(SCALARS | AGGREGATES))))
+        args = tuple(self._expr(a, agg_ok, alias_ok) for a in e.args)
+        arity = {"ABS": (1, 1), "ROUND": (1, 2), "SQRT": (1, 1), "LOWER": (1, 1), "UPPER": (1, 1),
+                 "COALESCE": (1, 99), "DISTANCE": (2, 2), "LENGTH": (1, 1), "FLOOR": (1, 1),
+                 "CEIL": (1, 1)}[name]
+        if not arity[0] <= len(args) <= arity[1]:
+            raise CqlSemanticError(f"{name}() takes {arity[0]}"
+                                   + (f" to {arity[1]}" if arity[1] != arity[0] else "")
+                                   + " argument(s)", span=e.span)
+        if name == "DISTANCE":
+            for a, src in zip(args, e.args, strict=True):
+                if a.type != "position":
+                    raise CqlTypeError(f"DISTANCE() takes two position columns, not {_what(a)}",
+                                       span=src.span or e.span)
+            return Call(name, args, "float", span=e.span)
+        for a, src in zip(args, e.args, strict=True):
+            self._no_position(a, f"{name}()", src.span or e.span)
+        if name in ("ABS", "ROUND", "SQRT", "FLOOR", "CEIL"):
+            for a, src in zip(args, e.args, strict=True):
+                self._want(a, NUMERIC, f"{name}()", src.span or e.span)
+            t = "float" if name == "SQRT" else ("int" if name in ("FLOOR", "CEIL") else args[0].type)
+            if name == "ROUND" and args[0].type == "int":
+                t = "int"
+            return Call(name, args, t, span=e.span)
+        if name in ("LOWER", "UPPER", "LENGTH"):
+            self._want(args[0], ("string",), f"{name}()", e.args[0].span or e.span)
+            return Call(name, args, "int" if name == "LENGTH" else "string", span=e.span)
+        types = [a.type for a in args if a.type != "null"]
+        for a in args[1:]:
+            self._comparable(args[0], a, e.span)
+        return Call(name, args, types[0] if types else "null", span=e.span)
+
+    # ------------------------------------------------------------------ typing
+    def binary(self, op: str, left: Expr, right: Expr, span: Span | None) -> Expr:
+        if op in ("AND", "OR"):
+            self._want(left, ("bool",), op, span)
+            self._want(right, ("bool",), op, span)
+            return Call(op, (left, right), "bool", span=span)
+        if op in ("=", "!=", "<", "<=", ">", ">="):
+            self._no_position(left, op, span)
+            self._no_position(right, op, span)
+            self._comparable(left, right, span)
+            return Call(op, (left, right), "bool", span=span)
+        # arithmetic
+        self._want(left, NUMERIC, f"'{op}'", span)
+        self._want(right, NUMERIC, f"'{op}'", span)
+        t = "float" if "float" in (left.type, right.type) or op == "/" else "int"
+        if isinstance(left, Lit) and isinstance(right, Lit) and left.value is None or \
+                isinstance(right, Lit) and right.value is None:
+            t = "null" if left.type == "null" and right.type == "null" else t
+        return Call(op, (left, right), t, span=span)
+
+    def _no_position(self, e: Expr, what: str, span: Span | None) -> None:
+        if e.type == "position":
+            raise CqlTypeError(
+                f"{_what(e)} is a position; use {what} on its components ({_what(e)}_x, _y, _z) "
+                "or WITHIN BOX", span=getattr(e, "span", None) or span)
+
+    def _want(self, e: Expr, types: Sequence[str], what: str, span: Span | None) -> None:
+        if e.type not in types and e.type != "null":
+            raise CqlTypeError(f"{what} needs {' or '.join(types)}, but {_what(e)} is {e.type}",
+                               span=getattr(e, "span", None) or span)
+
+    def _comparable(self, a: Expr, b: Expr, span: Span | None) -> None:
+        ta, tb = a.type, b.type
+        if "null" in (ta, tb) or ta == tb:
+            return
+        if ta in NUMERIC and tb in NUMERIC:
+            return
+        if {ta, tb} == {"timestamp", "string"}:
+            return
+        col, other = (a, b) if isinstance(a, Col) else (b, a)
+        raise CqlTypeError(
+            f"cannot compare {_what(col)} ({col.type}) with {_what(other)} ({other.type})",
+            span=getattr(other, "span", None) or span,
+            hint=("quote the value: '...'" if col.type == "string" and other.type in NUMERIC
+                  else "remove the quotes" if col.type in NUMERIC and other.type == "string" else None))
+
+    # ------------------------------------------------------------------ SELECT
+    def select(self, s: ast.Select) -> Query:
+        sources = [s.source] + [j.source for j in s.joins]
+        for ref in sources:
+            info = self.catalog.source(ref.name, ref.span)
+            self.scope.add(ref.alias or ref.name, info, ref.span)
+        scans: list[Scan] = []
+        for i, (alias, info) in enumerate(self.scope.sources):
+            nullable = i > 0 and s.joins[i - 1].kind == "LEFT"
+            scans.append(Scan(alias, info.name, info.kind, info.voxel_resolution, info.target,
+                              nullable=nullable))
+        # a LEFT JOIN's right side is null-extended; so is every earlier nullable scan
+        joins = []
+        for i, j in enumerate(s.joins):
+            self.context = "on"
+            right = self.scope.sources[i + 1][0]
+            cond = self.expr(j.on)
+            self._want(cond, ("bool",), "JOIN ... ON", j.on.span or j.span)
+            pairs, extra = [], []
+            for c in conjuncts(cond):
+                if (isinstance(c, Call) and c.op == "=" and isinstance(c.args[0], Col)
+                        and isinstance(c.args[1], Col) and c.args[0].type != "position"):
+                    a, b = c.args
+                    if b.source == right and a.source != right:
+                        pairs.append((a, b))
+                        continue
+                    if a.source == right and b.source != right:
+                        pairs.append((b, a))
+                        continue
+                extra.append(c)
+            joins.append(JoinClause(j.kind, right, tuple(pairs), tuple(extra)))
+        self.context = "select"
+        outputs: list[Output] = []
+        star_tail: list[str] = []
+        for item in s.items:
+            if isinstance(item.expr, ast.Star):
+                for alias, info in self._star_sources(item.expr):
+                    for c in info.columns:
+                        outputs.append(Output(c.name, Col(alias, c.name, c.type, span=item.expr.span)))
+                        if c.type == "position":
+                            star_tail.append(c.name)
+                continue
+            e = self.expr(item.expr, agg_ok=True)
+            name = item.alias or _default_name(e)
+            outputs.append(Output(name, e))
+            if item.alias:
+                self.aliases[item.alias] = e
+        outputs = _unique_names(outputs, star_tail)
+        self.context = "where"
+        where: tuple[Expr, ...] = ()
+        if s.where is not None:
+            w = self.expr(s.where)
+            self._want(w, ("bool",), "WHERE", s.where.span)
+            where = conjuncts(w)
+        self.context = "group"
+        group = tuple(self._group_item(g, outputs) for g in s.group_by)
+        self.context = "having"
+        having = None
+        if s.having is not None:
+            having = self.expr(s.having, agg_ok=True, alias_ok=True)
+            self._want(having, ("bool",), "HAVING", s.having.span)
+        self.context = "order"
+        order = tuple(OrderSpec(self._order_item(o.expr, outputs), o.descending, o.nulls)
+                      for o in s.order_by)
+        aggregate = bool(group) or any(has_agg(o.expr) for o in outputs) or (
+            having is not None and has_agg(having))
+        if aggregate:
+            for o, item in zip(outputs, _item_spans(s, outputs), strict=False):
+                self._check_grouped(o.expr, group, item)
+            if having is not None:
+                self._check_grouped(having, group, s.having.span if s.having else None)
+            for o, src in zip(order, s.order_by, strict=True):
+                if not any(o.expr == out.expr for out in outputs):
+                    self._check_grouped(o.expr, group, src.span)
+        elif having is not None:
+            raise AggregateError("HAVING needs GROUP BY or an aggregate", span=s.having.span)
+        if s.distinct:
+            for o, src in zip(order, s.order_by, strict=True):
+                if not any(o.expr == out.expr for out in outputs):
+                    raise CqlSemanticError("with SELECT DISTINCT, ORDER BY items must be selected",
+                                           span=src.span)
+        limit = self._count(s.limit, "LIMIT")
+        offset = self._count(s.offset, "OFFSET")
+        return Query(
+            scans=tuple(scans), joins=tuple(joins), outputs=tuple(outputs), where=where,
+            group_by=group, having=having, order_by=order, limit=limit, offset=offset,
+            distinct=s.distinct, aggregate=aggregate, subqueries=tuple(self.subqueries),
+            version=self.catalog.version, datastack=self.catalog.datastack,
+            synapse_table=self.catalog.synapse_table,
+            star_tail=tuple(star_tail),
+        )
+
+    def _star_sources(self, star: ast.Star) -> list[tuple[str, SourceInfo]]:
+        if star.table is None:
+            return list(self.scope.sources)
+        hit = [(a, i) for a, i in self.scope.sources if a == star.table]
+        if not hit:
+            raise UnknownColumnError(f"unknown table or alias '{star.table}'", span=star.span,
+                                     candidates=did_you_mean(star.table, [a for a, _ in self.scope.sources]))
+        return hit
+
+    def _ordinal(self, e: ast.Node, outputs: list[Output], what: str) -> Expr | None:
+        if isinstance(e, ast.Integer):
+            if not 1 <= e.value <= len(outputs):
+                raise CqlSemanticError(f"{what} position {e.value} is not in the select list "
+                                       f"(1..{len(outputs)})", span=e.span)
+            return outputs[e.value - 1].expr
+        return None
+
+    def _group_item(self, g: ast.Node, outputs: list[Output]) -> Expr:
+        hit = self._ordinal(g, outputs, "GROUP BY")
+        if hit is not None:
+            return hit
+        e = self.expr(g, alias_ok=True)
+        if has_agg(e):
+            raise AggregateError("aggregates are not allowed in GROUP BY", span=g.span)
+        return e
+
+    def _order_item(self, e: ast.Node, outputs: list[Output]) -> Expr:
+        hit = self._ordinal(e, outputs, "ORDER BY")
+        if hit is not None:
+            return hit
+        if isinstance(e, ast.Column) and e.table is None:
+            for o in outputs:
+                if o.name == e.name:
+                    return o.expr
+        return self.expr(e, agg_ok=True, alias_ok=True)
+
+    def _check_grouped(self, e: Expr, group: tuple[Expr, ...], span: Span | None) -> None:
+        if any(e == g for g in group) or isinstance(e, (Lit, Agg)):
+            return
+        if isinstance(e, Col):
+            base = e.name[:-2] if e.name[-2:] in ("_x", "_y", "_z") else None
+            if base is not None and any(isinstance(g, Col) and g.source == e.source and g.name == base
+                                        for g in group):
+                return
+            raise AggregateError(
+                f"column '{e.name}' must appear in GROUP BY or be used in an aggregate",
+                span=e.span or span)
+        if isinstance(e, InSub):
+            self._check_grouped(e.expr, group, span)
+            return
+        children = {Call: lambda x: x.args, InList: lambda x: (x.expr,), Box: lambda x: (x.col,)}
+        for kind, get in children.items():
+            if isinstance(e, kind):
+                for c in get(e):
+                    self._check_grouped(c, group, span)
+
+    def _count(self, e: ast.Node | None, what: str) -> int | None:
+        if e is None:
+            return None
+        try:
+            v = constant_value(e, self.params)
+        except ValueError:
+            raise CqlTypeError(f"{what} takes a whole number", span=e.span) from None
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            err = ParameterError if isinstance(e, ast.Param) else CqlTypeError
+            raise err(f"{what} takes a whole number >= 0, not {v!r}", span=e.span)
+        return v
+
+
+def _what(e: Expr) -> str:
+    if isinstance(e, Col):
+        return e.name
+    if isinstance(e, Lit):
+        return repr(e.value) if not isinstance(e.value, str) else f"'{e.value}'"
+    return "the expression"
+
+
+def _default_name(e: Expr) -> str:
+    if isinstance(e, Col):
+        return e.name
+    if isinstance(e, Agg):
+        inner = "*" if e.arg is None else ("distinct " if e.distinct else "") + _default_name(e.arg)
+        return f"{e.name.lower()}({inner})" if e.arg is not None or e.name != "COUNT" else "count"
+    if isinstance(e, Call) and e.op.isalpha() and e.op not in ("AND", "OR", "NOT", "BETWEEN"):
+        return e.op.lower()
+    if isinstance(e, Lit):
+        return str(e.value)
+    return "expr"
+
+
+def _unique_names(outputs: list[Output], star_tail: list[str]) -> list[Output]:
+    seen: dict[str, int] = {}
+    out = []
+    for o in outputs:
+        name = o.name
+        if name in seen:
+            alias = o.expr.source if isinstance(o.expr, Col) else None
+            cand = f"{name}_{alias}" if alias else f"{name}_{seen[name] + 1}"
+            while cand in seen:
+                cand += "_"
+            seen[name] += 1
+            if name in star_tail and isinstance(o.expr, Col) and o.expr.type == "position":
+                star_tail.append(cand)
+            name = cand
+        seen.setdefault(name, 0)
+        out.append(replace(o, name=name))
+    return out
+
+
+def _item_spans(s: ast.Select, outputs: list[Output]) -> list[Span | None]:
+    return [getattr(o.expr, "span", None) for o in outputs]
+
+
+def resolve_select(select: ast.Select, catalog: Catalog, params: Mapping[str, Any]) -> Query:
+    """Resolve a SELECT against ``catalog`` with ``params`` bound; see the module docstring."""
+    return _Resolver(catalog, params, [0]).select(select)
+
+
+# re-exported for rules that need to recompute the columns a query reads
+__all__ += ["columns_of", "walk"]

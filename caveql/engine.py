@@ -1,0 +1,363 @@
+"""The engine: CQL text in, results out — parse, analyze, plan, execute, and the other statements.
+
+>>> import tempfile
+>>> from caveql.backends.local import LocalBackend
+>>> from caveql.datastack.tiny import build_tiny
+>>> eng = Engine(LocalBackend(build_tiny(tempfile.mkdtemp())))
+>>> eng.execute("SELECT id, cell_type FROM cells WHERE cell_type = 'BC'").frame
+   id cell_type
+0   2        BC
+1   5        BC
+>>> eng.execute("SELECT COUNT(*) AS n FROM synapses WHERE pre_pt_root_id = :r",
+...             params={"r": 1001}).frame.n[0]
+np.int64(3)
+"""
+
+from __future__ import annotations
+
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from caveql.analyze import analyze, parse_timestamp, statement_options
+from caveql.analyze.catalog import Catalog
+from caveql.analyze.resolve import constant_value
+from caveql.analyze.settings import Settings
+from caveql.backends.base import Backend
+from caveql.errors import CaveqlError, ConfigError, CqlSemanticError
+from caveql.execute import execute as run_plan
+from caveql.execute import execute_arrow
+from caveql.execute.result import Result
+from caveql.plan import plan as make_plan
+from caveql.plan.explain import explain_text
+from caveql.plan.physical import PhysicalPlan
+from caveql.syntax import ast, parse
+
+__all__ = ["Engine", "Result", "Settings"]
+
+
+class Engine:
+    """Runs CQL statements against one backend (``USE`` switches backends via ``opener``)."""
+
+    def __init__(self, backend: Backend, settings: Settings | None = None,
+                 opener: Callable[[str], Backend] | None = None) -> None:
+        self.backend = backend
+        self.settings = settings or Settings()
+        self.opener = opener
+        self.params: dict[str, Any] = {}
+        self._catalogs: dict[int, Catalog] = {}
+        self._stamps: dict[int, datetime | None] | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ catalogs
+    def _versions(self) -> list[int]:
+        return sorted(self.backend.versions())
+
+    def _catalog(self, version: int) -> Catalog:
+        with self._lock:
+            cat = self._catalogs.get(version)
+            if cat is None:
+                cat = self._catalogs[version] = Catalog(self.backend, version)
+            return cat
+
+    def _default_version(self) -> int:
+        if self.settings.version is not None:
+            return self.settings.version
+        versions = self._versions()
+        if not versions:
+            raise ConfigError("the datastack has no materialization versions")
+        return versions[-1]
+
+    def _version_at(self, ts: datetime) -> int:
+        """The newest version materialized at or before ``ts`` (else the oldest), as the service picks."""
+        if self._stamps is None:
+            stamps: dict[int, datetime | None] = {}
+            for v in self._versions():
+                raw = self.backend.version_metadata(v).get("time_stamp")
+                try:
+                    stamps[v] = parse_timestamp(raw) if raw else None
+                except CaveqlError:
+                    stamps[v] = None
+            self._stamps = stamps
+        before = [v for v, t in self._stamps.items() if t is not None and t <= ts]
+        if before:
+            return max(before, key=lambda v: self._stamps[v])  # type: ignore[index,return-value]
+        return min(self._stamps)
+
+    def catalog(self, version: int | None = None) -> Catalog:
+        """The catalog at ``version`` (default: the session's version)."""
+        return self._catalog(version if version is not None else self._default_version())
+
+    # ------------------------------------------------------------------ public API
+    def execute(self, text: str, params: Mapping[str, Any] | None = None) -> Result:
+        """Run one statement."""
+        script = self._parse(text)
+        if len(script.statements) != 1:
+            raise CqlSemanticError(
+                f"execute() runs one statement, got {len(script.statements)}; use execute_script()",
+                span=script.statements[1].span if len(script.statements) > 1 else None,
+            ).with_source(text)
+        return self._run(script.statements[0], text, params)
+
+    def execute_script(self, text: str, params: Mapping[str, Any] | None = None) -> list[Result]:
+        """Run every statement of a script, in order."""
+        script = self._parse(text)
+        return [self._run(s, text, params) for s in script.statements]
+
+    def explain(self, text: str, params: Mapping[str, Any] | None = None, analyze: bool = False) -> str:
+        """The EXPLAIN text of a SELECT (``analyze``: run it and add figures)."""
+        script = self._parse(text)
+        stmt = script.statements[0]
+        if isinstance(stmt, ast.Explain):
+            analyze, stmt = analyze or stmt.analyze, stmt.statement
+        if not isinstance(stmt, ast.Select):
+            raise CqlSemanticError("EXPLAIN takes a SELECT", span=stmt.span).with_source(text)
+        try:
+            return self._explain(stmt, self._params(params), analyze)
+        except CaveqlError as err:
+            raise err.with_source(text) from None
+
+    def physical_plan(self, text: str, params: Mapping[str, Any] | None = None) -> PhysicalPlan:
+        """The physical plan of one SELECT (for tools and benchmarks)."""
+        script = self._parse(text)
+        stmt = script.statements[0]
+        if isinstance(stmt, ast.Explain):
+            stmt = stmt.statement
+        if not isinstance(stmt, ast.Select):
+            raise CqlSemanticError("not a SELECT", span=stmt.span).with_source(text)
+        try:
+            return self._plan(stmt, self._params(params))
+        except CaveqlError as err:
+            raise err.with_source(text) from None
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _parse(text: str) -> ast.Script:
+        try:
+            return parse(text)
+        except CaveqlError as err:
+            raise err.with_source(text) from None
+
+    def _params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        merged = dict(self.params)
+        merged.update(params or {})
+        return merged
+
+    def _run(self, stmt: ast.Statement, text: str, params: Mapping[str, Any] | None) -> Result:
+        t0 = time.perf_counter()
+        try:
+            res = self._dispatch(stmt, self._params(params))
+        except CaveqlError as err:
+            raise err.with_source(text) from None
+        res.statement = stmt
+        res.elapsed = time.perf_counter() - t0
+        return res
+
+    def _dispatch(self, stmt: ast.Statement, params: dict[str, Any]) -> Result:
+        if isinstance(stmt, ast.Select):
+            p = self._plan(stmt, params)
+            return run_plan(p, self.backend)
+        if isinstance(stmt, ast.Explain):
+            return Result(kind="message", message=self._explain(stmt.statement, params, stmt.analyze))
+        if isinstance(stmt, ast.Show):
+            return self._show(stmt)
+        if isinstance(stmt, ast.Describe):
+            return self._describe(stmt)
+        if isinstance(stmt, ast.Set):
+            return self._set(stmt, params)
+        if isinstance(stmt, ast.Use):
+            return self._use(stmt.name, stmt.span)
+        raise CqlSemanticError(f"cannot run a {type(stmt).__name__} statement",
+                               span=getattr(stmt, "span", None))
+
+    def _plan(self, stmt: ast.Select, params: dict[str, Any]) -> PhysicalPlan:
+        version, timestamp, _res = statement_options(stmt, self.settings, params)
+        if version is None:
+            version = self._version_at(timestamp) if timestamp is not None else self._default_version()
+        elif version not in self._versions():
+            raise ConfigError(f"version {version} is not available; versions: "
+                              + ", ".join(str(v) for v in self._versions()),
+                              span=stmt.cave.version.span if stmt.cave.version else None)
+        cat = self._catalog(version)
+        logical = analyze(stmt, cat, self.settings, params)
+        return make_plan(logical, self.backend.capabilities, cat)
+
+    def _explain(self, stmt: ast.Select, params: dict[str, Any], analyze_: bool) -> str:
+        p = self._plan(stmt, params)
+        if not analyze_:
+            return explain_text(p)
+        _frame, _arrow, stats = execute_arrow(p, self.backend)
+        return explain_text(p, stats)
+
+    # ------------------------------------------------------------------ SHOW / DESCRIBE
+    def _show(self, s: ast.Show) -> Result:
+        cat = self.catalog()
+        if s.what == "TABLES":
+            names = cat.tables()
+            if s.like is not None:
+                rx = _like_regex(s.like)
+                names = [n for n in names if rx.fullmatch(n)]
+            frame = pd.DataFrame({"table_name": pd.array(names, dtype="string")})
+        elif s.what == "VIEWS":
+            meta = cat._view_meta()
+            frame = pd.DataFrame({
+                "view_name": pd.array(list(meta), dtype="string"),
+                "description": pd.array([m.get("description") for m in meta.values()], dtype="string"),
+            })
+        elif s.what == "VERSIONS":
+            rows = [self.backend.version_metadata(v) for v in self._versions()]
+            frame = pd.DataFrame({
+                "version": pd.array([r.get("version") for r in rows], dtype="Int64"),
+                "time_stamp": pd.to_datetime([r.get("time_stamp") for r in rows], format="ISO8601"),
+                "valid": pd.array([r.get("valid") for r in rows], dtype="boolean"),
+                "status": pd.array([r.get("status") for r in rows], dtype="string"),
+                "expires_on": pd.to_datetime([r.get("expires_on") for r in rows], format="ISO8601"),
+            })
+        else:  # DATASTACK
+            info = cat.info()
+            props: list[tuple[str, Any]] = [
+                ("datastack_name", cat.datastack), ("description", info.get("description")),
+                ("aligned_volume", (info.get("aligned_volume") or {}).get("name")
+                 if isinstance(info.get("aligned_volume"), dict) else info.get("aligned_volume")),
+                ("synapse_table", info.get("synapse_table")), ("soma_table", info.get("soma_table")),
+                ("viewer_resolution", ", ".join(str(info.get(f"viewer_resolution_{a}")) for a in "xyz")),
+                ("version", cat.version),
+                ("resolution", ", ".join(f"{r:g}" for r in self.settings.resolution)
+                 if self.settings.resolution else "table voxels"),
+            ]
+            if self.settings.timestamp is not None or self.settings.live:
+                props.append(("timestamp", "live" if self.settings.live else self.settings.timestamp))
+            frame = pd.DataFrame({"property": pd.array([k for k, _ in props], dtype="string"),
+                                  "value": pd.array([None if v is None else str(v) for _, v in props],
+                                                    dtype="string")})
+        return Result(kind="rows", frame=frame)
+
+    def _describe(self, d: ast.Describe) -> Result:
+        cat = self.catalog()
+        info = cat.source(d.name, d.span)
+        meta = info.metadata
+        lines = [f"{info.name} ({'view' if info.kind == 'view' else 'table'}, version {cat.version})"]
+        if meta.get("description"):
+            lines.append(f"description: {str(meta['description']).strip()}")
+        if meta.get("schema_type") or meta.get("schema"):
+            lines.append(f"schema: {meta.get('schema_type') or meta.get('schema')}")
+        lines.append("voxel resolution: " + ", ".join(f"{r:g}" for r in info.voxel_resolution) + " nm")
+        if info.target:
+            lines.append(f"reference table: {info.target} (merged: target columns, then this "
+                         f"table's; clashes get _ref)")
+        if info.kind != "view":
+            n = cat.count(info.name)
+            if n is not None:
+                lines.append(f"rows: {n:,}")
+        if meta.get("notice_text"):
+            lines.append(f"notice: {meta['notice_text']}")
+        frame = pd.DataFrame({
+            "column": pd.array([c.name for c in info.columns], dtype="string"),
+            "type": pd.array([c.type for c in info.columns], dtype="string"),
+            "table": pd.array([c.owner for c in info.columns], dtype="string"),
+        })
+        return Result(kind="rows", frame=frame, message="\n".join(lines))
+
+    # ------------------------------------------------------------------ SET / USE
+    def _set(self, s: ast.Set, params: dict[str, Any]) -> Result:
+        name = s.name.lower()
+        try:
+            value = self._set_value(s.value, params)
+        except ValueError:
+            raise ConfigError(f"SET {name} takes a constant value", span=s.value.span) from None
+        st = self.settings
+        if name == "version":
+            if value is None or (isinstance(value, str) and value.lower() == "latest"):
+                self.settings = replace(st, version=None)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                if value not in self._versions():
+                    raise ConfigError(f"version {value} is not available; versions: "
+                                      + ", ".join(str(v) for v in self._versions()), span=s.value.span)
+                self.settings = replace(st, version=value, timestamp=None, live=False)
+            else:
+                raise ConfigError("SET version takes a whole number (or NULL for the newest)",
+                                  span=s.value.span)
+        elif name == "resolution":
+            if value is None:
+                self.settings = replace(st, resolution=None)
+            elif (isinstance(value, tuple) and len(value) == 3 and all(
+                    isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) and v > 0 for v in value)):
+                self.settings = replace(st, resolution=tuple(float(v) for v in value))  # type: ignore[arg-type]
+            else:
+                raise ConfigError("SET resolution takes three positive numbers, e.g. (1, 1, 1)",
+                                  span=s.value.span)
+        elif name == "timestamp":
+            if value is None:
+                self.settings = replace(st, timestamp=None, live=False)
+            elif isinstance(value, str) and value.lower() in ("now", "live"):
+                self.settings = replace(st, timestamp=None, live=True)
+            else:
+                self.settings = replace(st, timestamp=parse_timestamp(value, s.value.span), live=False)
+        elif name == "live":
+            self.settings = replace(st, live=bool(value), timestamp=None if value else st.timestamp)
+        elif name == "datastack":
+            if not isinstance(value, str):
+                raise ConfigError("SET datastack takes a name", span=s.value.span)
+            return self._use(value, s.span)
+        else:
+            self.params[s.name] = value
+            return Result(kind="message", message=f"parameter :{s.name} = {value!r}")
+        return Result(kind="message", message=f"{name} = {self._show_setting(name)}")
+
+    def _show_setting(self, name: str) -> str:
+        st = self.settings
+        if name == "version":
+            return str(st.version) if st.version is not None else f"latest ({self._default_version()})"
+        if name == "resolution":
+            return ", ".join(f"{r:g}" for r in st.resolution) if st.resolution else "table voxels"
+        if name in ("timestamp", "live"):
+            return "live" if st.live else (st.timestamp.isoformat() if st.timestamp else "none")
+        return ""
+
+    def _set_value(self, e: ast.Node, params: dict[str, Any]) -> Any:
+        if isinstance(e, ast.ListExpr):
+            return tuple(constant_value(x, params) for x in e.items)
+        if isinstance(e, ast.Column) and e.table is None:
+            return e.name  # SET datastack = minnie65_public, SET timestamp = now
+        return constant_value(e, params)
+
+    def _use(self, name: str, span: Any) -> Result:
+        if self.opener is None:
+            raise ConfigError(f"cannot switch to datastack '{name}': this session has no way to open "
+                              "other datastacks", span=span)
+        try:
+            backend = self.opener(name)
+        except CaveqlError as err:
+            if err.span is None:
+                err.span = span
+            raise
+        old = self.backend
+        self.backend = backend
+        self._catalogs.clear()
+        self._stamps = None
+        self.settings = replace(self.settings, version=None)
+        if old is not backend:
+            try:
+                old.close()
+            except Exception:  # noqa: BLE001 - closing the old backend must not fail the switch
+                pass
+        return Result(kind="message", message=f"using datastack {name}")
+
+
+def _like_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+
+

@@ -1,0 +1,218 @@
+"""Running remote calls completely: key batches, id-range splits, parallel requests.
+
+A call whose keys come from an earlier result gets them as IN filters in batches
+of at most ``max_in_batch``. A request that may pass the backend's row cap is
+counted first (``count=True``) and split by ``id`` ranges until every piece fits;
+an answer that still comes back capped (``Warning: 201``, or as many rows as the
+cap) is split again, and where it cannot be split a :class:`TruncatedResultError`
+is raised — never a silently short answer. Never by offset: the service does not
+order rows.
+
+>>> batches([1, 2, 3, 4, 5], 2)
+[[1, 2], [3, 4], [5]]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import pyarrow as pa
+
+from caveql.backends.base import Backend, Capabilities, QueryRequest, QueryResult
+from caveql.errors import ExecutionError, TruncatedResultError
+from caveql.plan.physical import RemoteCall
+
+__all__ = ["CallStats", "batches", "run_call"]
+
+_I64 = (-(2**63), 2**63)  # half-open id range covering every int64
+_MAX_DEPTH = 80
+
+
+def batches(values: Sequence[Any], size: int) -> list[list[Any]]:
+    """``values`` cut into lists of at most ``size``."""
+    size = max(1, size)
+    return [list(values[i:i + size]) for i in range(0, len(values), size)]
+
+
+class CallStats:
+    """Rows, bytes, requests and milliseconds of one call (thread-safe enough: += under the GIL
+    on distinct attributes from worker threads is guarded by the executor's lock)."""
+
+    def __init__(self) -> None:
+        import threading
+        self.lock = threading.Lock()
+        self.rows = 0
+        self.bytes = 0
+        self.requests = 0
+        self.ms = 0.0
+
+    def add(self, res: QueryResult) -> None:
+        with self.lock:
+            self.requests += 1
+            self.bytes += res.bytes_read or res.table.nbytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "bytes": self.bytes, "requests": self.requests, "ms": self.ms}
+
+
+def _with_in(req: QueryRequest, table: str, column: str, values: list[Any]) -> QueryRequest:
+    f = {t: dict(c) for t, c in req.filter_in.items()}
+    f.setdefault(table, {})[column] = list(values)
+    return replace(req, filter_in=f)
+
+
+def _with_range(req: QueryRequest, table: str, column: str, lo: int, hi: int) -> QueryRequest:
+    ge = {t: dict(c) for t, c in req.filter_greater_equal.items()}
+    lt = {t: dict(c) for t, c in req.filter_less.items()}
+    cur_lo = ge.get(table, {}).get(column)
+    cur_hi = lt.get(table, {}).get(column)
+    new_lo = lo if cur_lo is None else max(lo, cur_lo)
+    new_hi = hi if cur_hi is None else min(hi, cur_hi)
+    if new_lo > _I64[0]:
+        ge.setdefault(table, {})[column] = new_lo
+    if new_hi < _I64[1]:
+        lt.setdefault(table, {})[column] = new_hi
+    return replace(req, filter_greater_equal=ge, filter_less=lt)
+
+
+class _Runner:
+    def __init__(self, backend: Backend, call: RemoteCall, caps: Capabilities, stats: CallStats,
+                 pool: ThreadPoolExecutor | None) -> None:
+        self.backend = backend
+        self.call = call
+        self.caps = caps
+        self.stats = stats
+        self.pool = pool
+
+    def query(self, req: QueryRequest) -> QueryResult:
+        res = self.backend.query(req)
+        self.stats.add(res)
+        return res
+
+    def count(self, req: QueryRequest) -> int:
+        res = self.query(replace(req, count=True, limit=None, offset=None, select_columns=None))
+        t = res.table
+        if t.num_rows != 1 or "count" not in t.column_names:
+            raise ExecutionError(f"the backend answered a count request with {t.num_rows} rows")
+        return int(t.column("count")[0].as_py())
+
+    def _capped(self, req: QueryRequest, res: QueryResult) -> bool:
+        cap = self.caps.row_cap
+        own = req.limit is not None and (cap is None or req.limit < cap)
+        if own:
+            return False  # the answer stopped at the limit we asked for
+        return res.capped or (cap is not None and res.table.num_rows >= cap)
+
+    def complete(self, req: QueryRequest, depth: int = 0) -> list[pa.Table]:
+        """Every row of ``req``, in as many requests as the row cap needs."""
+        cap = self.caps.row_cap
+        if cap is None:
+            return [self.query(req).table]
+        if self.call.may_exceed_cap and self.caps.count and req.kind in ("table", "view") \
+                and self.call.id_column is not None and req.limit is None and depth == 0 \
+                and not req.filter_in and not req.filter_equal:
+            # a large unkeyed request: count it, then fetch in id ranges that fit the cap
+            n = self.count(req)
+            if n >= cap:
+                return self.by_ranges(req, _I64[0], _I64[1], n, depth)
+        res = self.query(req)
+        if not self._capped(req, res):
+            return [res.table]
+        return self.split(req, depth)
+
+    def split(self, req: QueryRequest, depth: int) -> list[pa.Table]:
+        if depth >= _MAX_DEPTH:
+            raise TruncatedResultError(f"a request on {self.call.alias} still reaches the row cap "
+                                       f"after {depth} splits")
+        # a long IN list halves first; then id ranges
+        for t, cols in req.filter_in.items():
+            for col, vals in cols.items():
+                if len(vals) > 1:
+                    mid = len(vals) // 2
+                    return (self.complete(_with_in(req, t, col, vals[:mid]), depth + 1)
+                            + self.complete(_with_in(req, t, col, vals[mid:]), depth + 1))
+        if self.call.id_column is None or req.limit is not None:
+            raise TruncatedResultError(
+                f"the backend capped the answer of {self.call.label} on {self.call.alias} at "
+                f"{self.caps.row_cap:,} rows and the request cannot be split (no id column)",
+                hint="add filters that select fewer rows")
+        lo, hi = self._range(req)
+        return self.by_ranges(req, lo, hi, None, depth)
+
+    def _range(self, req: QueryRequest) -> tuple[int, int]:
+        assert self.call.id_column is not None
+        t, c = self.call.id_column
+        lo = req.filter_greater_equal.get(t, {}).get(c, _I64[0])
+        hi = req.filter_less.get(t, {}).get(c, _I64[1])
+        return int(lo), int(hi)
+
+    def by_ranges(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int) -> list[pa.Table]:
+        """Rows of ``req`` with id in [lo, hi): bisect by counts until a piece fits the cap."""
+        assert self.call.id_column is not None
+        t, c = self.call.id_column
+        cap = self.caps.row_cap or 1
+        if depth >= _MAX_DEPTH or hi - lo <= 1 and n is not None and n >= cap:
+            raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap "
+                                       f"({n} rows share one id)")
+        piece = _with_range(req, t, c, lo, hi)
+        if n is None:
+            if self.caps.count and req.kind in ("table", "view"):
+                n = self.count(piece)
+            else:  # no count endpoint: fetch and look
+                res = self.query(piece)
+                if not self._capped(piece, res):
+                    return [res.table]
+                n = cap
+        if n == 0:
+            return []
+        if n < cap:
+            res = self.query(piece)
+            if not self._capped(piece, res):
+                return [res.table]
+        mid = lo + (hi - lo) // 2
+        return self.by_ranges(req, lo, mid, None, depth + 1) + self.by_ranges(req, mid, hi, None, depth + 1)
+
+
+def run_call(backend: Backend, call: RemoteCall, caps: Capabilities,
+             keys: Callable[[str, str], list[Any]], pool: ThreadPoolExecutor | None
+             ) -> tuple[pa.Table | None, CallStats]:
+    """Run a call to completion; ``keys(source, column)`` gives a feed's values."""
+    t0 = time.perf_counter()
+    stats = CallStats()
+    runner = _Runner(backend, call, caps, stats, pool)
+    req = call.request
+    for feed in call.feeds:
+        vals = keys(feed.source, feed.column)
+        existing = req.filter_in.get(feed.table, {}).get(feed.target)
+        if existing is not None:
+            allowed = set(existing)
+            vals = [v for v in vals if v in allowed]
+        req = _with_in(req, feed.table, feed.target, vals)
+    # every IN list longer than a batch is cut; pieces are independent (disjoint keys)
+    pieces = [req]
+    for t, cols in req.filter_in.items():
+        for col, vals in cols.items():
+            if len(vals) > caps.max_in_batch:
+                pieces = [_with_in(p, t, col, b) for p in pieces for b in batches(vals, caps.max_in_batch)]
+    if pool is not None and len(pieces) > 1:
+        parts = list(pool.map(runner.complete, pieces))
+    else:
+        parts = [runner.complete(p) for p in pieces]
+    tables = [t for part in parts for t in part]
+    table = _concat(tables) if tables else None
+    stats.rows = table.num_rows if table is not None else 0
+    stats.ms = (time.perf_counter() - t0) * 1000
+    return table, stats
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid:
+        return pa.concat_tables(tables, promote_options="permissive")

@@ -1,0 +1,41 @@
+"""The rule driver: :data:`RULES` in order, each given only the keywords it declares.
+
+>>> [r.__name__ for r in RULES]
+['normalize', 'spatial_box', 'pushdown_filters', 'join_order', 'prune_columns', 'pushdown_limit']
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from caveql.analyze.catalog import Catalog
+from caveql.backends.base import Capabilities
+from caveql.plan.logical import Query
+from caveql.plan.rules.join_order import join_order
+from caveql.plan.rules.normalize import normalize
+from caveql.plan.rules.prune_columns import prune_columns
+from caveql.plan.rules.pushdown_filters import pushdown_filters
+from caveql.plan.rules.pushdown_limit import pushdown_limit
+from caveql.plan.rules.spatial_box import spatial_box
+
+__all__ = ["RULES", "optimize"]
+
+Rule = Callable[..., Query]
+
+#: The planner's rules, in the order they run.
+RULES: tuple[Rule, ...] = (
+    normalize, spatial_box, pushdown_filters, join_order, prune_columns, pushdown_limit,
+)
+
+
+def optimize(plan: Query, *, catalog: Catalog, capabilities: Capabilities,
+             rules: tuple[Rule, ...] = RULES) -> Query:
+    """Run ``rules`` over the logical plan."""
+    available: dict[str, Any] = {"catalog": catalog, "capabilities": capabilities}
+    for rule in rules:
+        params = inspect.signature(rule).parameters
+        kwargs = {k: v for k, v in available.items() if k in params}
+        plan = rule(plan, **kwargs)
+    return plan

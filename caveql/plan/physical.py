@@ -1,0 +1,296 @@
+"""The physical plan: remote calls (requests + how they split) and the local DuckDB step.
+
+:func:`lower` turns an optimized logical plan into a :class:`PhysicalPlan`:
+
+- one :class:`RemoteCall` per scan, in fetch order: the service request (filters
+  keyed by owning table, ``select_columns``, ``desired_resolution``, version or
+  live timestamp, a join request with ``suffix_map`` for a merged reference
+  table), the key feeds it receives from earlier calls (IN filters sent in
+  batches of ``capabilities.max_in_batch``), and whether it may reach the row cap
+  (then it is split by ``id`` ranges at run time);
+- the local SQL over the calls' results (joins, residual filters, aggregates,
+  sort, limit) with its parameters, and how output columns become the frame.
+
+>>> RemoteCall.__name__, PhysicalPlan.__name__
+('RemoteCall', 'PhysicalPlan')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from caveql.analyze.catalog import Catalog, ColumnInfo, SourceInfo
+from caveql.backends.base import Capabilities, QueryRequest
+from caveql.plan.logical import Col, Expr, Query, Scan, show
+from caveql.plan.sql import SqlBuilder, quote
+
+__all__ = ["Feed", "OutputSpec", "PhysicalPlan", "RemoteCall", "lower"]
+
+REF_SUFFIXES = ("_ref", "")  # suffix_map values: reference table, target (the seed's form)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Keys from an earlier result (``source``: a scan alias or ``sub<i>``, ``column``
+    in it) sent as an IN filter on ``table.target`` (local name ``name``)."""
+
+    source: str
+    column: str
+    table: str
+    target: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RemoteCall:
+    """One logical remote call; at run time it may become several requests."""
+
+    alias: str
+    relation: str
+    request: QueryRequest
+    feeds: tuple[Feed, ...] = ()
+    rename: tuple[tuple[str, str], ...] = ()
+    columns: tuple[str, ...] = ()
+    id_column: tuple[str, str] | None = None
+    may_exceed_cap: bool = False
+    label: str = "query_table"
+    est_rows: int | None = None
+    table_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """An output column of the frame: ``columns`` are the SQL result columns it is
+    made of (three for a position)."""
+
+    name: str
+    position: bool
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PhysicalPlan:
+    """Everything the executor needs, and everything EXPLAIN prints."""
+
+    logical: Query
+    calls: tuple[RemoteCall, ...]
+    subplans: tuple[PhysicalPlan, ...]
+    sql: str
+    params: tuple[Any, ...]
+    lists: tuple[tuple[str, tuple[Any, ...]], ...]
+    steps: tuple[str, ...]
+    outputs: tuple[OutputSpec, ...]
+    split_positions: bool
+    datastack: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+def _request_filters(scan: Scan) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for f in scan.filters:
+        value: Any = f.value
+        if f.kind == "in":
+            value = list(value)
+        elif f.kind == "spatial":
+            value = [list(value[0]), list(value[1])]
+        out.setdefault(f.kind, {}).setdefault(f.table, {})[f.column] = value
+    return out
+
+
+def _selected(info: SourceInfo, scan: Scan) -> list[ColumnInfo]:
+    if scan.columns is None:
+        return list(info.columns)
+    wanted = set(scan.columns)
+    return [c for c in info.columns if c.name in wanted]
+
+
+def _rename(info: SourceInfo, cols: list[ColumnInfo], suffixes: dict[str, str]
+            ) -> tuple[tuple[str, str], ...]:
+    """Backend output names -> catalog names (the service suffixes a name only when
+    it is selected from both tables)."""
+    counts: dict[str, int] = {}
+    for c in cols:
+        counts[c.owner_column] = counts.get(c.owner_column, 0) + 1
+    pairs = []
+    for c in cols:
+        sfx = suffixes.get(c.owner, "") if counts[c.owner_column] > 1 else ""
+        if c.type == "position":
+            for a in "xyz":
+                pairs.append((f"{c.owner_column}{sfx}_{a}", f"{c.name}_{a}"))
+        else:
+            pairs.append((c.owner_column + sfx, c.name))
+    return tuple(pairs)
+
+
+def _local_columns(cols: list[ColumnInfo]) -> tuple[str, ...]:
+    out: list[str] = []
+    for c in cols:
+        out.extend([f"{c.name}_{a}" for a in "xyz"] if c.type == "position" else [c.name])
+    return tuple(out)
+
+
+def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities) -> RemoteCall:
+    info = catalog.source(scan.table)
+    cols = _selected(info, scan)
+    filters = _request_filters(scan)
+    live = q.timestamp is not None
+    sel_map: dict[str, list[str]] | None = None
+    if scan.columns is not None:
+        sel_map = {t: [] for t in info.tables()}
+        for c in cols:
+            sel_map[c.owner].append(c.owner_column)
+    common: dict[str, Any] = {f"filter_{k}": v for k, v in filters.items()}
+    common.update(
+        version=None if live else q.version, timestamp=q.timestamp if live else None,
+        desired_resolution=q.resolution, limit=scan.limit, offset=scan.offset,
+        select_columns={t: tuple(c) for t, c in sel_map.items()} if sel_map else None,
+    )
+    rename: tuple[tuple[str, str], ...] = ()
+    if info.kind == "reference":
+        assert info.target is not None
+        suffixes = {info.name: REF_SUFFIXES[0], info.target: REF_SUFFIXES[1]}
+        if live:
+            req = QueryRequest(kind="live", table=info.name,
+                               live_joins=((info.name, "target_id", info.target, "id"),),
+                               suffix_map=suffixes, **common)
+        else:
+            req = QueryRequest(kind="join", join=((info.name, "target_id"), (info.target, "id")),
+                               suffix_map=suffixes, **common)
+        rename = _rename(info, cols, suffixes)
+        label = "tables." + info.name + "().query  [reference merged: join on target_id = id]"
+    else:
+        kind = "live" if live else ("view" if info.kind == "view" else "table")
+        req = QueryRequest(kind=kind, table=info.name, **common)
+        label = {"table": "query_table", "view": "query_view", "live": "live_live_query"}[kind]
+        if (kind == "table" and info.name == q.synapse_table and any(
+                f.column in ("pre_pt_root_id", "post_pt_root_id") and f.kind in ("equal", "in")
+                for f in scan.filters)):
+            label = "synapse_query (remove_autapses=False)"
+    idc = info.column("id")
+    id_column = (idc.owner, idc.owner_column) if idc is not None and idc.type == "int" else None
+    feeds = []
+    for src, scol, dst in scan.feeds:
+        c = info.column(dst)
+        assert c is not None
+        feeds.append(Feed(src, scol, c.owner, c.owner_column, dst))
+    count = catalog.count(info.name)
+    cap = caps.row_cap
+    may_exceed = cap is not None and scan.limit is None and (count is None or count > cap)
+    return RemoteCall(
+        alias=scan.alias, relation=f"r{index}", request=req, feeds=tuple(feeds), rename=rename,
+        columns=_local_columns(cols), id_column=id_column, may_exceed_cap=may_exceed, label=label,
+        est_rows=scan.est_rows, table_rows=count,
+    )
+
+
+def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: Catalog
+                  ) -> tuple[str, tuple[OutputSpec, ...], list[str]]:
+    steps: list[str] = []
+    select: list[str] = []
+    outputs: list[OutputSpec] = []
+    first_col: dict[int, int] = {}
+    n = 0
+    for i, o in enumerate(q.outputs):
+        first_col[i] = n + 1
+        if isinstance(o.expr, Col) and o.expr.type == "position":
+            names = tuple(f"{o.name}_{a}" for a in "xyz")
+            for expr, name in zip(b.position(o.expr), names, strict=True):
+                select.append(f"{expr} AS {quote(name)}")
+            outputs.append(OutputSpec(o.name, True, names))
+            n += 3
+        else:
+            select.append(f"{b.expr(o.expr)} AS {quote(o.name)}")
+            outputs.append(OutputSpec(o.name, False, (o.name,)))
+            n += 1
+    first = q.scans[0]
+    sql_from = f"{relations[first.alias]} AS {quote(first.alias)}"
+    for j in q.joins:
+        conds = [f"{b.expr(a)} = {b.expr(c)}" for a, c in j.pairs] + [b.expr(x) for x in j.extra]
+        on = " AND ".join(conds) if conds else "TRUE"
+        sql_from += f" {j.kind} JOIN {relations[j.alias]} AS {quote(j.alias)} ON {on}"
+        steps.append(f"{j.kind.lower()} join {j.alias} ON "
+                     + " AND ".join([f"{show(a)} = {show(c)}" for a, c in j.pairs]
+                                    + [show(x) for x in j.extra]))
+    sql = "SELECT " + ("DISTINCT " if q.distinct else "") + ", ".join(select) + " FROM " + sql_from
+    if q.where:
+        sql += " WHERE " + " AND ".join(b.expr(w) for w in q.where)
+        steps.append("filter " + " AND ".join(show(w) for w in q.where))
+    if q.group_by:
+        parts: list[str] = []
+        for g in q.group_by:
+            parts += b.position(g) if isinstance(g, Col) and g.type == "position" else [b.expr(g)]
+        sql += " GROUP BY " + ", ".join(parts)
+    if q.aggregate:
+        aggs = sorted({show(x) for o in q.outputs for x in _aggs(o.expr)})
+        steps.append("aggregate " + (("GROUP BY " + ", ".join(show(g) for g in q.group_by)) if q.group_by
+                                     else "(one group)") + (": " + ", ".join(aggs) if aggs else ""))
+    if q.having is not None:
+        sql += " HAVING " + b.expr(q.having)
+        steps.append("having " + show(q.having))
+    if q.distinct:
+        steps.append("distinct")
+    order: list[str] = []
+    for o in q.order_by:
+        idx = next((i for i, out in enumerate(q.outputs) if out.expr == o.expr), None)
+        suffix = (" DESC" if o.descending else " ASC") + (f" NULLS {o.nulls}" if o.nulls else "")
+        if idx is not None:
+            count = 3 if outputs[idx].position else 1
+            order += [f"{first_col[idx] + k}{suffix}" for k in range(count)]
+        elif isinstance(o.expr, Col) and o.expr.type == "position":
+            order += [p + suffix for p in b.position(o.expr)]
+        else:
+            order.append(b.expr(o.expr) + suffix)
+    user_order = bool(order)
+    # deterministic rows: the sources' ids in FROM order, else every output column
+    if q.aggregate or q.distinct:
+        order += [str(i) for i in range(1, n + 1)]
+        tie = "output columns"
+    else:
+        tie_parts = []
+        for s in q.scans:
+            info = catalog.source(s.table)
+            keys = [k for k in ("id", "id_ref") if info.column(k) is not None]
+            if keys:
+                tie_parts += [f"{quote(s.alias)}.{quote(k)}" for k in keys]
+            else:
+                tie_parts += [str(i) for i in range(1, n + 1)]
+        order += list(dict.fromkeys(tie_parts))
+        tie = ", ".join(f"{s.alias}.id" for s in q.scans)
+    if order:
+        sql += " ORDER BY " + ", ".join(order)
+    steps.append("sort " + (", ".join(
+        f"{show(o.expr)}{' DESC' if o.descending else ''}" for o in q.order_by) + ", then "
+        if user_order else "") + f"by {tie} (deterministic order)")
+    pushed = any(s.limit is not None for s in q.scans)
+    if (q.limit is not None or q.offset) and not pushed:
+        if q.limit is not None:
+            sql += f" LIMIT {int(q.limit)}"
+        if q.offset:
+            sql += f" OFFSET {int(q.offset)}"
+        steps.append(f"limit {q.limit if q.limit is not None else 'ALL'}"
+                     + (f" offset {q.offset}" if q.offset else ""))
+    steps.append("project " + ", ".join(o.name for o in q.outputs)
+                 + ("" if q.split_positions else "; positions packed as [x, y, z]"))
+    return sql, tuple(outputs), steps
+
+
+def _aggs(e: Expr) -> list[Expr]:
+    from caveql.plan.logical import Agg, walk
+    return [x for x in walk(e) if isinstance(x, Agg)]
+
+
+def lower(q: Query, capabilities: Capabilities, catalog: Catalog) -> PhysicalPlan:
+    """The physical plan of an optimized logical plan."""
+    subplans = tuple(lower(s, capabilities, catalog) for s in q.subqueries)
+    index = {s.alias: i for i, s in enumerate(q.scans)}
+    order = q.order or tuple(s.alias for s in q.scans)
+    calls = tuple(_call(q, q.scan(a), index[a], catalog, capabilities) for a in order)
+    relations = {s.alias: f"r{index[s.alias]}" for s in q.scans}
+    b = SqlBuilder()
+    sql, outputs, steps = _render_local(q, relations, b, catalog)
+    return PhysicalPlan(
+        logical=q, calls=calls, subplans=subplans, sql=sql, params=tuple(b.params),
+        lists=tuple((k, tuple(v)) for k, v in b.lists.items()), steps=tuple(steps), outputs=outputs,
+        split_positions=q.split_positions, datastack=q.datastack, capabilities=capabilities,
+    )
