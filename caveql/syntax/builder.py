@@ -318,7 +318,7 @@ class Builder:
             if isinstance(operand, A.Integer):
                 return A.Integer(-operand.value, span=span)
             if isinstance(operand, A.Float):
-                return A.Float(-operand.value, span=span)
+                return A.Float(operand.value.copy_negate(), span=span)  # exact, no context rounding
             return self._deep(A.Unary("-", operand, span=span), operand)
         return self._deep(A.Unary("NOT" if op.type == "NOT" else "+", operand, span=span), operand)
 

@@ -1,0 +1,355 @@
+"""AST -> canonical CQL text, and ``format_cql`` (the formatter behind ``caveql fmt``).
+
+Canonical form: keywords upper-case, one space around binary operators, ``AS`` before every
+alias, identifiers quoted only when needed, the fewest parentheses that keep the tree, the
+tail clauses in the order LIMIT, OFFSET, AT RESOLUTION, AT VERSION, AT TIMESTAMP, AT LIVE,
+SPLIT POSITIONS. A statement that fits in :data:`WIDTH` columns stays on one line; a longer
+one gets a line per clause (pgFormatter / sqlfluff style), a long select list one item per
+line, and a long WHERE / HAVING one line per top-level ``AND``.
+
+``parse(print_ast(a)) == a`` for every AST the parser can produce (spans aside), hence
+``format_cql`` is idempotent.
+
+>>> print(format_cql("select a,b from t where x=1 and y<>2 limit 5 at version 3"))
+SELECT a, b FROM t WHERE x = 1 AND y != 2 LIMIT 5 AT VERSION 3;
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from caveql.errors import CqlSyntaxError
+from caveql.syntax import ast as A
+from caveql.syntax.diagnose import RESERVED
+from caveql.syntax.parser import parse
+
+__all__ = ["WIDTH", "format_cql", "print_ast", "quote_ident"]
+
+#: Statements longer than this many characters are laid out one clause per line.
+WIDTH = 80
+_INDENT = "  "
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# binding strength, loosest first (the grammar's precedence levels)
+_PREC = {"OR": 1, "AND": 2, "NOT": 3, "PRED": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6,
+         "UNARY": 7, "ATOM": 8}
+_CMP = frozenset({"=", "!=", "<", "<=", ">", ">="})
+
+
+def quote_ident(name: str) -> str:
+    """An identifier as CQL source: bare when it can be, else ``"quoted"``.
+
+    >>> quote_ident("cell_type"), quote_ident("order"), quote_ident("Weird name")
+    ('cell_type', '"order"', '"Weird name"')
+    """
+    if _PLAIN.match(name) and name.upper() not in RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _decimal(value: Decimal) -> str:
+    s = str(value)
+    if "E" not in s and "." not in s:
+        s += ".0"  # keep it a decimal literal: `2` would come back as an Integer
+    return s
+
+
+def _prec(e: A.Node) -> int:
+    if isinstance(e, A.Binary):
+        if e.op in _CMP:
+            return _PREC["PRED"]
+        return _PREC[e.op]
+    if isinstance(e, A.Unary):
+        return _PREC["NOT"] if e.op == "NOT" else _PREC["UNARY"]
+    if isinstance(e, (A.In, A.Between, A.Like, A.Regex, A.IsNull, A.WithinBox)):
+        return _PREC["PRED"]
+    if isinstance(e, (A.Integer, A.Float)) and e.value < 0:
+        return _PREC["UNARY"]  # printed with a leading minus
+    return _PREC["ATOM"]
+
+
+def expr_sql(e: A.Node, min_prec: int = 0) -> str:
+    """An expression as text, parenthesised if it binds looser than ``min_prec``.
+
+    >>> expr_sql(A.Binary("*", A.Binary("+", A.Column("a"), A.Integer(1)), A.Integer(-2)))
+    '(a + 1) * -2'
+    """
+    text = _expr(e)
+    return f"({text})" if _prec(e) < min_prec else text
+
+
+def _expr(e: A.Node) -> str:  # noqa: C901 - one branch per node type reads best
+    if isinstance(e, A.Column):
+        return quote_ident(e.name) if e.table is None else f"{quote_ident(e.table)}.{quote_ident(e.name)}"
+    if isinstance(e, A.Integer):
+        return str(e.value)
+    if isinstance(e, A.Float):
+        return _decimal(e.value)
+    if isinstance(e, A.String):
+        return _string(e.value)
+    if isinstance(e, A.Boolean):
+        return "TRUE" if e.value else "FALSE"
+    if isinstance(e, A.Null):
+        return "NULL"
+    if isinstance(e, A.Param):
+        return f":{e.name}"
+    if isinstance(e, A.Star):
+        return "*" if e.table is None else f"{quote_ident(e.table)}.*"
+    if isinstance(e, A.Binary):
+        p = _prec(e)
+        if p == _PREC["PRED"]:  # comparisons do not chain: both sides are arithmetic
+            return f"{expr_sql(e.left, 5)} {e.op} {expr_sql(e.right, 5)}"
+        # left-associative: a right operand of equal strength keeps its parentheses
+        return f"{expr_sql(e.left, p)} {e.op} {expr_sql(e.right, p + 1)}"
+    if isinstance(e, A.Unary):
+        if e.op == "NOT":
+            return f"NOT {expr_sql(e.operand, _PREC['NOT'])}"
+        inner = expr_sql(e.operand, _PREC["UNARY"])
+        if inner.startswith(("-", "+")):
+            inner = f"({inner})"  # `--` would start a comment
+        return f"{e.op}{inner}"
+    if isinstance(e, A.ListExpr):
+        return "(" + ", ".join(_expr(i) for i in e.items) + ")"
+    if isinstance(e, A.Subquery):
+        return "(" + _select_inline(e.select) + ")"
+    if isinstance(e, A.In):
+        target = e.target
+        t = _expr(target)  # a ListExpr (even of one item) prints in parentheses
+        return f"{expr_sql(e.expr, 5)} {'NOT IN' if e.negated else 'IN'} {t}"
+    if isinstance(e, A.Between):
+        kw = "NOT BETWEEN" if e.negated else "BETWEEN"
+        return f"{expr_sql(e.expr, 5)} {kw} {expr_sql(e.low, 5)} AND {expr_sql(e.high, 5)}"
+    if isinstance(e, A.Like):
+        return f"{expr_sql(e.expr, 5)} {'NOT LIKE' if e.negated else 'LIKE'} {expr_sql(e.pattern, 5)}"
+    if isinstance(e, A.Regex):
+        return f"{expr_sql(e.expr, 5)} {'!~' if e.negated else '~'} {expr_sql(e.pattern, 5)}"
+    if isinstance(e, A.IsNull):
+        return f"{expr_sql(e.expr, 5)} IS {'NOT NULL' if e.negated else 'NULL'}"
+    if isinstance(e, A.WithinBox):
+        lo = ", ".join(_expr(v) for v in e.low)
+        hi = ", ".join(_expr(v) for v in e.high)
+        return f"{expr_sql(e.expr, 5)} WITHIN BOX(({lo}), ({hi}))"
+    if isinstance(e, A.FuncCall):
+        if e.star:
+            return f"{e.name}(*)"
+        args = ", ".join(_expr(a) for a in e.args)
+        return f"{e.name}({'DISTINCT ' if e.distinct else ''}{args})"
+    raise TypeError(f"not an expression node: {type(e).__name__}")
+
+
+# ------------------------------------------------------------------ statements
+
+
+def _item(i: A.SelectItem) -> str:
+    text = _expr(i.expr)
+    return text if i.alias is None else f"{text} AS {quote_ident(i.alias)}"
+
+
+def _table(t: A.TableRef) -> str:
+    name = quote_ident(t.name)
+    return name if t.alias is None else f"{name} AS {quote_ident(t.alias)}"
+
+
+def _order_item(o: A.OrderItem) -> str:
+    text = _expr(o.expr)
+    if o.descending:
+        text += " DESC"
+    if o.nulls:
+        text += f" NULLS {o.nulls}"
+    return text
+
+
+def _conjuncts(e: A.Node) -> list[A.Node]:
+    """The top-level AND terms of a left-nested chain (a right-nested AND stays one term)."""
+    out: list[A.Node] = []
+    while isinstance(e, A.Binary) and e.op == "AND":
+        out.append(e.right)
+        e = e.left
+    out.append(e)
+    out.reverse()
+    return out
+
+
+def _clauses(s: A.Select) -> list[tuple[str, str, list[str]]]:
+    """(keyword, one-line body, body pieces for a broken layout) per clause, in order."""
+    out: list[tuple[str, str, list[str]]] = []
+    items = [_item(i) for i in s.items]
+    out.append(("SELECT DISTINCT" if s.distinct else "SELECT", ", ".join(items), items))
+    out.append(("FROM", _table(s.source), []))
+    for j in s.joins:
+        kw = "LEFT JOIN" if j.kind == "LEFT" else "JOIN"
+        out.append((kw, f"{_table(j.source)} ON {_expr(j.on)}", []))
+    if s.where is not None:
+        terms = _conjuncts(s.where)
+        out.append(("WHERE", _expr(s.where), [expr_sql(t, _PREC["AND"] + 1) for t in terms]))
+    if s.group_by:
+        g = [_expr(e) for e in s.group_by]
+        out.append(("GROUP BY", ", ".join(g), g))
+    if s.having is not None:
+        terms = _conjuncts(s.having)
+        out.append(("HAVING", _expr(s.having), [expr_sql(t, _PREC["AND"] + 1) for t in terms]))
+    if s.order_by:
+        o = [_order_item(i) for i in s.order_by]
+        out.append(("ORDER BY", ", ".join(o), o))
+    if s.limit is not None:
+        out.append(("LIMIT", _expr(s.limit), []))
+    if s.offset is not None:
+        out.append(("OFFSET", _expr(s.offset), []))
+    c = s.cave
+    if c.resolution is not None:
+        out.append(("AT RESOLUTION", ", ".join(_expr(v) for v in c.resolution), []))
+    if c.version is not None:
+        out.append(("AT VERSION", _expr(c.version), []))
+    if c.timestamp is not None:
+        out.append(("AT TIMESTAMP", _expr(c.timestamp), []))
+    if c.live:
+        out.append(("AT LIVE", "", []))
+    if c.split_positions:
+        out.append(("SPLIT POSITIONS", "", []))
+    return out
+
+
+def _line(kw: str, body: str) -> str:
+    return f"{kw} {body}" if body else kw
+
+
+def _select_inline(s: A.Select) -> str:
+    return " ".join(_line(kw, body) for kw, body, _ in _clauses(s))
+
+
+def _select(s: A.Select, width: int) -> str:
+    clauses = _clauses(s)
+    one = " ".join(_line(kw, body) for kw, body, _ in clauses)
+    if len(one) <= width and "\n" not in one:
+        return one
+    lines: list[str] = []
+    for kw, body, pieces in clauses:
+        line = _line(kw, body)
+        if len(line) <= width or len(pieces) < 2:
+            lines.append(line)
+        elif kw in ("WHERE", "HAVING"):
+            lines.append(f"{kw} {pieces[0]}")
+            lines += [f"{_INDENT}AND {p}" for p in pieces[1:]]
+        else:
+            lines.append(kw)
+            lines += [f"{_INDENT}{p}," for p in pieces[:-1]] + [f"{_INDENT}{pieces[-1]}"]
+    return "\n".join(lines)
+
+
+def _statement(st: A.Node, width: int) -> str:
+    if isinstance(st, A.Select):
+        return _select(st, width)
+    if isinstance(st, A.Show):
+        return f"SHOW {st.what}" + (f" LIKE {_string(st.like)}" if st.like is not None else "")
+    if isinstance(st, A.Describe):
+        return f"DESCRIBE {quote_ident(st.name)}"
+    if isinstance(st, A.Explain):
+        head = "EXPLAIN ANALYZE" if st.analyze else "EXPLAIN"
+        return f"{head} {_select(st.statement, width - len(head) - 1)}"
+    if isinstance(st, A.Set):
+        return f"SET {quote_ident(st.name)} = {_expr(st.value)}"
+    if isinstance(st, A.Use):
+        return f"USE {quote_ident(st.name)}"
+    raise TypeError(f"not a statement node: {type(st).__name__}")
+
+
+def _script(statements: list[str]) -> str:
+    out = []
+    for i, text in enumerate(statements):
+        if i and ("\n" in text or "\n" in statements[i - 1]):
+            out.append("")  # a blank line around multi-line statements
+        out.append(text + ";")
+    return "\n".join(out) + "\n"
+
+
+def print_ast(node: A.Node, *, width: int = WIDTH) -> str:
+    """Canonical CQL for a node: a script (``;``-terminated lines), a statement or an expression.
+
+    >>> print_ast(A.Binary("AND", A.Column("a"), A.Binary("OR", A.Column("b"), A.Column("c"))))
+    'a AND (b OR c)'
+    >>> print_ast(parse("show tables like 'syn%'", start="statement"))
+    "SHOW TABLES LIKE 'syn%'"
+    """
+    try:
+        if isinstance(node, A.Script):
+            return _script([_statement(s, width) for s in node.statements])
+        if isinstance(node, (A.Select, A.Show, A.Describe, A.Explain, A.Set, A.Use)):
+            return _statement(node, width)
+        return _expr(node)
+    except RecursionError:
+        raise CqlSyntaxError("the tree is nested too deeply to print") from None
+
+
+# ------------------------------------------------------------------ formatting source text
+
+# comments, with strings and quoted names skipped so a `--` inside them is not a comment
+_SCAN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*[\s\S]*?\*/|[^'"/-]+|[\s\S]""")
+
+
+def _comments(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _SCAN.finditer(text) if m.group().startswith(("--", "/*"))]
+
+
+def format_cql(text: str, *, width: int = WIDTH) -> str:
+    """Reformat a CQL script canonically, keeping its comments.
+
+    Comments between statements stay where they are (one that follows a statement on its
+    line stays on that line). A statement with a comment *inside* it is kept as written —
+    the formatter never drops text. Raises :class:`~caveql.errors.CqlSyntaxError` if the text
+    does not parse.
+
+    >>> print(format_cql("-- cells\\nselect * from cells; -- all of them\\nshow tables"), end="")
+    -- cells
+    SELECT * FROM cells; -- all of them
+    SHOW TABLES;
+    """
+    script = parse(text)
+    comments = _comments(text)
+    out: list[str] = []
+    ci = 0
+    prev_end = 0
+    prev_multiline = False
+    for st in script.statements:
+        assert st.span is not None
+        lead: list[str] = []
+        while ci < len(comments) and comments[ci][0] < st.span.start:
+            s, e = comments[ci]
+            body = text[s:e].rstrip()
+            on_prev_line = out and "\n" not in text[prev_end:s] and prev_end > 0
+            if on_prev_line:
+                out[-1] += " " + body
+            else:
+                lead.append(body)
+            ci += 1
+        inside = [c for c in comments[ci:] if c[0] < st.span.end]
+        if inside:
+            printed = text[st.span.start:st.span.end].strip()
+            ci += len(inside)
+        else:
+            printed = _statement(st, width)
+        multiline = "\n" in printed
+        if out and (multiline or prev_multiline):
+            out.append("")
+        out += lead
+        out.append(printed + ";")
+        prev_end = _statement_end(text, st.span.end)
+        prev_multiline = multiline
+    for s, e in comments[ci:]:
+        body = text[s:e].rstrip()
+        if out and "\n" not in text[prev_end:s]:
+            out[-1] += " " + body
+        else:
+            out.append(body)
+    return "\n".join(out) + "\n"
+
+
+def _statement_end(text: str, end: int) -> int:
+    """Just past the `;` (and spaces) that ends a statement, if any."""
+    m = re.compile(r"[ \t]*;?").match(text, end)
+    return m.end() if m else end
