@@ -247,6 +247,7 @@ class _Resolver:
             x, lo, hi = sub(e.expr), sub(e.low), sub(e.high)
             self._comparable(x, lo, e.span)
             self._comparable(x, hi, e.span)
+            lo, hi = self._as_time(lo, x), self._as_time(hi, x)
             return Call("BETWEEN", (x, lo, hi), "bool", negated=e.negated, span=e.span)
         if isinstance(e, ast.Like):
             x, p = sub(e.expr), sub(e.pattern)
@@ -291,10 +292,12 @@ class _Resolver:
                                span=getattr(e, "span", None))
 
     def _in_list(self, left: Expr, values: tuple[Any, ...], negated: bool, span: Span | None) -> Expr:
+        out = []
         for v in values:
             lt = Lit(v, _pytype(v))
             self._comparable(left, lt, span)
-        return InList(left, tuple(values), negated, span=span)
+            out.append(self._as_time(lt, left).value)  # type: ignore[union-attr]
+        return InList(left, tuple(out), negated, span=span)
 
     def subquery(self, left: Expr, t: ast.Subquery, negated: bool, span: Span | None) -> Expr:
         inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope)
@@ -377,6 +380,7 @@ class _Resolver:
             self._no_position(left, op, span)
             self._no_position(right, op, span)
             self._comparable(left, right, span)
+            left, right = self._as_time(left, right), self._as_time(right, left)
             return Call(op, (left, right), "bool", span=span)
         # arithmetic
         self._want(left, NUMERIC, f"'{op}'", span)
@@ -386,6 +390,14 @@ class _Resolver:
                 isinstance(right, Lit) and right.value is None:
             t = "null" if left.type == "null" and right.type == "null" else t
         return Call(op, (left, right), t, span=span)
+
+    @staticmethod
+    def _as_time(e: Expr, other: Expr) -> Expr:
+        """A string literal compared with a timestamp, as a timestamp (naive UTC)."""
+        if isinstance(e, Lit) and e.type == "string" and other.type == "timestamp":
+            from caveql.analyze import parse_timestamp
+            return Lit(parse_timestamp(e.value, e.span), "timestamp", span=e.span)
+        return e
 
     def _no_position(self, e: Expr, what: str, span: Span | None) -> None:
         if e.type == "position":

@@ -271,7 +271,8 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
         steps.append(f"limit {q.limit if q.limit is not None else 'ALL'}"
                      + (f" offset {q.offset}" if q.offset else ""))
     steps.append("project " + ", ".join(o.name for o in q.outputs)
-                 + ("" if q.split_positions else "; positions packed as [x, y, z]"))
+                 + ("" if q.split_positions or not any(o.position for o in outputs)
+                    else "; positions packed as [x, y, z] at the end (as caveclient)"))
     return sql, tuple(outputs), steps
 
 
