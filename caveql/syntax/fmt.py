@@ -49,12 +49,12 @@ def format_files(files: list[str], *, check: bool = False, diff: bool = False,
                  stderr: TextIO | None = None) -> int:
     """Format ``files``; returns the exit code (0 all fine, 1 something to report).
 
-    >>> import io, tempfile, os
-    >>> d = tempfile.mkdtemp(); f = os.path.join(d, "q.cql")
-    >>> _ = open(f, "w").write("select 1 from t")
-    >>> format_files([f], check=True, stdout=io.StringIO(), stderr=io.StringIO())
+    >>> import io, tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "q.cql"
+    >>> _ = f.write_text("select 1 from t")
+    >>> format_files([str(f)], check=True, stdout=io.StringIO(), stderr=io.StringIO())
     1
-    >>> format_files([f], stdout=io.StringIO(), stderr=io.StringIO()), open(f).read()
+    >>> format_files([str(f)], stdout=io.StringIO(), stderr=io.StringIO()), f.read_text()
     (0, 'SELECT 1 FROM t;\\n')
     """
     from caveql.syntax.printer import format_cql
