@@ -10,7 +10,7 @@
 1   5        BC
 >>> eng.execute("SELECT COUNT(*) AS n FROM synapses WHERE pre_pt_root_id = :r",
 ...             params={"r": 1001}).frame.n[0]
-np.int64(3)
+np.int64(4)
 """
 
 from __future__ import annotations
