@@ -159,11 +159,11 @@ class Service:
             raise _NotFound("No version found") from None
         if version not in self.backend.versions():
             raise _NotFound("No version found")
-        return self.backend.version_metadata(version)
+        return _version_dump(self.backend.version_metadata(version))
 
     def versions_metadata(self, request: Request) -> Any:
         self._ds(request)
-        return [self.backend.version_metadata(v) for v in sorted(self.backend.versions())]
+        return [_version_dump(self.backend.version_metadata(v)) for v in sorted(self.backend.versions())]
 
     def tables(self, request: Request) -> Any:
         self._ds(request)
@@ -270,13 +270,12 @@ class Service:
         table = result.table
         if sample is not None and req.kind != "view" and not req.count:
             table = self._sample(req, table, sample)
-        warnings = list(result.warnings)
+        # the cap notice is the server's to give (its text differs for live answers)
+        warnings = [w for w in result.warnings if "Limited query to" not in w]
         if req.limit is not None and table.num_rows == req.limit and not req.count:
-            text = (f"result has {table.num_rows} entries, which is equal or more than limit of {req.limit} "
-                    f"there may be more results which are not shown" if req.kind == "live"
-                    else f'201 - "Limited query to {req.limit} rows')
-            if text not in warnings and not any("Limited query to" in w for w in warnings):
-                warnings.append(text)
+            warnings.insert(0, f"result has {table.num_rows} entries, which is equal or more than limit of "
+                               f"{req.limit} there may be more results which are not shown" if req.kind == "live"
+                            else f'201 - "Limited query to {req.limit} rows')
         headers: list[tuple[str, str]] = []
         resolution = self._resolution(req, result) if api >= 3 else None
         if resolution is not None:
@@ -308,8 +307,6 @@ class Service:
         return table.filter(mask)
 
     def _resolution(self, req: QueryRequest, result: QueryResult) -> tuple[float, float, float] | None:
-        if req.count:
-            return None
         if req.desired_resolution is not None:
             return req.desired_resolution
         if result.resolution is not None:
@@ -387,6 +384,23 @@ async def _in_thread(fn: Callable[..., Response], *args: Any) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(fn, *args)
+
+
+def _version_dump(meta: dict[str, Any]) -> dict[str, Any]:
+    """Version metadata with its datetimes always carrying microseconds.
+
+    caveclient parses ``time_stamp``/``expires_on`` with ``%Y-%m-%dT%H:%M:%S.%f``; the
+    service's values practically always have a fraction, a hand-written datastack may not.
+
+    >>> _version_dump({"version": 1, "expires_on": "2121-01-01T00:00:00"})["expires_on"]
+    '2121-01-01T00:00:00.000000'
+    """
+    out = dict(meta)
+    for key in ("time_stamp", "expires_on"):
+        value = out.get(key)
+        if isinstance(value, str) and len(value) == 19 and value[10] == "T":
+            out[key] = value + ".000000"
+    return out
 
 
 def _api(request: Request) -> int:

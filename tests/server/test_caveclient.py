@@ -1,0 +1,358 @@
+"""Unmodified caveclient 8.2.1 against ``caveql serve`` (over the tiny datastack).
+
+For every call: caveclient's frame equals the local backend's answer to the equivalent
+request (post-processed as caveclient does); HttpBackend's request for that answer is the
+same request caveclient sent (path, query string, body bytes: live goldens, beyond the
+captured file); and HttpBackend's Arrow answer equals the local backend's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from caveql.backends.base import QueryRequest
+
+pytestmark = pytest.mark.timeout(120)
+
+V = 2
+BC_BOX = [[100, 200, 10], [200, 300, 12]]
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def R(**kw):
+    kw.setdefault("version", V)
+    return QueryRequest(**kw)
+
+
+def no_autapses(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.query("pre_pt_root_id!=post_pt_root_id").reset_index(drop=True)
+
+
+MERGE = {"join": (("cell_types", "target_id"), ("nuclei", "id")), "suffix_map": {"cell_types": "", "nuclei": "_ref"}}
+MANAGER = {"join": (("cell_types", "target_id"), ("nuclei", "id")), "suffix_map": {"cell_types": "_ref", "nuclei": ""}}
+
+# (id, caveclient call, equivalent request, caveclient's split_positions, caveclient's local post-step)
+CASES = [
+    ("query_table", lambda c: c.materialize.query_table("cells"), R(kind="table", table="cells"), False, None),
+    ("split_positions", lambda c: c.materialize.query_table("cells", split_positions=True),
+     R(kind="table", table="cells"), True, None),
+    ("filter_equal", lambda c: c.materialize.query_table("cells", filter_equal_dict={"cell_type": "BC"}),
+     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}), False, None),
+    ("filter_in", lambda c: c.materialize.query_table("cells", filter_in_dict={"id": [1, 3, 5]}, split_positions=True),
+     R(kind="table", table="cells", filter_in={"cells": {"id": [1, 3, 5]}}), True, None),
+    ("filter_out", lambda c: c.materialize.query_table("cells", filter_out_dict={"pt_root_id": [0]},
+                                                      split_positions=True),
+     R(kind="table", table="cells", filter_notin={"cells": {"pt_root_id": [0]}}), True, None),
+    ("greater_less", lambda c: c.materialize.query_table(
+        "cells", filter_greater_dict={"id": 1}, filter_less_dict={"id": 5}, split_positions=True),
+     R(kind="table", table="cells", filter_greater={"cells": {"id": 1}}, filter_less={"cells": {"id": 5}}), True, None),
+    ("ge_le", lambda c: c.materialize.query_table(
+        "nuclei", filter_greater_equal_dict={"volume": 120}, filter_less_equal_dict={"volume": 301.25},
+        split_positions=True),
+     R(kind="table", table="nuclei", filter_greater_equal={"nuclei": {"volume": 120}},
+       filter_less_equal={"nuclei": {"volume": 301.25}}), True, None),
+    ("spatial", lambda c: c.materialize.query_table("cells", filter_spatial_dict={"pt_position": BC_BOX},
+                                                   split_positions=True),
+     R(kind="table", table="cells", filter_spatial={"cells": {"pt_position": BC_BOX}}), True, None),
+    ("regex", lambda c: c.materialize.query_table("cells", filter_regex_dict={"cell_type": "^(BC|4P)$"},
+                                                 split_positions=True),
+     R(kind="table", table="cells", filter_regex={"cells": {"cell_type": "^(BC|4P)$"}}), True, None),
+    ("select_columns", lambda c: c.materialize.query_table("cells", select_columns=["pt_root_id", "id"]),
+     R(kind="table", table="cells", select_columns={"cells": ("pt_root_id", "id")}), False, None),
+    ("select_position", lambda c: c.materialize.query_table("cells", select_columns=["id", "pt_position"],
+                                                           desired_resolution=[1, 1, 1]),
+     R(kind="table", table="cells", select_columns={"cells": ("id", "pt_position")},
+       desired_resolution=(1, 1, 1)), False, None),
+    ("offset_limit", lambda c: c.materialize.query_table("cells", offset=1, limit=3, split_positions=True),
+     R(kind="table", table="cells", offset=1, limit=3), True, None),
+    ("resolution_nm", lambda c: c.materialize.query_table("cells", desired_resolution=[1, 1, 1], split_positions=True),
+     R(kind="table", table="cells", desired_resolution=(1, 1, 1)), True, None),
+    ("resolution_coarse", lambda c: c.materialize.query_table("cells", desired_resolution=[8, 8, 80],
+                                                             split_positions=True),
+     R(kind="table", table="cells", desired_resolution=(8, 8, 80)), True, None),
+    ("old_version", lambda c: c.materialize.query_table("synapses", materialization_version=1, split_positions=True),
+     R(kind="table", table="synapses", version=1), True, None),
+    ("counts", lambda c: c.materialize.query_table("cells", get_counts=True, filter_equal_dict={"cell_type": "BC"}),
+     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}, count=True), True, None),
+    ("no_merge", lambda c: c.materialize.query_table("cell_types", merge_reference=False),
+     R(kind="table", table="cell_types"), False, None),
+    ("merge_reference", lambda c: c.materialize.query_table("cell_types", split_positions=True),
+     R(kind="join", **MERGE), True, None),
+    ("merge_filtered", lambda c: c.materialize.query_table("cell_types", filter_equal_dict={"cell_type": "BC"}),
+     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MERGE), False, None),
+    ("manager_scalar", lambda c: c.materialize.tables.cells(cell_type="BC").query(),
+     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}), False, None),
+    ("manager_list", lambda c: c.materialize.tables.cells(id=[1, 2, 6]).query(
+        select_columns=["id", "pt_root_id"], limit=2),
+     R(kind="table", table="cells", filter_in={"cells": {"id": [1, 2, 6]}},
+       select_columns={"cells": ("id", "pt_root_id")}, limit=2), False, None),
+    ("manager_range", lambda c: c.materialize.tables.nuclei(volume={">": 100, "<=": 512}).query(split_positions=True),
+     R(kind="table", table="nuclei", filter_greater={"nuclei": {"volume": 100}},
+       filter_less_equal={"nuclei": {"volume": 512}}), True, None),
+    ("manager_bbox", lambda c: c.materialize.tables.nuclei(
+        pt_position_bbox=[[50, 100, 10], [100, 150, 12]]).query(desired_resolution=[4, 4, 40]),
+     R(kind="table", table="nuclei", filter_spatial={"nuclei": {"pt_position": [[50, 100, 10], [100, 150, 12]]}},
+       desired_resolution=(4, 4, 40)), False, None),
+    ("manager_reference", lambda c: c.materialize.tables.cell_types(cell_type="BC").query(split_positions=True),
+     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MANAGER), True, None),
+    ("manager_reference_target", lambda c: c.materialize.tables.cell_types(pt_root_id=[1001, 1002, 1003]).query(
+        split_positions=True),
+     R(kind="join", filter_in={"nuclei": {"pt_root_id": [1001, 1002, 1003]}}, **MANAGER), True, None),
+    ("manager_reference_both", lambda c: c.materialize.tables.cell_types(
+        classification_system="inh", volume={">=": 300}).query(split_positions=True),
+     R(kind="join", filter_equal={"cell_types": {"classification_system": "inh"}},
+       filter_greater_equal={"nuclei": {"volume": 300}}, **MANAGER), True, None),
+    ("synapse_pre", lambda c: c.materialize.synapse_query(pre_ids=1001),
+     R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {"pre_pt_root_id": 1001}}),
+     False, no_autapses),
+    ("synapse_post", lambda c: c.materialize.synapse_query(post_ids=[1002, 1003], remove_autapses=False,
+                                                          split_positions=True),
+     R(kind="table", table="synapses", filter_in={"synapses": {"post_pt_root_id": [1002, 1003]}},
+       filter_equal={"synapses": {}}), True, None),
+    ("synapse_pre_post", lambda c: c.materialize.synapse_query(pre_ids=[1001, 1002], post_ids=[1002, 1005],
+                                                              split_positions=True),
+     R(kind="table", table="synapses", filter_in={"synapses": {"pre_pt_root_id": [1001, 1002],
+                                                               "post_pt_root_id": [1002, 1005]}},
+       filter_equal={"synapses": {}}), True, no_autapses),
+    ("synapse_bbox", lambda c: c.materialize.synapse_query(
+        bounding_box=[[0, 0, 0], [25, 45, 2]], bounding_box_column="pre_pt_position", split_positions=True),
+     R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {}},
+       filter_spatial={"synapses": {"pre_pt_position": [[0, 0, 0], [25, 45, 2]]}}), True, no_autapses),
+    ("synapse_zeros", lambda c: c.materialize.synapse_query(pre_ids=1001, include_zeros=False, split_positions=True),
+     R(kind="table", table="synapses", filter_in={"synapses": {}},
+       filter_notin={"synapses": {"pre_pt_root_id": [0], "post_pt_root_id": [0]}},
+       filter_equal={"synapses": {"pre_pt_root_id": 1001}}), True, no_autapses),
+    ("synapse_limit", lambda c: c.materialize.synapse_query(pre_ids=1001, limit=2, offset=1, split_positions=True,
+                                                           remove_autapses=False),
+     R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {"pre_pt_root_id": 1001}},
+       offset=1, limit=2), True, None),
+    ("synapse_resolution", lambda c: c.materialize.synapse_query(post_ids=1002, desired_resolution=[1, 1, 1],
+                                                                split_positions=True),
+     R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {"post_pt_root_id": 1002}},
+       desired_resolution=(1, 1, 1)), True, no_autapses),
+    ("join", lambda c: c.materialize.join_query(
+        [["synapses", "post_pt_root_id"], ["cells", "pt_root_id"]],
+        select_columns={"synapses": ["id", "size"], "cells": ["id", "cell_type"]},
+        suffixes={"synapses": "", "cells": "_cell"}, split_positions=True),
+     R(kind="join", join=(("synapses", "post_pt_root_id"), ("cells", "pt_root_id")),
+       select_columns={"synapses": ("id", "size"), "cells": ("id", "cell_type")},
+       suffix_map={"synapses": "", "cells": "_cell"}), True, None),
+    ("join_filtered", lambda c: c.materialize.join_query(
+        [["synapses", "pre_pt_root_id"], ["cells", "pt_root_id"]],
+        filter_equal_dict={"cells": {"cell_type": "BC"}}, filter_greater_dict={"synapses": {"size": 100}},
+        suffixes={"synapses": "_syn", "cells": ""}, split_positions=True),
+     R(kind="join", join=(("synapses", "pre_pt_root_id"), ("cells", "pt_root_id")),
+       filter_equal={"cells": {"cell_type": "BC"}}, filter_greater={"synapses": {"size": 100}},
+       suffix_map={"synapses": "_syn", "cells": ""}), True, None),
+    ("view", lambda c: c.materialize.query_view("syn_counts"), R(kind="view", table="syn_counts"), False, None),
+    ("view_filtered", lambda c: c.materialize.query_view(
+        "syn_counts", filter_equal_dict={"pre_pt_root_id": 1001}, select_columns=["post_pt_root_id", "n_syn"],
+        limit=5),
+     R(kind="view", table="syn_counts", filter_equal={"syn_counts": {"pre_pt_root_id": 1001}},
+       select_columns={"syn_counts": ("post_pt_root_id", "n_syn")}, limit=5), False, None),
+    ("view_count", lambda c: c.materialize.query_view("syn_counts", get_counts=True),
+     R(kind="view", table="syn_counts", count=True), False, None),
+    ("live", lambda c: c.materialize.live_live_query("cells", NOW, split_positions=True),
+     R(kind="live", table="cells", version=None, timestamp=NOW), True, None),
+    ("live_filtered", lambda c: c.materialize.live_live_query(
+        "synapses", NOW, filter_in_dict={"synapses": {"pre_pt_root_id": [1001, 1002]}},
+        select_columns={"synapses": ["id", "pre_pt_root_id", "post_pt_root_id", "size"]}, limit=3),
+     R(kind="live", table="synapses", version=None, timestamp=NOW,
+       filter_in={"synapses": {"pre_pt_root_id": [1001, 1002]}},
+       select_columns={"synapses": ("id", "pre_pt_root_id", "post_pt_root_id", "size")}, limit=3), False, None),
+    ("live_join", lambda c: c.materialize.live_live_query(
+        "cell_types", NOW, joins=[["cell_types", "target_id", "nuclei", "id"]],
+        suffixes={"cell_types": "", "nuclei": "_nuc"}, split_positions=True),
+     R(kind="live", table="cell_types", version=None, timestamp=NOW,
+       live_joins=(("cell_types", "target_id", "nuclei", "id"),), suffix_map={"cell_types": "", "nuclei": "_nuc"}),
+     True, None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_caveclient_call(tiny_served, helpers, case, caplog):
+    name, call, request, split, post = case
+    caplog.set_level(logging.ERROR)  # caveclient logs Warning headers and notices at WARNING
+    client = tiny_served.caveclient()
+    rec = tiny_served.recorder
+    before = len(rec.log)
+    frame = call(client)
+    cc_posts = [e for e in rec.log[before:] if e["method"] == "POST"]
+    assert len(cc_posts) == 1, [e["path"] for e in rec.log[before:]]
+
+    local = tiny_served.backend.query(request)
+    expected = local.table
+    if post is not None:
+        want = post(helpers.to_frame(expected))
+        got = frame.reset_index(drop=True)
+        if not split:
+            want = helpers.packed(want)
+        assert list(got.columns) == list(want.columns)
+        assert got.astype(str).equals(want.astype(str))
+    else:
+        helpers.assert_same(frame, expected, split=split)
+
+    hb = tiny_served.http()
+    before = len(rec.log)
+    answer = hb.query(request)
+    ours = [e for e in rec.log[before:] if e["method"] == "POST"]
+    assert len(ours) == 1
+    assert ours[0]["path"] == cc_posts[0]["path"]
+    assert ours[0]["query"] == cc_posts[0]["query"]
+    assert ours[0]["body"] == cc_posts[0]["body"], (ours[0]["body"], cc_posts[0]["body"])
+    assert ours[0]["headers"]["accept-encoding"] == cc_posts[0]["headers"]["accept-encoding"] == "zstd"
+    assert answer.table.equals(expected)
+    assert answer.capped == local.capped
+    notices = [w for w in answer.warnings if "limit" not in w.lower()]
+    assert notices == [w for w in local.warnings if "limit" not in w.lower()]
+
+
+def test_enough_conformance_calls():
+    assert len(CASES) >= 30
+
+
+def test_metadata_calls(tiny_served):
+    c = tiny_served.caveclient()
+    b = tiny_served.backend
+    hb = tiny_served.http()
+    assert c.materialize.get_versions() == b.versions() == hb.versions()
+    assert c.materialize.version == 2
+    meta = c.materialize.get_version_metadata(2)
+    assert meta["version"] == 2 and meta["time_stamp"].year == 2023
+    served = hb.version_metadata(2)
+    assert served["time_stamp"] == b.version_metadata(2)["time_stamp"]
+    assert {k: v for k, v in served.items() if k != "expires_on"} == {
+        k: v for k, v in b.version_metadata(2).items() if k != "expires_on"}
+    assert len(c.materialize.get_versions_metadata()) == 2
+    assert c.materialize.get_timestamp(1) == c.materialize.get_version_metadata(1)["time_stamp"]
+    assert sorted(c.materialize.get_tables()) == sorted(b.tables(2)) == sorted(hb.tables(2))
+    tm = c.materialize.get_table_metadata("cells")
+    assert tm["voxel_resolution"] == [4.0, 4.0, 40.0] and tm["schema_type"] == "cell_type_local"
+    assert hb.table_metadata(2, "cells")["description"] == b.table_metadata(2, "cells")["description"]
+    assert {m["table_name"] for m in c.materialize.get_tables_metadata()} == set(b.tables(2))
+    assert c.materialize.get_annotation_count("synapses") == b.table_count(2, "synapses") == hb.table_count(2, "synapses")
+    assert c.materialize.get_views() == b.views(2) == hb.views(2)
+    assert c.materialize.get_view_metadata("syn_counts")["description"] == b.views(2)["syn_counts"]["description"]
+    schema = c.materialize.get_view_schema("syn_counts")
+    assert schema == hb.view_schema(2, "syn_counts")
+    assert set(schema) == set(b.table_columns(2, "syn_counts").names)
+    assert c.materialize.get_view_schemas() == {"syn_counts": schema}
+    assert c.materialize.get_unique_string_values("cells") == b.unique_string_values("cells") \
+        == hb.unique_string_values("cells")
+    assert hb.table_columns(2, "cells") == b.table_columns(2, "cells")
+    assert hb.table_columns(2, "syn_counts") == b.table_columns(2, "syn_counts")
+    info = c.info.get_datastack_info()
+    assert info["local_server"] == tiny_served.url and info["synapse_table"] == "synapses"
+    assert hb.info()["synapse_table"] == "synapses"
+
+
+def test_table_manager_fields(tiny_served):
+    c = tiny_served.caveclient()
+    tables = c.materialize.tables
+    assert set(tables.table_names) == set(tiny_served.backend.tables(2))
+    assert "pt_position_bbox" in tables.cells.spatial_fields
+    assert "volume" in tables.nuclei.numeric_fields
+    assert "cell_type" in tables.cell_types.fields and "pt_root_id" in tables.cell_types.fields
+
+
+def test_json_answers(tiny_served):
+    c = tiny_served.caveclient()
+    rows = c.materialize.query_table("cells", return_df=False, filter_equal_dict={"cell_type": "BC"})
+    assert [r["id"] for r in rows] == [2, 5] and "pt_position_x" in rows[0]
+
+
+def test_row_cap_and_warning(tiny_capped, caplog):
+    caplog.set_level(logging.WARNING, logger="caveclient.base")
+    c = tiny_capped.caveclient()
+    frame = c.materialize.query_table("cells", split_positions=True)
+    assert len(frame) == 3
+    assert any("Limited query to 3 rows" in r.getMessage() for r in caplog.records)
+    hb = tiny_capped.http()
+    res = hb.query(QueryRequest(kind="table", table="cells", version=2))
+    assert res.capped and res.table.num_rows == 3 and res.warnings == ('201 - "Limited query to 3 rows',)
+    res = hb.query(QueryRequest(kind="table", table="cells", version=2, limit=2))
+    assert res.capped and res.table.num_rows == 2  # the service also warns when the user's limit is hit
+    res = hb.query(QueryRequest(kind="table", table="cells", version=2, count=True))
+    assert not res.capped and res.table.column("count").to_pylist() == [6]
+    res = hb.query(QueryRequest(kind="live", table="cells", timestamp=datetime(2024, 1, 1)))
+    assert res.capped and res.table.num_rows == 3
+    assert any("equal or more than limit of 3" in w for w in res.warnings)
+
+
+def test_error_shapes(tiny_served):
+    import httpx
+
+    url = tiny_served.url + "/materialize/api/v3/datastack/tiny/version/2"
+    r = httpx.post(url + "/table/cels/query", json={})
+    assert r.status_code == 500 and "Cannot find table cels" in r.json()["message"]
+    assert r.json()["code"] == 500 and isinstance(r.json()["traceback"], list)
+    r = httpx.post(url + "/table/cells/query", json={"filter_out_dict": {"cells": {"id": [1]}}})
+    assert r.status_code == 500 and r.json() == {"schema_errors": {"filter_out_dict": ["Unknown field."]}}
+    r = httpx.post(url + "/table/cells/query", json={"limit": "many"})
+    assert r.json() == {"schema_errors": {"limit": ["Not a valid integer."]}}
+    r = httpx.post(url + "/table/cells/query", json={"select_columns": ["nope"]})
+    assert r.status_code == 500 and "nope" in r.json()["message"]
+    r = httpx.post(url + "/table/cells/query?count=maybe", json={})
+    assert r.status_code == 500 and "count" in r.json()["errors"]
+    r = httpx.post(url + "/query", json={"filter_in_dict": {}})
+    assert r.json() == {"schema_errors": {"tables": ["Missing data for required field."]}}
+    r = httpx.post(tiny_served.url + "/materialize/api/v3/datastack/tiny/query", json={"table": "cells"})
+    assert r.json() == {"schema_errors": {"timestamp": ["Missing data for required field."]}}
+    r = httpx.get(tiny_served.url + "/materialize/api/v3/datastack/tiny/version/77")
+    assert r.status_code == 404 and r.json() == "No version found"
+    r = httpx.post(url + "/table/cells/query", content=b"{not json")
+    assert r.status_code == 500 and "schema_errors" in r.json()
+    r = httpx.get(tiny_served.url + "/info/api/v2/datastack/full/nope")
+    assert r.status_code == 404
+
+
+def test_errors_through_httpbackend_and_caveclient(tiny_served):
+    import requests
+
+    from caveql.errors import ServiceError
+
+    hb = tiny_served.http()
+    with pytest.raises(ServiceError, match="Cannot find table cels in datastack tiny at version 2") as err:
+        hb.query(QueryRequest(kind="table", table="cels", version=2))
+    assert err.value.status == 500
+    c = tiny_served.caveclient()
+    with pytest.raises(requests.HTTPError, match="500 Server Error: 404 Not Found: Cannot find table cels"):
+        c.materialize.query_table("cels", merge_reference=False)
+
+
+def test_token_check(tiny_datastack):
+    from caveql.backends.http import HttpBackend
+    from caveql.errors import AuthError
+    from caveql.server import ServerThread, create_app
+    from caveql.backends.local import LocalBackend
+
+    with LocalBackend(tiny_datastack) as backend, ServerThread(create_app(backend, token="s3cret-token-value")) as s:
+        ok = HttpBackend("tiny", server=s.url, token="s3cret-token-value", cache=False)
+        assert ok.versions() == [1, 2]
+        bad = HttpBackend("tiny", server=s.url, token="wrong-token-value", cache=False)
+        with pytest.raises(AuthError) as err:
+            bad.versions()
+        assert err.value.status == 403 and "wrong-token-value" not in str(err.value)
+        none = HttpBackend("tiny", server=s.url, cache=False, env={}, secrets_dir="/nonexistent")
+        with pytest.raises(AuthError, match="none was found"):
+            none.versions()
+        for b in (ok, bad, none):
+            b.close()
+
+
+def test_caveclient_body_bytes_match_the_captured_goldens_format(tiny_served):
+    """caveclient's POST bodies on the wire are json.dumps defaults: what encode_body produces."""
+    from caveql.backends.endpoints import encode_body
+
+    c = tiny_served.caveclient()
+    before = len(tiny_served.recorder.log)
+    c.materialize.query_table("cells", filter_in_dict={"id": [1, 2]}, limit=5, desired_resolution=[1, 1, 1])
+    post = [e for e in tiny_served.recorder.log[before:] if e["method"] == "POST"][0]
+    req = R(kind="table", table="cells", filter_in={"cells": {"id": [1, 2]}}, limit=5, desired_resolution=(1, 1, 1))
+    assert post["body"] == encode_body(req)
+    assert json.loads(post["body"])["desired_resolution"] == [1, 1, 1]
