@@ -59,15 +59,25 @@ def join_order(plan: Query, *, catalog: Catalog, capabilities: Capabilities) -> 
     pos = {a: i for i, a in enumerate(aliases)}
     # edges: (a, col_a, b, col_b), usable to feed b from a when allowed
     edges: list[tuple[str, str, str, str, bool]] = []
+    def service_column(alias: str, name: str) -> bool:
+        # a position component is not a column the service filters on
+        info = catalog.source(plan.scan(alias).table)
+        base = info.column(name[:-2]) if name[-2:] in ("_x", "_y", "_z") else None
+        return not (base is not None and base.type == "position")
+
     for j in plan.joins:
         for left, right in j.pairs:
             for a, b in ((left, right), (right, left)):
-                edges.append((a.source, a.name, b.source, b.name, _may_feed(plan, a.source, b.source, pos)))
+                ok = _may_feed(plan, a.source, b.source, pos) and service_column(b.source, b.name) \
+                    and a.type == b.type and a.type in ("int", "string")
+                edges.append((a.source, a.name, b.source, b.name, ok))
     feeds: dict[str, list[tuple[str, str, str]]] = {a: [] for a in aliases}
     # IN (SELECT ...) conjuncts feed their column from the subquery's only output
     for w in plan.where:
         if isinstance(w, InSub) and not w.negated and isinstance(w.expr, Col) \
-                and not scans[w.expr.source].nullable and w.expr.type != "position":
+                and not scans[w.expr.source].nullable and w.expr.type in ("int", "string") \
+                and w.expr.type == plan.subqueries[w.index].outputs[0].expr.type \
+                and service_column(w.expr.source, w.expr.name):
             out = plan.subqueries[w.index].outputs[0].name
             feeds[w.expr.source].append((f"sub{w.index}", out, w.expr.name))
             scans[w.expr.source] = replace(scans[w.expr.source],
