@@ -1,37 +1,281 @@
 """The ``caveql`` command line: REPL, one-shot queries, files, and the tools.
 
-Each subcommand lives in its own function and imports what it needs lazily so
-that ``caveql --help`` and ``caveql -c`` start fast.
+::
+
+    caveql                              REPL (when stdin is a terminal)
+    caveql -c "SELECT ..."              run CQL (repeatable), print the results
+    caveql -f file.cql --param k=v      run a file (same as `caveql run`)
+    echo "SHOW TABLES" | caveql         run what stdin holds when it is piped
+    caveql run file.cql --param k=v     run a .cql file, binding its declared parameters
+    caveql explain "SELECT ..."         print the plan (remote requests, then local steps)
+
+Connection options (``--datastack``, ``--server``, ``--path``, ``--version``)
+and output options (``--format``, ``-o``) work before or after a subcommand.
+Exit codes: 0 ok, 1 a statement failed (error with a caret on stderr), 2 usage.
+
+Each subcommand is one ``add_parser`` plus one handler that imports what it
+needs lazily, so ``caveql --help`` and ``caveql -c`` start fast. To add one:
+write ``_cmd_<name>(args) -> int`` and register it in :func:`_add_subcommands`.
+
+>>> build_parser().prog
+'caveql'
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from caveql._version import __version__
+
+FORMAT_NAMES = ("table", "vertical", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
+_VERSION_FLAG = object()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our usage-error exit code (2) and message prefix."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"caveql: error: {message}\n")
+
+
+def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """Connection and output options; subparsers take them too (without overriding the top's)."""
+    d: Any = None if top else argparse.SUPPRESS
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--datastack", "-d", metavar="NAME", default=d,
+                      help="datastack name (default: the demo datastack).")
+    conn.add_argument("--server", metavar="URL", default=d,
+                      help="CAVE-compatible server (default: the global CAVE deployment).")
+    conn.add_argument("--path", metavar="DIR", default=d, help="a local datastack folder.")
+    if top:
+        conn.add_argument("--version", "-V", metavar="N", nargs="?", const=_VERSION_FLAG, default=None,
+                          help="materialization version; alone: print caveql's version and exit.")
+    else:
+        conn.add_argument("--version", metavar="N", default=d, help="materialization version.")
+    conn.add_argument("--token", metavar="TOKEN", default=d,
+                      help="auth token (default: found as caveclient finds it).")
+    out = p.add_argument_group("output")
+    out.add_argument("--format", "-F", metavar="FMT", choices=FORMAT_NAMES, default=d,
+                     help="table, vertical, csv, tsv, json, jsonl, markdown or parquet "
+                          "(default: table, or from -o's extension).")
+    out.add_argument("-o", "--output", metavar="FILE", default=d,
+                     help="write results to FILE (format from its extension).")
+    out.add_argument("--param", "-p", metavar="NAME=VALUE", action="append", default=d,
+                     help="bind :NAME (repeatable; typed by a .cql header, else as a CQL literal).")
+    out.add_argument("--no-color", action="store_true", default=d or False,
+                     help="no colours in errors.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``caveql`` command.
 
-    >>> build_parser().prog
-    'caveql'
+    >>> args = build_parser().parse_args(["-c", "SHOW TABLES", "--format", "csv"])
+    >>> args.command, args.format, args.commands
+    (None, 'csv', ['SHOW TABLES'])
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="caveql",
-        description="CQL, a SQL-flavoured query language for CAVE connectomes.",
+        description="CQL, a SQL-flavoured query language for CAVE connectomes. "
+                    "With no query and a terminal, starts the REPL.",
+        epilog="Exit codes: 0 ok, 1 a statement failed, 2 usage error. `caveql COMMAND --help` "
+               "describes each command.",
     )
-    parser.add_argument("--version", action="version", version=f"caveql {__version__}")
+    parser.add_argument("-c", "--command", dest="commands", metavar="QUERY", action="append",
+                        help="run QUERY (CQL or a backslash command); repeatable.")
+    parser.add_argument("-f", "--file", dest="files", metavar="FILE", action="append",
+                        help="run a .cql file; repeatable.")
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_subcommands(sub)
     return parser
+
+
+def _add_subcommands(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a .cql file, binding its parameters.",
+                       description="Run a .cql file. Its header declares parameters "
+                                   "(-- param: root_id int = 864691135808473885); bind them with --param.")
+    p.add_argument("file", help="the .cql file.")
+    _add_common(p, top=False)
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("explain", help="print the plan of a query.",
+                       description="Print the plan of a query: each remote request exactly as sent, "
+                                   "then the local steps.")
+    p.add_argument("query", help="a CQL SELECT.")
+    p.add_argument("--analyze", action="store_true", help="run it and add rows, bytes and time per step.")
+    _add_common(p, top=False)
+    p.set_defaults(handler=_cmd_explain)
+
+    p = sub.add_parser("repl", help="start the interactive shell.",
+                       description="Start the interactive shell (what `caveql` does on a terminal).")
+    _add_common(p, top=False)
+    p.set_defaults(handler=_cmd_repl)
+
+    # -- other areas' subcommands go below: one add_parser + a lazy-importing handler each --
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _params(args: argparse.Namespace) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in getattr(args, "param", None) or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.isidentifier():
+            raise _Usage(f"--param takes NAME=VALUE, not {item!r}")
+        out[name] = value
+    return out
+
+
+class _Usage(Exception):
+    """A usage error found after parsing (exit code 2)."""
+
+
+def _connection_factory(args: argparse.Namespace, config: Any) -> Any:
+    path = getattr(args, "path", None) or (None if (getattr(args, "datastack", None)
+                                                    or getattr(args, "server", None)) else config.path)
+    datastack = getattr(args, "datastack", None) or (None if path else config.datastack)
+    server = getattr(args, "server", None) or (None if path else config.server)
+    version = getattr(args, "version", None)
+    if version is _VERSION_FLAG:
+        version = None
+    if version is None:
+        version = config.version
+    elif isinstance(version, str):
+        if not version.isdigit():
+            raise _Usage(f"--version takes a materialization version number, not {version!r}")
+        version = int(version)
+    if path and (getattr(args, "datastack", None) or getattr(args, "server", None)):
+        raise _Usage("--path is a local datastack; it does not combine with --datastack/--server")
+    if server and not datastack:
+        raise _Usage("--server needs --datastack NAME")
+    token = getattr(args, "token", None)
+
+    def connect() -> Any:
+        from caveql.api import connect as open_connection
+
+        return open_connection(datastack, server=server, path=path, token=token, version=version)
+
+    return connect
+
+
+def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:
+    from caveql.repl.config import load_config
+    from caveql.repl.session import Session
+
+    config = load_config()
+    fmt = getattr(args, "format", None)
+    output = getattr(args, "output", None)
+    if output and fmt is None:
+        from caveql.repl.formatting import format_from_path
+
+        fmt = format_from_path(output)
+    color = (not getattr(args, "no_color", False)) and sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    session = Session(_connection_factory(args, config), fmt=fmt or config.format,
+                      interactive=interactive, color=color, max_rows=config.max_rows)
+    session.output_file = output
+    session.null = config.null
+    session.timing = config.timing if interactive else False
+    if interactive:
+        session.expanded = config.expanded
+        session.pager = config.pager
+    session.config = config  # type: ignore[attr-defined]
+    return session
+
+
+# -- handlers -------------------------------------------------------------------------------------
+def _cmd_default(args: argparse.Namespace) -> int:
+    if args.commands or args.files:
+        session = _session(args)
+        params = _params(args)
+        session.variables.update(_typed(params))
+        try:
+            for text in args.commands or []:
+                if not session.run(text) or session.quit:
+                    return 0 if session.quit else 1
+            for path in args.files or []:
+                if not session.run_file(path, params):
+                    return 1
+        finally:
+            session.close()
+        return 0
+    if not sys.stdin.isatty():
+        text = sys.stdin.read()
+        session = _session(args)
+        session.variables.update(_typed(_params(args)))
+        try:
+            return 0 if session.run_cql(text, filename="<stdin>") else 1
+        finally:
+            session.close()
+    return _cmd_repl(args)
+
+
+def _typed(params: dict[str, str]) -> dict[str, Any]:
+    from caveql.cqlfile import parse_param_value
+
+    try:
+        return {k: parse_param_value(v, "any") for k, v in params.items()}
+    except ValueError as exc:
+        raise _Usage(f"--param: {exc}") from exc
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    session = _session(args)
+    try:
+        return 0 if session.run_file(args.file, _params(args)) else 1
+    finally:
+        session.close()
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    session = _session(args)
+    session.variables.update(_typed(_params(args)))
+    try:
+        return 0 if session.explain(args.query, analyze=args.analyze) else 1
+    finally:
+        session.close()
+
+
+def _cmd_repl(args: argparse.Namespace) -> int:
+    from caveql.repl.app import run_repl
+
+    session = _session(args, interactive=True)
+    session.variables.update(_typed(_params(args)))
+    return run_repl(session)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caveql`` console script; returns the exit code."""
     parser = build_parser()
-    parser.parse_args(argv)
-    return 0
+    args = parser.parse_args(argv)
+    if getattr(args, "version", None) is _VERSION_FLAG:
+        print(f"caveql {__version__}")
+        return 0
+    handler = getattr(args, "handler", _cmd_default)
+    try:
+        return int(handler(args) or 0)
+    except _Usage as exc:
+        parser.print_usage(sys.stderr)
+        print(f"caveql: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("caveql: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `caveql -c ... | head`: the reader left; not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        from caveql.errors import CaveqlError
+
+        if isinstance(exc, CaveqlError):
+            print(exc.render(color=False), file=sys.stderr)
+            return 2 if type(exc).__name__ == "ConfigError" else 1
+        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,359 @@
+"""The Python API: :func:`connect` to a datastack, then query it in CQL.
+
+>>> import caveql, tempfile
+>>> from caveql.datastack.tiny import build_tiny
+>>> folder = build_tiny(tempfile.mkdtemp())                     # a small local datastack
+>>> db = caveql.connect(path=folder)                            # doctest: +SKIP
+>>> db.query("SELECT id, pt_root_id FROM nuclei ORDER BY id LIMIT 3").columns.tolist()  # doctest: +SKIP
+['id', 'pt_root_id']
+>>> db.close()                                                  # doctest: +SKIP
+
+Three ways to reach data, one interface:
+
+- ``caveql.connect()``: the demo datastack (a synthetic MICrONS-like datastack
+  built locally on first use, with a message on stderr);
+- ``caveql.connect("minnie65_public")``: the real CAVE service (token found as
+  caveclient finds it), or any CAVE-compatible server with ``server=``;
+- ``caveql.connect(path="my_datastack/")``: a local datastack folder.
+
+Connections are cheap to create and close; settings (``version``,
+``resolution``, ``timestamp``, ``live``) are attributes and also change with
+``SET`` statements run on the connection.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from caveql.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from caveql.backends.base import Backend
+    from caveql.engine import Engine, Result
+
+__all__ = ["DEFAULT_SERVER", "Connection", "connect", "default_connection", "demo_path", "query"]
+
+#: The global CAVE deployment caveclient uses when no server is given.
+DEFAULT_SERVER = "https://global.daf-apis.com"
+
+#: Name of the demo datastack (what ``SHOW DATASTACK`` says for ``connect()``).
+DEMO_NAME = "minnie65_demo"
+
+
+def demo_path() -> str:
+    """Where the demo datastack lives: ``$CAVEQL_DEMO_PATH``, else the user data folder.
+
+    >>> os.path.basename(demo_path()) in ("demo", os.path.basename(os.environ.get("CAVEQL_DEMO_PATH", "")))
+    True
+    """
+    env = os.environ.get("CAVEQL_DEMO_PATH")
+    if env:
+        return env
+    try:
+        from caveql.datastack.demo import default_path  # type: ignore[attr-defined]
+    except ImportError:
+        import platformdirs
+
+        return os.path.join(platformdirs.user_data_dir("caveql", appauthor=False), "demo")
+    return os.fspath(default_path())
+
+
+def _demo_backend() -> Backend:
+    from caveql.backends.local import LocalBackend
+
+    path = demo_path()
+    if not _looks_built(path):
+        from caveql.datastack.demo import build_demo
+
+        print(f"caveql: building the demo datastack in {path} (first use; takes a little while)...",
+              file=sys.stderr, flush=True)
+        build_demo(path)
+        print("caveql: demo datastack ready.", file=sys.stderr, flush=True)
+    return LocalBackend(path)
+
+
+def _looks_built(path: str) -> bool:
+    return os.path.isdir(path) and any(os.scandir(path))
+
+
+def _http_backend(datastack: str, server: str, token: str | None) -> Backend:
+    from caveql.backends.http import HttpBackend
+
+    return HttpBackend(datastack, server, token=token)
+
+
+def _open_backend(
+    datastack: str | None, server: str | None, path: str | os.PathLike[str] | None, token: str | None
+) -> tuple[Backend, Callable[[str], Backend] | None]:
+    if path is not None:
+        if datastack is not None or server is not None:
+            raise ConfigError("give either path= (a local datastack) or a datastack/server, not both")
+        from caveql.backends.local import LocalBackend
+
+        root = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(root))
+
+        def open_sibling(name: str) -> Backend:
+            # USE <name> on a local datastack: a sibling folder of that name.
+            return LocalBackend(os.path.join(parent, name))
+
+        return LocalBackend(root), open_sibling
+    if datastack is None and server is None:
+        demo_dir = os.path.dirname(demo_path())
+
+        def open_local(name: str) -> Backend:
+            from caveql.backends.local import LocalBackend
+
+            return LocalBackend(os.path.join(demo_dir, name))
+
+        return _demo_backend(), open_local
+    if datastack is None:
+        raise ConfigError("server= needs a datastack name, e.g. connect('minnie65_public', server=...)")
+    base = server or os.environ.get("CAVEQL_SERVER") or DEFAULT_SERVER
+    return _http_backend(datastack, base, token), (lambda name: _http_backend(name, base, token))
+
+
+class Connection:
+    """A session on one datastack: an engine plus its settings.
+
+    Use :func:`connect` to make one. Methods take CQL text and ``:name``
+    parameters as keyword arguments (lists bind as IN lists).
+    """
+
+    def __init__(self, engine: Engine, *, name: str | None = None) -> None:
+        self._engine = engine
+        self._name = name
+        self._lock = threading.RLock()  # one statement at a time per connection
+        self._closed = False
+
+    # -- settings ---------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The :class:`caveql.engine.Engine` behind this connection."""
+        self._check_open()
+        return self._engine
+
+    @property
+    def datastack(self) -> str:
+        """The datastack's name (changes with ``USE``)."""
+        backend = getattr(self._engine, "backend", None)
+        return str(getattr(backend, "name", None) or self._name or "")
+
+    def _setting(self, name: str) -> Any:
+        return getattr(self._engine.settings, name)
+
+    def _set(self, **changes: Any) -> None:
+        settings = self._engine.settings
+        try:
+            self._engine.settings = replace(settings, **changes)
+        except TypeError as exc:  # pragma: no cover - Settings is a dataclass by contract
+            raise ConfigError(str(exc)) from exc
+
+    @property
+    def version(self) -> int | None:
+        """Default materialization version (``None``: the latest)."""
+        return self._setting("version")
+
+    @version.setter
+    def version(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"version must be an integer or None, not {value!r}")
+        self._set(version=value)
+
+    @property
+    def resolution(self) -> tuple[float, float, float] | None:
+        """Default resolution (nm per unit) of positions; ``None``: each table's voxels."""
+        return self._setting("resolution")
+
+    @resolution.setter
+    def resolution(self, value: Any) -> None:
+        if value is not None:
+            try:
+                x, y, z = (float(v) for v in value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"resolution must be three numbers, not {value!r}") from exc
+            value = (x, y, z)
+        self._set(resolution=value)
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """Default timestamp for live queries (``None``: materialized versions)."""
+        return self._setting("timestamp")
+
+    @timestamp.setter
+    def timestamp(self, value: datetime | str | None) -> None:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError as exc:
+                raise ConfigError(f"timestamp must be ISO-8601, not {value!r}") from exc
+        if value is not None and not isinstance(value, datetime):
+            raise ConfigError(f"timestamp must be a datetime or ISO-8601 string, not {value!r}")
+        self._set(timestamp=value)
+
+    @property
+    def live(self) -> bool:
+        """Whether queries run live (``AT LIVE``) by default."""
+        return bool(self._setting("live"))
+
+    @live.setter
+    def live(self, value: bool) -> None:
+        self._set(live=bool(value))
+
+    # -- running ----------------------------------------------------------------------------------
+    def execute(self, text: str, /, **params: Any) -> Result:
+        """Run one statement; returns the engine's :class:`~caveql.engine.Result`."""
+        with self._lock:
+            return self.engine.execute(text, params=params)
+
+    def execute_script(self, text: str, /, **params: Any) -> list[Result]:
+        """Run a script (statements separated by ``;``); one result per statement."""
+        with self._lock:
+            return self.engine.execute_script(text, params=params)
+
+    def query(self, text: str, /, **params: Any) -> pd.DataFrame:
+        """Run CQL and return the last statement's rows as a DataFrame.
+
+        Statements that return no rows (``SET``, ``USE``) give a one-column frame
+        ``message``.
+
+        >>> db = connect(path=build_tiny(tempfile.mkdtemp()))        # doctest: +SKIP
+        >>> db.query("SELECT COUNT(*) AS n FROM cells WHERE pt_root_id IN :ids", ids=[0])  # doctest: +SKIP
+           n
+        0  1
+        """
+        results = self.execute_script(text, **params)
+        if not results:
+            raise ConfigError("no statement to run")
+        return _as_frame(results[-1])
+
+    def explain(self, text: str, /, *, analyze: bool = False, **params: Any) -> str:
+        """The plan of a SELECT: every remote call as the exact request, then local steps.
+
+        >>> db = connect(path=build_tiny(tempfile.mkdtemp()))        # doctest: +SKIP
+        >>> "cells" in db.explain("SELECT id FROM cells LIMIT 1")    # doctest: +SKIP
+        True
+        """
+        with self._lock:
+            return self.engine.explain(text, params=params, analyze=analyze)
+
+    def run_file(self, path: str | os.PathLike[str], /, **params: Any) -> list[Result]:
+        """Run a ``.cql`` file; keyword arguments override its declared parameters.
+
+        Errors name ``file:line:column``.
+        """
+        from caveql.cqlfile import CqlFile
+
+        cql = CqlFile.load(path)
+        return self.run_cql(cql, params)
+
+    def run_cql(self, cql: Any, params: Mapping[str, Any], *, from_text: bool = False) -> list[Result]:
+        """Run a loaded :class:`~caveql.cqlfile.CqlFile` with ``params`` bound over its defaults."""
+        from caveql.errors import CaveqlError
+
+        values = cql.bind(params, from_text=from_text)
+        try:
+            return self.execute_script(cql.text, **values)
+        except CaveqlError as err:
+            raise err.with_source(cql.text, cql.filename) from None
+
+    def tables(self) -> list[str]:
+        """Table names at the connection's version."""
+        return list(self.engine.catalog().tables())
+
+    def close(self) -> None:
+        """Release the backend (files, HTTP connections). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        closer = getattr(self._engine, "close", None)
+        if closer is not None:
+            closer()
+        else:
+            backend = getattr(self._engine, "backend", None)
+            if backend is not None:
+                backend.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this connection is closed")
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"version={self.version!r}"
+        return f"<caveql.Connection {self.datastack or '?'} {state}>"
+
+
+def _as_frame(result: Result) -> pd.DataFrame:
+    if result.frame is not None:
+        return result.frame
+    import pandas as pd
+
+    return pd.DataFrame({"message": [result.message or ""]})
+
+
+def connect(
+    datastack: str | None = None,
+    *,
+    server: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    token: str | None = None,
+    version: int | None = None,
+    resolution: Any = None,
+    timestamp: datetime | str | None = None,
+) -> Connection:
+    """Open a :class:`Connection` (see the module docstring for the three kinds).
+
+    >>> with connect(path=build_tiny(tempfile.mkdtemp())) as db:   # doctest: +SKIP
+    ...     "nuclei" in db.tables()
+    True
+    >>> db = connect("minnie65_public")                  # doctest: +SKIP
+    """
+    from caveql.engine import Engine, Settings
+
+    backend, opener = _open_backend(datastack, server, path, token)
+    try:
+        engine = Engine(backend, settings=Settings(), opener=opener)
+        conn = Connection(engine, name=datastack or (os.path.basename(os.fspath(path).rstrip("/\\"))
+                                                    if path is not None else DEMO_NAME))
+        conn.version = version
+        conn.resolution = resolution
+        conn.timestamp = timestamp
+    except BaseException:
+        backend.close()
+        raise
+    return conn
+
+
+_default: Connection | None = None
+_default_lock = threading.Lock()
+
+
+def default_connection() -> Connection:
+    """The shared connection :func:`query` uses (the demo datastack, opened on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed:
+            _default = connect()
+        return _default
+
+
+def query(text: str, /, **params: Any) -> pd.DataFrame:
+    """One-shot query on the default connection (the demo datastack).
+
+    >>> caveql.query("SELECT COUNT(*) FROM synapses_pni_2")   # doctest: +SKIP
+    """
+    return default_connection().query(text, **params)

@@ -1,0 +1,337 @@
+"""Backslash commands of the REPL, from one registry.
+
+Each command registers itself with :func:`command`; the REPL, ``\\?`` and
+docs/repl.md (generated from :func:`help_table`, checked by a test) all read
+:data:`REGISTRY`. A handler takes the :class:`~caveql.repl.session.Session` and
+the rest of the line; it prints through the session and raises
+:class:`~caveql.errors.ConfigError` for bad arguments.
+
+>>> "\\\\dt" in REGISTRY and "\\\\q" in REGISTRY
+True
+>>> find("\\\\timing").usage
+'\\\\timing [on|off]'
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from caveql.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from caveql.repl.session import Session
+
+__all__ = ["REGISTRY", "Command", "command", "find", "help_table", "split_command"]
+
+Handler = Callable[["Session", str], "bool | None"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One backslash command: its name, a usage line, a one-line help, aliases."""
+
+    name: str
+    usage: str
+    help: str
+    handler: Handler
+    aliases: tuple[str, ...] = field(default=())
+    #: what Tab completes for the argument: "table", "file", "format", "variable", "onoff", or ""
+    arg: str = ""
+
+
+REGISTRY: dict[str, Command] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def command(name: str, usage: str, help: str, *, aliases: tuple[str, ...] = (),
+            arg: str = "") -> Callable[[Handler], Handler]:
+    """Register a backslash command (decorator)."""
+
+    def register(fn: Handler) -> Handler:
+        REGISTRY[name] = Command(name, usage, help, fn, aliases, arg)
+        for a in aliases:
+            _ALIASES[a] = name
+        return fn
+
+    return register
+
+
+def split_command(line: str) -> tuple[str, str]:
+    """``"\\\\d  foo "`` -> ``("\\\\d", "foo")``.
+
+    >>> split_command("\\\\x auto")
+    ('\\\\x', 'auto')
+    """
+    line = line.strip()
+    name, _, rest = line.partition(" ")
+    return name, rest.strip().rstrip(";").strip()
+
+
+def find(name: str) -> Command:
+    """The command called ``name`` (or an alias); :class:`ConfigError` with a suggestion if none."""
+    key = _ALIASES.get(name, name)
+    cmd = REGISTRY.get(key)
+    if cmd is None:
+        close = did_you_mean(name, list(REGISTRY) + list(_ALIASES))
+        hint = (f"did you mean {close[0]}? " if close else "") + "\\? lists the commands"
+        raise ConfigError(f"unknown command {name}", hint=hint)
+    return cmd
+
+
+def help_table() -> str:
+    """The commands as a Markdown table (``\\?`` prints it; docs/repl.md embeds it)."""
+    rows = ["| command | what it does |", "|---|---|"]
+    for name in sorted(REGISTRY, key=_order):
+        cmd = REGISTRY[name]
+        alias = f" (also {', '.join('`' + a + '`' for a in cmd.aliases)})" if cmd.aliases else ""
+        rows.append(f"| `{cmd.usage}` | {cmd.help}{alias} |")
+    return "\n".join(rows)
+
+
+_ORDER = ["\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\i", "\\e", "\\set",
+          "\\unset", "\\explain", "\\last", "\\pager", "\\conninfo", "\\?", "\\q"]
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+
+
+def _onoff(arg: str, current: bool, name: str) -> bool:
+    low = arg.lower()
+    if not low:
+        return not current
+    if low in ("on", "true", "1"):
+        return True
+    if low in ("off", "false", "0"):
+        return False
+    raise ConfigError(f"{name} takes on or off, not {arg!r}")
+
+
+# -- catalog --------------------------------------------------------------------------------------
+@command("\\dt", "\\dt [pattern]", "List tables (LIKE pattern, % and _ wildcards).", arg="table")
+def _dt(s: Session, arg: str) -> bool:
+    return s.run_cql("SHOW TABLES" + (f" LIKE {_quote(arg)}" if arg else ""))
+
+
+@command("\\d", "\\d name", "Describe a table or view: description, schema, resolution, columns.",
+         arg="table")
+def _d(s: Session, arg: str) -> bool:
+    if not arg:
+        return s.run_cql("SHOW TABLES")
+    return s.run_cql(f"DESCRIBE {_ident(arg)}")
+
+
+@command("\\dv", "\\dv", "List views.")
+def _dv(s: Session, arg: str) -> bool:
+    return s.run_cql("SHOW VIEWS")
+
+
+@command("\\values", "\\values table.column", "Distinct values of a string column (e.g. cell types).",
+         arg="table")
+def _values(s: Session, arg: str) -> None:
+    table, dot, column = arg.partition(".")
+    if not dot or not table or not column:
+        raise ConfigError("usage: \\values table.column")
+    values = s.unique_values(table, column)
+    s.print_lines([v if v is not None else "NULL" for v in values] or ["(no values)"])
+
+
+# -- output ---------------------------------------------------------------------------------------
+@command("\\timing", "\\timing [on|off]", "Show how long each statement took.", arg="onoff")
+def _timing(s: Session, arg: str) -> None:
+    s.timing = _onoff(arg, s.timing, "\\timing")
+    s.info(f"Timing is {'on' if s.timing else 'off'}.")
+
+
+@command("\\x", "\\x [on|off|auto]", "Expanded (one line per column) output; auto when too wide.",
+         arg="expanded")
+def _x(s: Session, arg: str) -> None:
+    low = arg.lower()
+    if low == "auto":
+        s.expanded = "auto"
+    elif not low:
+        s.expanded = "off" if s.expanded == "on" else "on"
+    else:
+        s.expanded = "on" if _onoff(low, False, "\\x") else "off"
+    s.info(f"Expanded display is {s.expanded}.")
+
+
+@command("\\T", "\\T format", "Output format: table, vertical, csv, tsv, json, jsonl, markdown, parquet.",
+         aliases=("\\mode", ".mode"), arg="format")
+def _T(s: Session, arg: str) -> None:
+    from caveql.repl.formatting import FORMATS, _format_hint
+
+    if not arg:
+        s.info(f"Output format is {s.format}.")
+        return
+    if arg not in FORMATS:
+        raise ConfigError(f"unknown output format {arg!r}", hint=_format_hint(arg))
+    s.format = arg
+    s.info(f"Output format is {arg}.")
+
+
+@command("\\o", "\\o [file]", "Send results to a file (format from its extension); no file: back to screen.",
+         arg="file")
+def _o(s: Session, arg: str) -> None:
+    path = _path(arg)
+    s.output_file = path or None
+    s.info(f"Results go to {path}." if path else "Results go to the screen.")
+
+
+@command("\\pager", "\\pager [on|off|auto]", "Page long output through $PAGER (auto: when taller than the screen).",
+         arg="expanded")
+def _pager(s: Session, arg: str) -> None:
+    low = arg.lower() or ("off" if s.pager != "off" else "auto")
+    if low not in ("on", "off", "auto"):
+        raise ConfigError(f"\\pager takes on, off or auto, not {arg!r}")
+    s.pager = low
+    s.info(f"Pager is {low}.")
+
+
+@command("\\last", "\\last", "Show the previous result again, in full.")
+def _last(s: Session, arg: str) -> None:
+    if s.last_frame is None:
+        raise ConfigError("no result yet")
+    s.show_frame(s.last_frame, full=True)
+
+
+# -- files and editing ----------------------------------------------------------------------------
+@command("\\i", "\\i file.cql [name=value ...]", "Run a .cql file, binding its parameters.", arg="file")
+def _i(s: Session, arg: str) -> bool:
+    try:
+        parts = shlex.split(arg)
+    except ValueError as exc:
+        raise ConfigError(f"\\i: {exc}") from exc
+    if not parts:
+        raise ConfigError("usage: \\i file.cql [name=value ...]")
+    params = dict(_kv(p) for p in parts[1:])
+    return s.run_file(os.path.expanduser(parts[0]), params)
+
+
+@command("\\e", "\\e [file]", "Edit the last query (or a file) in $EDITOR; the result becomes the next input.",
+         arg="file")
+def _e(s: Session, arg: str) -> None:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    path = _path(arg)
+    if path:
+        target = path
+    else:
+        fd, target = tempfile.mkstemp(suffix=".cql", prefix="caveql-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(s.last_query or "")
+    try:
+        subprocess.run([*shlex.split(editor), target], check=False)
+        with open(target, encoding="utf-8") as fh:
+            s.next_input = fh.read().rstrip()
+    except OSError as exc:
+        raise ConfigError(f"cannot run editor {editor!r}: {exc}") from exc
+    finally:
+        if not path:
+            os.unlink(target)
+
+
+# -- variables ------------------------------------------------------------------------------------
+@command("\\set", "\\set [name [value]]", "Set a variable used as :name (lists bind as IN lists); no args: list them.",
+         arg="variable")
+def _set(s: Session, arg: str) -> None:
+    from caveql.cqlfile import parse_param_value
+
+    if not arg:
+        if not s.variables:
+            s.info("No variables set.")
+        for name, value in sorted(s.variables.items()):
+            s.print_lines([f"{name} = {_show(value)}"])
+        return
+    name, _, value = arg.partition(" ")
+    if not name.isidentifier():
+        raise ConfigError(f"variable names are identifiers, not {name!r}")
+    try:
+        s.variables[name] = parse_param_value(value.strip(), "any") if value.strip() else ""
+    except ValueError as exc:
+        raise ConfigError(f"\\set {name}: {exc}") from exc
+
+
+@command("\\unset", "\\unset name", "Forget a variable.", arg="variable")
+def _unset(s: Session, arg: str) -> None:
+    if arg not in s.variables:
+        raise ConfigError(f"no variable {arg!r}")
+    del s.variables[arg]
+
+
+# -- plans and session ----------------------------------------------------------------------------
+@command("\\explain", "\\explain [analyze] query", "Show the plan: each remote request, then the local steps.")
+def _explain(s: Session, arg: str) -> bool:
+    analyze = arg.lower().startswith("analyze ")
+    query = arg[len("analyze "):] if analyze else arg
+    if not query.strip():
+        query = s.last_query or ""
+    if not query.strip():
+        raise ConfigError("usage: \\explain [analyze] query")
+    return s.explain(query, analyze=analyze)
+
+
+@command("\\conninfo", "\\conninfo", "The datastack, server/path and settings of this session.")
+def _conninfo(s: Session, arg: str) -> None:
+    s.print_lines(s.describe_connection())
+
+
+@command("\\?", "\\?", "List the commands.", aliases=("\\help", "\\h"))
+def _help(s: Session, arg: str) -> None:
+    width = max(len(c.usage) for c in REGISTRY.values())
+    lines = [f"  {REGISTRY[n].usage.ljust(width)}  {REGISTRY[n].help}" for n in sorted(REGISTRY, key=_order)]
+    lines.append("  Statements end with ';' (or Esc-Enter). Ctrl-R searches history, Ctrl-C cancels.")
+    s.print_lines(lines)
+
+
+@command("\\q", "\\q", "Quit (also Ctrl-D).", aliases=("\\quit", "exit", "quit", ".quit"))
+def _q(s: Session, arg: str) -> None:
+    s.quit = True
+
+
+def _kv(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.isidentifier():
+        raise ConfigError(f"parameters are name=value, not {text!r}")
+    return name, value
+
+
+def _path(arg: str) -> str:
+    if not arg:
+        return ""
+    try:
+        parts = shlex.split(arg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return os.path.expanduser(parts[0]) if parts else ""
+
+
+def _quote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    if name.replace("_", "a").isalnum() and not name[0].isdigit():
+        return name
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_show(v) for v in value) + ")"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+if __name__ == "__main__":  # regenerate the table in docs/repl.md
+    print(help_table())

@@ -1,0 +1,344 @@
+"""The state of one interactive or scripted use of caveql, shared by the CLI and the REPL.
+
+A :class:`Session` owns a (lazily opened) :class:`~caveql.api.Connection` and
+the display settings the backslash commands change (format, ``\\x``,
+``\\timing``, ``\\o``, pager, ``\\set`` variables). It runs input, prints
+results and renders errors; the REPL (repl/app.py) only reads lines and calls
+:meth:`Session.run`.
+
+>>> import io
+>>> s = Session(connect=lambda: None, out=io.StringIO(), err=io.StringIO())
+>>> s.run("\\\\set ids (1, 2)")
+True
+>>> s.variables
+{'ids': [1, 2]}
+>>> s.run("\\\\T jsn"), s.err.getvalue().splitlines()[0]
+(False, "error[CQL060]: unknown output format 'jsn'")
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
+
+from caveql.errors import CaveqlError, ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from caveql.api import Connection
+    from caveql.engine import Result
+
+__all__ = ["Session", "is_command"]
+
+_QUIT_WORDS = {"exit", "quit", "\\q", ".quit", "exit;", "quit;"}
+
+
+def is_command(text: str) -> bool:
+    """Whether a line of input is a backslash command (or a bare ``exit``/``quit``).
+
+    >>> is_command("\\\\dt"), is_command("  quit"), is_command("SELECT 1")
+    (True, True, False)
+    """
+    stripped = text.strip()
+    return stripped.startswith("\\") or stripped.startswith(".mode") or stripped.lower() in _QUIT_WORDS
+
+
+class Session:
+    """Display settings, variables and the connection of one CLI/REPL run."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection | None],
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        fmt: str = "table",
+        interactive: bool = False,
+        color: bool = False,
+        max_rows: int = 40,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._connect = connect
+        self._conn: Connection | None = None
+        self._conn_lock = threading.Lock()
+        self.out: TextIO = out if out is not None else sys.stdout
+        self.err: TextIO = err if err is not None else sys.stderr
+        self.format = fmt
+        self.interactive = interactive
+        self.color = color
+        self.max_rows = max_rows
+        self.expanded = "off"  # "on" | "off" | "auto"
+        self.timing = False
+        self.pager = "auto" if interactive else "off"
+        self.output_file: str | None = None
+        self.variables: dict[str, Any] = dict(params or {})
+        self.last_frame: pd.DataFrame | None = None
+        self.last_query: str | None = None
+        self.last_error: CaveqlError | None = None
+        self.next_input: str | None = None
+        self.quit = False
+        self.null = "NULL"
+
+    # -- the connection ---------------------------------------------------------------------------
+    @property
+    def connection(self) -> Connection:
+        """The connection, opened on first use (thread-safe: the REPL warms it up in the background)."""
+        with self._conn_lock:
+            if self._conn is None:
+                conn = self._connect()
+                if conn is None:
+                    raise ConfigError("no connection")
+                self._conn = conn
+            return self._conn
+
+    @property
+    def connected(self) -> bool:
+        """True once the connection is open."""
+        return self._conn is not None
+
+    def close(self) -> None:
+        """Close the connection if it was opened."""
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- running input ----------------------------------------------------------------------------
+    def run(self, text: str, *, cancellable: bool = False) -> bool:
+        """Run one input (a backslash command or a CQL script); False if it failed."""
+        if not text.strip():
+            return True
+        if is_command(text):
+            from caveql.repl.commands import find, split_command
+
+            stripped = text.strip()
+            if stripped.rstrip(";").lower() in _QUIT_WORDS:
+                self.quit = True
+                return True
+            name, arg = split_command(stripped)
+            try:
+                ok = find(name).handler(self, arg)
+            except CaveqlError as err:
+                self.show_error(err, None)
+                return False
+            return ok is not False
+        return self.run_cql(text, cancellable=cancellable)
+
+    def run_cql(self, text: str, params: Mapping[str, Any] | None = None, *,
+                cancellable: bool = False, filename: str | None = None) -> bool:
+        """Run a CQL script and print every result; errors are rendered with a caret."""
+        self.last_query = text
+        values = {**self.variables, **(params or {})}
+        start = time.perf_counter()
+        try:
+            if cancellable:
+                results = self._run_cancellable(lambda c: c.execute_script(text, **values))
+                if results is None:
+                    return False
+            else:
+                results = self.connection.execute_script(text, **values)
+        except CaveqlError as err:
+            self.show_error(err, text, filename)
+            return False
+        for result in results:
+            self.show_result(result)
+        if self.timing:
+            self.info(f"Time: {time.perf_counter() - start:.3f}s")
+        return True
+
+    def run_file(self, path: str, params: Mapping[str, str], *, cancellable: bool = False) -> bool:
+        """Run a ``.cql`` file with command-line ``params`` (strings, typed by its header)."""
+        from caveql.cqlfile import CqlFile
+
+        try:
+            cql = CqlFile.load(path)
+            values = cql.bind({**{k: v for k, v in self.variables.items() if k in
+                                  {p.name for p in cql.params}}, **params}, from_text=True)
+        except CaveqlError as err:
+            self.show_error(err, err.source, err.filename)
+            return False
+        return self.run_cql(cql.text, values, cancellable=cancellable, filename=cql.filename)
+
+    def explain(self, text: str, *, analyze: bool = False) -> bool:
+        """Print the plan of a statement."""
+        values = dict(self.variables)
+        try:
+            plan = self.connection.explain(text, analyze=analyze, **values)
+        except CaveqlError as err:
+            self.show_error(err, text)
+            return False
+        self._emit(plan)
+        return True
+
+    def _run_cancellable(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` on a worker thread; Ctrl-C abandons it and keeps the session usable."""
+        conn = self.connection
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = work(conn)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, name="caveql-query", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.05)
+        except KeyboardInterrupt:
+            self._abandon(conn, worker)
+            self.info("Cancelled.")
+            return None
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def _abandon(self, conn: Connection, worker: threading.Thread) -> None:
+        """Forget a connection busy with a cancelled query; the next query opens a fresh one
+        with the same settings, and the old one is closed when its call returns."""
+        cancel = getattr(conn.engine, "cancel", None)
+        if cancel is not None:
+            cancel()
+        settings = conn.engine.settings
+        with self._conn_lock:
+            self._conn = None
+        previous = self._connect
+
+        def reconnect() -> Connection | None:
+            fresh = previous()
+            if fresh is not None:
+                fresh.engine.settings = settings
+            self._connect = previous
+            return fresh
+
+        self._connect = reconnect
+
+        def close_later() -> None:
+            worker.join()
+            conn.close()
+
+        threading.Thread(target=close_later, daemon=True).start()
+
+    # -- output -----------------------------------------------------------------------------------
+    def show_result(self, result: Result) -> None:
+        """Print a statement's result: rows as a table (or to the ``\\o`` file), or its message."""
+        if result.frame is not None:
+            self.last_frame = result.frame
+            self.show_frame(result.frame)
+        elif result.message:
+            self.info(result.message)
+
+    def show_frame(self, df: pd.DataFrame, *, full: bool = False) -> None:
+        """Render a frame in the session's format (to the ``\\o`` file if one is set)."""
+        from caveql.repl.formatting import render, render_to_file
+
+        if self.output_file:
+            fmt = render_to_file(df, self.output_file, None if self.format == "table" else self.format)
+            self.info(f"Wrote {len(df):,} rows to {self.output_file} ({fmt}).")
+            return
+        if self.format == "parquet":
+            data = render(df, "parquet")
+            assert isinstance(data, bytes)
+            if getattr(self.out, "isatty", lambda: False)():
+                raise ConfigError("parquet is binary: write it to a file (-o out.parquet or \\o out.parquet)")
+            buffer = getattr(self.out, "buffer", None)
+            if buffer is None:
+                raise ConfigError("parquet output needs a binary stream; use -o out.parquet")
+            self.out.flush()
+            buffer.write(data)
+            buffer.flush()
+            return
+        width = self._width()
+        max_rows = 0 if full else self.max_rows
+        fmt = self.format
+        if fmt == "table" and self.expanded == "on":
+            fmt = "vertical"
+        text = render(df, fmt, max_rows=max_rows, max_width=0 if full else width, null=self.null)
+        assert isinstance(text, str)
+        if fmt == "table" and self.expanded == "auto" and len(df.columns) > 1:
+            natural = render(df, "table", max_rows=max_rows, max_width=0, null=self.null)
+            assert isinstance(natural, str)
+            if max(len(line) for line in natural.splitlines()) > width:
+                text = render(df, "vertical", null=self.null)  # type: ignore[assignment]
+        self._emit(text)
+
+    def _width(self) -> int:
+        return shutil.get_terminal_size((120, 40)).columns if self.interactive else 120
+
+    def _emit(self, text: str) -> None:
+        if not text.endswith("\n"):
+            text += "\n"
+        if self.interactive and self.pager != "off" and self._page(text):
+            return
+        self.out.write(text)
+        self.out.flush()
+
+    def _page(self, text: str) -> bool:
+        rows = shutil.get_terminal_size((120, 40)).lines
+        if self.pager == "auto" and text.count("\n") < rows - 2:
+            return False
+        if not getattr(self.out, "isatty", lambda: False)():
+            return False
+        cmd = os.environ.get("CAVEQL_PAGER") or os.environ.get("PAGER") or "less"
+        env = dict(os.environ)
+        env.setdefault("LESS", "-SRXF")  # chop long lines, keep colours, quit if one screen
+        try:
+            subprocess.run(cmd, shell=True, input=text, text=True, env=env, check=False)
+        except OSError:
+            return False
+        return True
+
+    def info(self, message: str) -> None:
+        """A status line (to stderr in scripts, so stdout stays data)."""
+        stream = self.out if self.interactive else self.err
+        stream.write(message + "\n")
+        stream.flush()
+
+    def print_lines(self, lines: list[str]) -> None:
+        """Print lines of command output."""
+        self._emit("\n".join(lines))
+
+    def show_error(self, err: CaveqlError, source: str | None, filename: str | None = None) -> None:
+        """Render an error with its caret on stderr and remember it (the REPL moves the cursor)."""
+        if source is not None:
+            err.with_source(source, filename)
+        self.last_error = err
+        self.err.write(err.render(color=self.color) + "\n")
+        self.err.flush()
+
+    # -- catalog helpers for commands ------------------------------------------------------------
+    def unique_values(self, table: str, column: str) -> list[str | None]:
+        """Distinct values of a string column (from the service's unique-values call)."""
+        catalog = self.connection.engine.catalog()
+        backend = getattr(catalog, "backend", None)
+        owner = table
+        source = getattr(catalog, "source", None)
+        if source is not None:
+            info = source(table)
+            col = info.column(column)
+            if col is None:
+                from caveql.errors import UnknownColumnError, did_you_mean
+
+                raise UnknownColumnError(f"unknown column '{column}' in {table}",
+                                         candidates=did_you_mean(column, [c.name for c in info.columns]))
+            owner, column = col.owner, col.owner_column
+        if backend is None:
+            raise ConfigError("this connection cannot list values")
+        return list(backend.unique_string_values(owner).get(column, []))
+
+    def describe_connection(self) -> list[str]:
+        """Lines for ``\\conninfo``."""
+        conn = self.connection
+        return [f"datastack:  {conn.datastack}",
+                f"version:    {conn.version if conn.version is not None else 'latest'}",
+                f"resolution: {conn.resolution or 'table voxels'}",
+                f"timestamp:  {conn.timestamp or '-'}",
+                f"live:       {conn.live}"]

@@ -1,0 +1,139 @@
+"""The REPL through prompt_toolkit's pipe input: multi-line entry, commands, errors, completion."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from caveql.repl.app import history_path, input_is_complete, run_repl
+from caveql.repl.session import Session
+
+
+def drive(session: Session, chunks: list[str], history: str = "") -> None:
+    """Type ``chunks`` into the REPL one after another (a pause between them lets completion and
+    queries finish, as a person typing would), then end the input (EOF, like Ctrl-D)."""
+
+    def typist(inp: object) -> None:
+        for chunk in chunks:
+            time.sleep(0.15)
+            inp.send_text(chunk)  # type: ignore[attr-defined]
+        time.sleep(0.2)
+        inp.close()  # type: ignore[attr-defined]
+
+    with create_pipe_input() as inp:
+        t = threading.Thread(target=typist, args=(inp,))
+        t.start()
+        assert run_repl(session, input=inp, output=DummyOutput(), history=history) == 0
+        t.join()
+
+
+def repl(keys: str | list[str], tmp_path, fake_connect, **kw: object) -> tuple[Session, str, str]:
+    import caveql.api as api
+
+    session = Session(lambda: api.connect(), out=io.StringIO(), err=io.StringIO(), interactive=True)
+    session.pager = "off"
+    for k, v in kw.items():
+        setattr(session, k, v)
+    drive(session, [keys] if isinstance(keys, str) else keys, str(tmp_path / "h"))
+    return session, session.out.getvalue(), session.err.getvalue()
+
+
+def test_multiline_statement_runs_on_semicolon(tmp_path, fake_connect) -> None:
+    s, out, _ = repl("SELECT id\r  FROM cells\r;\r", tmp_path, fake_connect)
+    assert "3 rows" in out and s.last_query == "SELECT id\n  FROM cells\n;"
+    assert (tmp_path / "h").read_text().count("FROM cells") == 1
+
+
+def test_enter_without_semicolon_continues(tmp_path, fake_connect) -> None:
+    s, out, _ = repl("SELECT id FROM cells\r", tmp_path, fake_connect)
+    assert s.last_query is None and "rows" not in out
+
+
+def test_escape_enter_forces_run(tmp_path, fake_connect) -> None:
+    s, out, _ = repl("SELECT id FROM cells\x1b\r", tmp_path, fake_connect)
+    assert "3 rows" in out
+
+
+def test_semicolon_inside_string_does_not_run(tmp_path, fake_connect) -> None:
+    s, out, _ = repl(["SELECT id FROM cells WHERE cell_type = 'a;\r", "';\r"], tmp_path, fake_connect)
+    assert s.last_query == "SELECT id FROM cells WHERE cell_type = 'a;\n';"
+
+
+def test_backslash_commands_and_variables(tmp_path, fake_connect) -> None:
+    keys = ["\\T csv\r", "\\set ids (1,2)\r", "SELECT id FROM nucleus_detection_v0 WHERE id IN :ids;\r"]
+    s, out, _ = repl(keys, tmp_path, fake_connect)
+    assert "id\n1\n2\n" in out
+
+
+def test_quit_command(tmp_path, fake_connect) -> None:
+    s, out, _ = repl(["\\q\r", "SELECT id FROM cells;\r"], tmp_path, fake_connect)
+    assert s.quit and s.last_query is None
+
+
+def test_error_brings_input_back_with_cursor_on_it(tmp_path, fake_connect) -> None:
+    # the failed input comes back: Esc-Enter re-runs the same text
+    s, _, err = repl(["SELECT nope FROM cells;\r", "\x1b\r"], tmp_path, fake_connect)
+    assert err.count("unknown column 'nope'") == 2
+    assert "^^^^" in err
+
+
+def test_error_cursor_position(tmp_path, fake_connect) -> None:
+    # the cursor sits on 'nope' (offset 7): four Deletes and typing 'id' fix the column name
+    keys = ["SELECT nope FROM cells;\r", "\x1b[3~" * 4 + "id", "\x1b\r"]
+    s, out, err = repl(keys, tmp_path, fake_connect)
+    assert s.last_query == "SELECT id FROM cells;" and "3 rows" in out
+
+
+def test_ctrl_c_at_prompt_clears(tmp_path, fake_connect) -> None:
+    s, out, _ = repl(["SELECT garbage", "\x03", "SELECT id FROM cells;\r"], tmp_path, fake_connect)
+    assert s.last_query == "SELECT id FROM cells;"
+
+
+def test_tab_completion_in_the_prompt(tmp_path, fake_connect) -> None:
+    s, out, _ = repl(["SELECT id FROM cel", "\t", ";\r"], tmp_path, fake_connect)
+    assert s.last_query == "SELECT id FROM cells;" and "3 rows" in out
+
+
+def test_tab_completion_of_values(tmp_path, fake_connect) -> None:
+    s, out, _ = repl(["SELECT id FROM cells WHERE cell_type = 'B", "\t", ";\r"], tmp_path, fake_connect)
+    assert s.last_query == "SELECT id FROM cells WHERE cell_type = 'BC';"
+
+
+def test_input_is_complete() -> None:
+    assert input_is_complete("")
+    assert input_is_complete("  \\dt  ")
+    assert input_is_complete("quit")
+    assert not input_is_complete("SELECT 1 FROM t")
+    assert not input_is_complete("SELECT * FROM t WHERE x = 'a;")
+    assert not input_is_complete("SELECT * FROM t /* ; */")
+    assert input_is_complete("SELECT * FROM t; SELECT 2 FROM u;")
+    assert input_is_complete("SELEC 1;")  # an error runs (and is shown) rather than waiting
+
+
+def test_history_per_datastack(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CAVEQL_HISTORY_DIR", str(tmp_path))
+    assert history_path("minnie65_public") == str(tmp_path / "minnie65_public.history")
+    assert history_path("a/b") != history_path("a_c")
+
+
+def test_ctrl_r_searches_history(tmp_path, fake_connect) -> None:
+    hist = tmp_path / "h"
+    repl(["SELECT id FROM cells;\r", "\\T csv\r"], tmp_path, fake_connect)
+    s, out, _ = repl(["\x12", "FROM ce", "\r", "\r"], tmp_path, fake_connect)
+    assert hist.exists() and s.last_query == "SELECT id FROM cells;"
+
+
+@pytest.mark.parametrize("mode", ["vi", "emacs"])
+def test_editing_modes(tmp_path, fake_connect, mode: str) -> None:
+    from caveql.repl.config import Config
+
+    # vi: Esc leaves insert mode, "0" goes to the line start, "i" inserts; emacs: Ctrl-A
+    fix = ["\x1b", "0", "iSELECT "] if mode == "vi" else ["\x01", "SELECT "]
+    s, out, _ = repl(["id FROM cells;", *fix, "\x1b\r"], tmp_path, fake_connect,
+                     config=Config(editing_mode=mode, history=False))
+    assert s.last_query == "SELECT id FROM cells;"

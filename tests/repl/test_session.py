@@ -1,0 +1,198 @@
+"""Session and backslash commands: every command of the registry, variables, output files."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pandas as pd
+import pytest
+
+from caveql.repl import commands
+from caveql.repl.formatting import render
+from caveql.repl.session import Session
+
+
+@pytest.fixture
+def session(fake_connect) -> Session:
+    import caveql.api as api
+
+    return Session(lambda: api.connect(), out=io.StringIO(), err=io.StringIO())
+
+
+def out(s: Session) -> str:
+    text = s.out.getvalue()
+    s.out.truncate(0)
+    s.out.seek(0)
+    return text
+
+
+def err(s: Session) -> str:
+    text = s.err.getvalue()
+    s.err.truncate(0)
+    s.err.seek(0)
+    return text
+
+
+def test_every_registered_command_is_tested() -> None:
+    tested = {"\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\pager", "\\last", "\\i",
+              "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q"}
+    assert set(commands.REGISTRY) == tested
+
+
+def test_dt_d_dv(session: Session) -> None:
+    assert session.run("\\dt") and "nucleus_detection_v0" in out(session)
+    assert session.run("\\d cells") and "cell_type" in out(session)
+    assert not session.run("\\d cels")
+    assert "did you mean 'cells'" in err(session)
+    assert session.run("\\dv")
+    assert session.run("\\d") and "cells" in out(session)
+
+
+def test_values(session: Session) -> None:
+    assert session.run("\\values cells.cell_type")
+    assert out(session).split() == ["23P", "BC"]
+    assert not session.run("\\values cells") and "usage" in err(session)
+    assert not session.run("\\values cells.cel_type") and "did you mean 'cell_type'" in err(session)
+
+
+def test_timing(session: Session) -> None:
+    assert session.run("\\timing") and session.timing
+    session.run("SELECT id FROM cells")
+    assert "Time:" in err(session)
+    assert session.run("\\timing off") and not session.timing
+    assert not session.run("\\timing maybe")
+
+
+def test_expanded(session: Session) -> None:
+    assert session.run("\\x on") and session.expanded == "on"
+    session.run("SELECT id, cell_type FROM cells")
+    assert "-[ RECORD 3 ]" in out(session)
+    assert session.run("\\x auto") and session.expanded == "auto"
+    session.run("SELECT id FROM cells")
+    assert "┌" in out(session)
+    assert session.run("\\x") and session.expanded == "on"
+    assert session.run("\\x") and session.expanded == "off"
+
+
+def test_format_switch_and_unknown(session: Session) -> None:
+    assert session.run("\\T csv")
+    session.run("SELECT id FROM cells")
+    assert out(session) == "id\n1\n2\n3\n"
+    assert not session.run("\\T xml") and "formats:" in err(session)
+    assert session.run(".mode json") and session.format == "json"
+
+
+def test_output_file(session: Session, tmp_path) -> None:
+    path = tmp_path / "r.parquet"
+    assert session.run(f"\\o {path}")
+    session.run("SELECT * FROM nucleus_detection_v0")
+    assert out(session) == ""
+    assert pd.read_parquet(path)["pt_root_id"].iloc[-1] == session.last_frame["pt_root_id"].iloc[-1]
+    assert session.run("\\o") and session.output_file is None
+
+
+def test_last_shows_full(session: Session) -> None:
+    assert not session.run("\\last")
+    session.run("SELECT id FROM nucleus_detection_v0")
+    first = out(session)
+    assert "(40 shown)" in first
+    assert session.run("\\last")
+    full = out(session)
+    assert "shown" not in full and full.count("│") > first.count("│")
+
+
+def test_pager_setting(session: Session) -> None:
+    assert session.run("\\pager on") and session.pager == "on"
+    assert session.run("\\pager off") and session.pager == "off"
+    assert not session.run("\\pager sometimes")
+
+
+def test_include_file_with_params(session: Session, tmp_path) -> None:
+    f = tmp_path / "q.cql"
+    f.write_text("-- param: ids list[int] = (1)\nSELECT id FROM nucleus_detection_v0 WHERE id IN :ids;")
+    session.run("\\T csv")
+    assert session.run(f"\\i {f} ids=4,5")
+    assert out(session) == "id\n4\n5\n"
+    assert session.run(f"\\i '{f}'") and out(session) == "id\n1\n"
+    assert not session.run("\\i") and "usage" in err(session)
+    assert not session.run(f"\\i {f} bad") and "name=value" in err(session)
+
+
+def test_edit_uses_editor(session: Session, tmp_path, monkeypatch) -> None:
+    script = tmp_path / "ed.sh"
+    script.write_text("#!/bin/sh\necho 'SELECT id FROM cells;' > \"$1\"\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("VISUAL", str(script))
+    assert session.run("\\e")
+    assert session.next_input == "SELECT id FROM cells;"
+    monkeypatch.setenv("VISUAL", "/nonexistent/editor")
+    assert not session.run("\\e") and "cannot run editor" in err(session)
+
+
+def test_set_and_use_variables(session: Session) -> None:
+    assert session.run("\\set ids (1, 2)")
+    assert session.run("\\set name 'BC'")
+    assert session.run("\\set")
+    assert out(session) == "ids = (1, 2)\nname = 'BC'\n"
+    session.run("\\T csv")
+    assert session.run("SELECT id FROM nucleus_detection_v0 WHERE id IN :ids")
+    assert out(session) == "id\n1\n2\n"
+    assert session.run("\\unset ids") and "ids" not in session.variables
+    assert not session.run("\\unset ids")
+    assert not session.run("\\set 1x 3")
+
+
+def test_explain_command(session: Session) -> None:
+    assert session.run("\\explain SELECT id FROM cells")
+    assert out(session) == "remote: table cells\n"
+    assert session.run("\\explain analyze SELECT id FROM cells")
+    assert "(analyze)" in out(session)
+    session.run("SELECT id FROM cells")
+    out(session)
+    assert session.run("\\explain")  # the last query
+    assert out(session) == "remote: table cells\n"
+    assert not Session(lambda: None, out=io.StringIO(), err=io.StringIO()).run("\\explain")
+
+
+def test_conninfo_help_quit(session: Session) -> None:
+    assert session.run("\\conninfo") and "datastack:  fake_stack" in out(session)
+    assert session.run("\\?")
+    text = out(session)
+    for cmd in commands.REGISTRY.values():
+        assert cmd.usage in text
+    assert session.run("\\q") and session.quit
+    for word in ("quit", "exit", "\\quit"):
+        s = Session(lambda: None, out=io.StringIO(), err=io.StringIO())
+        assert s.run(word) and s.quit
+
+
+def test_unknown_command_suggests(session: Session) -> None:
+    assert not session.run("\\timming")
+    assert "did you mean \\timing" in err(session)
+
+
+def test_messages_and_results(session: Session) -> None:
+    assert session.run("SET version = 3; SELECT id FROM cells")
+    assert "SET version" in err(session)
+    assert out(session) == render(session.last_frame, "table", max_width=120) + "\n"
+
+
+def test_ctrl_c_cancel_keeps_session(session: Session, fake_connect) -> None:
+    import _thread
+    import threading
+
+    session.run("SET version = 9")
+    fake_connect[-1].delay = 2.0
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    assert not session.run("SELECT id FROM cells", cancellable=True)
+    assert "Cancelled." in err(session)
+    assert session.run("SELECT id FROM cells", cancellable=True)
+    assert len(fake_connect) == 2 and fake_connect[-1].settings.version == 9
+
+
+def test_docs_repl_md_lists_every_command() -> None:
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "..", "..", "docs", "repl.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    assert commands.help_table() in text, "regenerate: python -m caveql.repl.commands > table"
