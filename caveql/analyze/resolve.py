@@ -458,21 +458,24 @@ class _Resolver:
             joins.append(JoinClause(j.kind, right, tuple(pairs), tuple(extra)))
         self.context = "select"
         outputs: list[Output] = []
-        star_tail: list[str] = []
+        star_tail: list[int] = []  # indices of packed positions that came from *
+        from_star: list[bool] = []
         for item in s.items:
             if isinstance(item.expr, ast.Star):
                 for alias, info in self._star_sources(item.expr):
                     for c in info.columns:
-                        outputs.append(Output(c.name, Col(alias, c.name, c.type, span=item.expr.span)))
                         if c.type == "position":
-                            star_tail.append(c.name)
+                            star_tail.append(len(outputs))
+                        outputs.append(Output(c.name, Col(alias, c.name, c.type, span=item.expr.span)))
+                        from_star.append(True)
                 continue
             e = self.expr(item.expr, agg_ok=True)
             name = item.alias or _default_name(e)
             outputs.append(Output(name, e))
+            from_star.append(False)
             if item.alias:
                 self.aliases[item.alias] = e
-        outputs = _unique_names(outputs, star_tail)
+        outputs = _unique_names(outputs, from_star)
         self.context = "where"
         where: tuple[Expr, ...] = ()
         if s.where is not None:
@@ -607,21 +610,18 @@ def _default_name(e: Expr) -> str:
     return "expr"
 
 
-def _unique_names(outputs: list[Output], star_tail: list[str]) -> list[Output]:
-    seen: dict[str, int] = {}
+def _unique_names(outputs: list[Output], from_star: list[bool]) -> list[Output]:
+    """``*`` over several sources: a name already taken gets ``_<alias>`` (explicit
+    items keep their names, repeated or not, as in SQL)."""
+    seen: set[str] = set()
     out = []
-    for o in outputs:
+    for o, star in zip(outputs, from_star, strict=True):
         name = o.name
-        if name in seen:
-            alias = o.expr.source if isinstance(o.expr, Col) else None
-            cand = f"{name}_{alias}" if alias else f"{name}_{seen[name] + 1}"
-            while cand in seen:
-                cand += "_"
-            seen[name] += 1
-            if name in star_tail and isinstance(o.expr, Col) and o.expr.type == "position":
-                star_tail.append(cand)
-            name = cand
-        seen.setdefault(name, 0)
+        if star and name in seen and isinstance(o.expr, Col):
+            name = f"{name}_{o.expr.source}"
+            while name in seen:
+                name += "_"
+        seen.add(name)
         out.append(replace(o, name=name))
     return out
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from caveql.errors import ExecutionError
 from caveql.plan.physical import OutputSpec, PhysicalPlan
 
-__all__ = ["pack_positions", "run_local", "to_frame"]
+__all__ = ["run_local", "shape_frame", "to_frame"]
 
 _NULLABLE = {
     pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
@@ -52,15 +52,41 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_NULLABLE.get, date_as_object=False)
 
 
-def pack_positions(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...]) -> pd.DataFrame:
-    """Each position's three columns -> one column of ``np.array([x, y, z])`` at the end."""
-    positions = [o for o in outputs if o.position]
-    if not positions:
-        return frame
-    out = frame.drop(columns=[c for o in positions for c in o.columns])
-    for o in positions:
-        values = frame[list(o.columns)].to_numpy(dtype=object).tolist()
-        out[o.name] = pd.Series([np.array(v) for v in values], index=frame.index, dtype=object)
+def shape_frame(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...], split: bool) -> pd.DataFrame:
+    """The result columns (internal names) as the frame's columns.
+
+    Unless ``split``, each position's three columns become one column of
+    ``np.array([x, y, z])`` (caveclient's packing); a position that came from ``*``
+    goes after the other columns, where caveclient's ``concatenate_position_columns``
+    puts it; an explicit select item keeps its place. Split positions are named
+    ``P_x, P_y, P_z``. Names may repeat, as in SQL.
+    """
+    cols: list[pd.Series] = []
+    names: list[str] = []
+    tail: list[tuple[str, pd.Series]] = []
+    for o in outputs:
+        if o.position and not split:
+            values = frame[list(o.columns)].to_numpy(dtype=object).tolist()
+            ser = pd.Series([np.array(v) for v in values], index=frame.index, dtype=object)
+            if o.at_end:
+                tail.append((o.name, ser))
+            else:
+                cols.append(ser)
+                names.append(o.name)
+        elif o.position:
+            for c, a in zip(o.columns, "xyz", strict=True):
+                cols.append(frame[c])
+                names.append(f"{o.name}_{a}")
+        else:
+            cols.append(frame[o.columns[0]])
+            names.append(o.name)
+    for name, ser in tail:
+        cols.append(ser)
+        names.append(name)
+    if not cols:
+        return pd.DataFrame(index=frame.index)
+    out = pd.concat(cols, axis=1, ignore_index=True)
+    out.columns = names
     return out
 
 
@@ -80,9 +106,7 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table]) -> tuple[pd.DataF
     finally:
         con.close()
     t1 = time.perf_counter()
-    frame = to_frame(result)
-    if not p.split_positions:
-        frame = pack_positions(frame, p.outputs)
+    frame = shape_frame(to_frame(result), p.outputs, p.split_positions)
     t2 = time.perf_counter()
     return frame, result, {"rows": result.num_rows, "bytes": result.nbytes,
                            "ms": (t1 - t0) * 1000, "frame_ms": (t2 - t1) * 1000}

@@ -183,8 +183,8 @@ class Query:
 
     ``where`` holds the conjuncts still evaluated locally (rules move the pushed
     ones into the scans); ``order`` is the fetch order of the scans (aliases);
-    ``star_tail`` lists output names of positions that came from ``*`` (packed
-    at the end of the frame, where caveclient puts them).
+    ``star_tail`` lists the indices of outputs that are positions from ``*``
+    (packed at the end of the frame, where caveclient puts them).
     """
 
     scans: tuple[Scan, ...]
@@ -206,7 +206,7 @@ class Query:
     synapse_table: str | None = None
     order: tuple[str, ...] = ()
     subqueries: tuple[Query, ...] = ()
-    star_tail: tuple[str, ...] = ()
+    star_tail: tuple[int, ...] = ()
 
     def scan(self, alias: str) -> Scan:
         """The scan with this alias."""

@@ -62,11 +62,13 @@ class RemoteCall:
 @dataclass(frozen=True)
 class OutputSpec:
     """An output column of the frame: ``columns`` are the SQL result columns it is
-    made of (three for a position)."""
+    made of (internal names; three for a position), ``name`` its name in the frame
+    (names may repeat, as in SQL)."""
 
     name: str
     position: bool
     columns: tuple[str, ...]
+    at_end: bool = False  # a packed position from ``*``: caveclient puts it after the others
 
 
 @dataclass(frozen=True)
@@ -193,15 +195,16 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
     n = 0
     for i, o in enumerate(q.outputs):
         first_col[i] = n + 1
+        # internal result names: the frame's names may repeat (SELECT p, p_y), DuckDB's may not
         if isinstance(o.expr, Col) and o.expr.type == "position":
-            names = tuple(f"{o.name}_{a}" for a in "xyz")
+            names = tuple(f"c{n + k}" for k in range(3))
             for expr, name in zip(b.position(o.expr), names, strict=True):
                 select.append(f"{expr} AS {quote(name)}")
-            outputs.append(OutputSpec(o.name, True, names))
+            outputs.append(OutputSpec(o.name, True, names, at_end=i in q.star_tail))
             n += 3
         else:
-            select.append(f"{b.expr(o.expr)} AS {quote(o.name)}")
-            outputs.append(OutputSpec(o.name, False, (o.name,)))
+            select.append(f"{b.expr(o.expr)} AS {quote(f'c{n}')}")
+            outputs.append(OutputSpec(o.name, False, (f"c{n}",)))
             n += 1
     first = q.scans[0]
     sql_from = f"{relations[first.alias]} AS {quote(first.alias)}"
@@ -272,7 +275,8 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
                      + (f" offset {q.offset}" if q.offset else ""))
     steps.append("project " + ", ".join(o.name for o in q.outputs)
                  + ("" if q.split_positions or not any(o.position for o in outputs)
-                    else "; positions packed as [x, y, z] at the end (as caveclient)"))
+                    else "; positions packed as [x, y, z]" + (" (from *: at the end, as caveclient)"
+                                                              if q.star_tail else "")))
     return sql, tuple(outputs), steps
 
 
