@@ -56,6 +56,7 @@ class Engine:
         self._catalogs: dict[int, Catalog] = {}
         self._stamps: dict[int, datetime | None] | None = None
         self._lock = threading.RLock()
+        self._owns_backend = False  # only backends USE opened are closed by the engine
 
     # ------------------------------------------------------------------ catalogs
     def _versions(self) -> list[int]:
@@ -339,12 +340,13 @@ class Engine:
             if err.span is None:
                 err.span = span
             raise
-        old = self.backend
+        old, owned = self.backend, self._owns_backend
         self.backend = backend
+        self._owns_backend = True
         self._catalogs.clear()
         self._stamps = None
         self.settings = replace(self.settings, version=None)
-        if old is not backend:
+        if owned and old is not backend:
             try:
                 old.close()
             except Exception:  # noqa: BLE001 - closing the old backend must not fail the switch
