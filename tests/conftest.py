@@ -28,3 +28,21 @@ def tiny_datastack(tmp_path_factory: pytest.TempPathFactory):
     from caveql.datastack.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def demo_path():
+    """Path of the default demo datastack (2,000,000 synapses, seed 0), built once per machine.
+
+    It lives under the user cache dir in a folder named after the generator version and the
+    parameters, so it is reused across test runs and rebuilt when the generator changes
+    (``CAVEQL_TEST_DEMO_PATH`` overrides the folder).
+    """
+    import platformdirs
+
+    from caveql.datastack.demo import DEFAULT_SYNAPSES, GENERATOR_VERSION, build_demo
+
+    folder = os.environ.get("CAVEQL_TEST_DEMO_PATH") or os.path.join(
+        platformdirs.user_cache_dir("caveql"), "test-demos",
+        f"minnie65_demo-g{GENERATOR_VERSION}-{DEFAULT_SYNAPSES}-s0")
+    return build_demo(folder, synapses=DEFAULT_SYNAPSES, seed=0, progress=lambda _msg: None)

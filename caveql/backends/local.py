@@ -329,7 +329,7 @@ class LocalBackend:
     def _cursor(self, version: int) -> _Cursor:
         with self._lock:  # cursor() on a shared connection is not thread-safe
             cur = self._con.cursor()
-        cur.execute(f"SET search_path = '{'v' + str(int(version))}'")
+        cur.execute(f"SET search_path = '{'v' + str(int(version))}'; SET enable_progress_bar = false")
         return _Cursor(cur)
 
     def live_version(self, timestamp: datetime | None) -> int:

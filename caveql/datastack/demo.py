@@ -1,0 +1,326 @@
+"""``caveql demo``: build the synthetic ``minnie65_demo`` datastack (see docs/datastacks.md).
+
+Shaped like minnie65_public (microns-data.md): versions 343 and 661 with their real
+timestamps, the 15 tables of version 661 (4 at 343), the service's schemas and dtypes,
+144,120 nuclei, the reference cell-type mix, synapses from a distance-dependent model, and the
+seed page's figures planted. Deterministic from the seed; idempotent (a marker file records
+the generator version and parameters, a mismatch rebuilds); built in a temporary sibling
+folder and renamed into place, so an interrupted build never leaves a half datastack.
+
+Storage: synapses are written once, in two copies sorted by ``pre_pt_root_id`` and by
+``post_pt_root_id`` (row groups of :data:`ROW_GROUP` rows, so a root-id lookup reads one or
+two row groups), shared by both versions; version 343 rewrites the root ids of the cells
+edited since through a root id map.
+
+>>> import tempfile
+>>> root = build_demo(Path(tempfile.mkdtemp()) / "demo", synapses=5_000)
+>>> read_marker(root)["synapses"]
+5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from caveql.datastack.demo_cells import Cells, make_cells, make_tables
+from caveql.datastack.demo_meta import (
+    DATASTACK,
+    DESCRIPTION,
+    TABLES_AT,
+    VERSIONS,
+    VOXEL,
+    table_metadata,
+)
+from caveql.datastack.demo_synapses import SynapseGenerator
+from caveql.datastack.layout import write_info, write_table_metadata, write_version, write_view
+from caveql.errors import DatastackError
+
+__all__ = [
+    "DEFAULT_SYNAPSES",
+    "GENERATOR_VERSION",
+    "ROW_GROUP",
+    "add_demo_arguments",
+    "build_demo",
+    "default_demo_path",
+    "main",
+    "read_marker",
+    "run_demo",
+]
+
+#: Bump whenever the generated data changes: existing demos are then rebuilt.
+GENERATOR_VERSION = "2"
+DEFAULT_SYNAPSES = 2_000_000
+ROW_GROUP = 65_536
+IN_MEMORY_SORT = 12_000_000  # above this many synapses, DuckDB sorts out of core
+MARKER = ".caveql-demo.json"
+SYN = "synapses_pni_2"
+
+Progress = Callable[[str], None]
+
+
+def default_demo_path() -> Path:
+    """Where ``caveql demo`` builds by default: ``$CAVEQL_DEMO_PATH``, else the user cache dir."""
+    env = os.environ.get("CAVEQL_DEMO_PATH")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("caveql")) / DATASTACK
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """The build marker of a demo folder, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _wanted(synapses: int, seed: int) -> dict[str, Any]:
+    return {"generator": GENERATOR_VERSION, "datastack": DATASTACK, "synapses": synapses, "seed": seed}
+
+
+def _stderr_progress() -> Progress | None:
+    if not sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def report(msg: str) -> None:
+        sys.stderr.write(f"\r\x1b[K[caveql demo {time.perf_counter() - start:6.1f}s] {msg}")
+        sys.stderr.flush()
+    return report
+
+
+def build_demo(path: str | Path | None = None, synapses: int = DEFAULT_SYNAPSES, seed: int = 0, *,
+               force: bool = False, progress: Progress | None = None,
+               memory_limit: str = "3GB") -> Path:
+    """Build the demo datastack at ``path`` (default :func:`default_demo_path`); returns it.
+
+    Does nothing when a complete demo with the same generator version, ``synapses`` and
+    ``seed`` is already there (unless ``force``). ``progress`` receives one-line status
+    messages (default: on stderr when it is a terminal).
+    """
+    if isinstance(synapses, bool) or not isinstance(synapses, int) or synapses < 2_000:
+        raise DatastackError(f"--synapses must be an integer of at least 2000, not {synapses!r}")
+    root = Path(path) if path is not None else default_demo_path()
+    wanted = _wanted(synapses, seed)
+    if not force and read_marker(root) == wanted:
+        return root
+    if root.exists() and not (root / MARKER).exists() and any(root.iterdir()):
+        raise DatastackError(f"{root} exists and is not a caveql demo; refusing to overwrite it",
+                             hint="choose another --path, or remove the folder")
+    report = progress if progress is not None else (_stderr_progress() or (lambda _m: None))
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _build(tmp, synapses, seed, report, memory_limit)
+        (tmp / MARKER).write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+        if root.exists():
+            old = root.parent / f".{root.name}.old-{os.getpid()}"
+            root.rename(old)
+            tmp.rename(root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report(f"done: {root}\n")
+    return root
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=ROW_GROUP, compression="zstd")
+
+
+def _build(root: Path, synapses: int, seed: int, report: Progress, memory_limit: str) -> None:
+    report("cells and annotation tables")
+    cells = make_cells(seed)
+    tables = make_tables(cells, seed)
+    write_info(root, {
+        "datastack_name": DATASTACK, "description": DESCRIPTION,
+        "aligned_volume": {"name": "minnie65_demo_volume", "id": 1, "display_name": "minnie65 (demo)",
+                           "description": "synthetic volume of the caveql demo", "image_source": ""},
+        "synapse_table": SYN, "soma_table": "nucleus_detection_v0", "analysis_database": None,
+        "viewer_site": "", "local_server": "", "skeleton_source": None,
+        "segmentation_source": "graphene://local/segmentation/table/minnie65_demo_pcg",
+        "viewer_resolution_x": VOXEL[0], "viewer_resolution_y": VOXEL[1], "viewer_resolution_z": VOXEL[2],
+        "caveql_demo": {"generator": GENERATOR_VERSION, "synapses": synapses, "seed": seed},
+    })
+    for v, (ts, expires) in VERSIONS.items():
+        write_version(root, v, {"id": v, "datastack": DATASTACK, "version": v, "time_stamp": ts,
+                                "valid": True, "expires_on": expires, "status": "AVAILABLE",
+                                "is_merged": False})
+    index = {t: i for i, t in enumerate(TABLES_AT[661])}
+    for v in VERSIONS:
+        for name in TABLES_AT[v]:
+            if name == SYN:
+                continue
+            meta = table_metadata(name, v, index[name])
+            if v == 343 and name == "aibs_soma_nuc_metamodel_preds_v117":
+                # a reference table has no root ids: both versions share one file
+                write_table_metadata(root, v, name, meta, {"files": [
+                    {"path": f"versions/661/tables/{name}.parquet"}]})
+                continue
+            _write(tables[v][name], root / "versions" / str(v) / "tables" / f"{name}.parquet")
+            write_table_metadata(root, v, name, meta)
+    _synapses(root, cells, synapses, seed, report, memory_limit)
+    for v in VERSIONS:
+        _views(root, v)
+
+
+def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress, memory_limit: str) -> None:
+    gen = SynapseGenerator(cells, total, seed)
+    parts = root / "shared" / "_parts"
+    parts.mkdir(parents=True)
+    _write(gen.planted(), parts / "planted.parquet")
+    done = 0
+    for c, chunk in enumerate(gen.chunks()):
+        _write(chunk, parts / f"part-{c:04d}.parquet")
+        done += chunk.num_rows
+        report(f"synapses {done:,}/{total:,}")
+    files = []
+    sorts = (("pre_pt_root_id", "by_pre"), ("post_pt_root_id", "by_post"))
+    if total <= IN_MEMORY_SORT:
+        # small demos: sort in memory with Arrow (much faster than a spilling sort)
+        table = pa.concat_tables(pq.read_table(p) for p in sorted(parts.glob("*.parquet")))
+        for col, suffix in sorts:
+            report(f"sorting synapses by {col}")
+            _write(table.sort_by([(col, "ascending"), ("id", "ascending")]),
+                   root / "shared" / f"{SYN}.{suffix}.parquet")
+            files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": col})
+        del table
+    else:
+        con = duckdb.connect(":memory:", config={
+            "memory_limit": memory_limit, "temp_directory": str(root / "shared" / "_tmp"),
+            "preserve_insertion_order": True})
+        try:
+            con.execute("SET enable_progress_bar = false")
+            src = str(parts / "*.parquet").replace("'", "''")
+            for col, suffix in sorts:
+                report(f"sorting synapses by {col}")
+                out = str(root / "shared" / f"{SYN}.{suffix}.parquet").replace("'", "''")
+                con.execute(f"COPY (SELECT * FROM read_parquet('{src}') ORDER BY {col}, id) TO "
+                            f"'{out}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP}, COMPRESSION zstd)")
+                files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": col})
+        finally:
+            con.close()
+    shutil.rmtree(parts)
+    shutil.rmtree(root / "shared" / "_tmp", ignore_errors=True)
+    for v in VERSIONS:
+        storage: dict[str, Any] = {"files": files}
+        if v != 661:
+            _write(cells.root_map(), root / "versions" / str(v) / "root_id_map.parquet")
+            storage["root_id_map"] = f"versions/{v}/root_id_map.parquet"
+        write_table_metadata(root, v, SYN, table_metadata(SYN, v, 0), storage)
+
+
+_VIEW_META = {"datastack_name": DATASTACK, "voxel_resolution_x": VOXEL[0],
+              "voxel_resolution_y": VOXEL[1], "voxel_resolution_z": VOXEL[2], "notice_text": None}
+
+_SOMA_COUNTS = """
+SELECT n.id, n.pt_position_x, n.pt_position_y, n.pt_position_z, n.pt_root_id, n.pt_supervoxel_id,
+       s.cell_type,
+       count(*) FILTER (WHERE s.cell_type = 'neuron') OVER (PARTITION BY n.pt_root_id) AS neuron_count,
+       count(*) OVER (PARTITION BY n.pt_root_id) AS total_count
+FROM nucleus_detection_v0 n JOIN nucleus_ref_neuron_svm s ON s.target_id = n.id
+"""
+
+VIEWS = {
+    "synapses_pni_2_in_out_degree": (
+        "in/out synapse counts per segment id (sizes averaged). [caveql demo]", False, None, """
+WITH i AS (SELECT post_pt_root_id AS root_id, count(*) AS n_input, avg(size) AS avg_input_size
+           FROM synapses_pni_2 GROUP BY 1),
+     o AS (SELECT pre_pt_root_id AS root_id, count(*) AS n_output, avg(size) AS avg_output_size
+           FROM synapses_pni_2 GROUP BY 1)
+SELECT coalesce(i.root_id, o.root_id) AS root_id, coalesce(i.n_input, 0) AS n_input,
+       i.avg_input_size, coalesce(o.n_output, 0) AS n_output, o.avg_output_size
+FROM i FULL OUTER JOIN o ON i.root_id = o.root_id
+"""),
+    "connections_with_nuclei": (
+        "One row per (pre, post) root pair without autapses: synapse count, summed size, and the "
+        "nucleus id of each side when exactly one nucleus lies on the root. [caveql demo]", False, None, """
+WITH c AS (SELECT pre_pt_root_id, post_pt_root_id, count(*) AS n_syn, sum(size) AS sum_size
+           FROM synapses_pni_2 WHERE pre_pt_root_id != post_pt_root_id GROUP BY 1, 2),
+     nuc AS (SELECT pt_root_id, min(id) AS nuc_id FROM nucleus_detection_v0 WHERE pt_root_id != 0
+             GROUP BY 1 HAVING count(*) = 1)
+SELECT c.pre_pt_root_id, c.post_pt_root_id, c.n_syn, c.sum_size, a.nuc_id AS pre_nuc_id,
+       b.nuc_id AS post_nuc_id
+FROM c LEFT JOIN nuc a ON a.pt_root_id = c.pre_pt_root_id LEFT JOIN nuc b ON b.pt_root_id = c.post_pt_root_id
+"""),
+    "soma_counts": (
+        "Nuclei per root id and how many of them the SVM calls neurons. [caveql demo]", True, 661,
+        _SOMA_COUNTS),
+    "single_neurons": (
+        "Nuclei called neurons that are the only neuron on their root id. [caveql demo]", True, 661,
+        f"SELECT id, pt_root_id, pt_position_x, pt_position_y, pt_position_z, pt_supervoxel_id "
+        f"FROM ({_SOMA_COUNTS}) WHERE cell_type = 'neuron' AND neuron_count = 1"),
+}
+
+
+def _views(root: Path, version: int) -> None:
+    for i, (name, (desc, live, only, sql)) in enumerate(VIEWS.items()):
+        if only is not None and only != version:
+            continue
+        write_view(root, version, name, {"id": i + 1, "description": desc, **_VIEW_META,
+                                         "live_compatible": live}, " ".join(sql.split()))
+
+
+# -- command line ------------------------------------------------------------------------
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``caveql demo`` (the REPL's CLI registers them on its subparser)."""
+    parser.add_argument("--path", metavar="DIR", default=argparse.SUPPRESS,
+                        help="where to build (default: the user cache dir, or $CAVEQL_DEMO_PATH)")
+    parser.add_argument("--synapses", metavar="N", type=_count, default=DEFAULT_SYNAPSES,
+                        help=f"number of synapses (default {DEFAULT_SYNAPSES:,}; 1e8 and more work)")
+    parser.add_argument("--seed", metavar="S", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+
+
+def _count(text: str) -> int:
+    try:
+        value = float(text.replace("_", "").replace(",", ""))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not value.is_integer() or value < 2_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 2000: {text!r}")
+    return int(value)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Handle ``caveql demo``; prints the path on stdout; returns the exit code."""
+    path = getattr(args, "path", None)
+    try:
+        root = build_demo(path, synapses=args.synapses, seed=args.seed, force=args.force)
+    except DatastackError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    print(root)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m caveql.datastack.demo`` (the same as ``caveql demo``)."""
+    parser = argparse.ArgumentParser(prog="caveql demo", description=__doc__.split("\n")[0])
+    add_demo_arguments(parser)
+    return run_demo(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

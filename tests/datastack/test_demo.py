@@ -1,0 +1,279 @@
+"""The demo datastack: the seed page's figures, the shapes of microns-data.md, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from caveql.backends.base import QueryRequest
+from caveql.backends.local import LocalBackend
+from caveql.datastack.demo import build_demo, main, read_marker
+from caveql.datastack.demo_meta import (
+    SEED_CELLS,
+    SEED_SYNAPSES,
+    SYNAPSE_CELL,
+    TABLES_AT,
+    TOP_PARTNERS,
+)
+from caveql.errors import DatastackError
+
+META = "aibs_soma_nuc_metamodel_preds_v117"
+NUC = "nucleus_detection_v0"
+SYN = "synapses_pni_2"
+
+
+@pytest.fixture(scope="module")
+def demo(demo_path: Path):
+    backend = LocalBackend(demo_path)
+    yield backend
+    backend.close()
+
+
+def merged(backend, table=META, version=661, **filters):
+    """The reference table merged with its target as caveclient's table manager asks for it."""
+    return backend.query(QueryRequest(kind="join", version=version, join=((table, "target_id"), (NUC, "id")),
+                                      suffix_map={table: "_ref", NUC: ""}, **filters)).table
+
+
+def outputs(backend, root=SYNAPSE_CELL, version=661) -> pa.Table:
+    return backend.query(QueryRequest(kind="table", table=SYN, version=version,
+                                      filter_equal={SYN: {"pre_pt_root_id": root}})).table
+
+
+# -- the seed page ----------------------------------------------------------------------------
+
+def test_description_says_synthetic(demo):
+    info = demo.info()
+    assert info["datastack_name"] == "minnie65_demo"
+    assert "SYNTHETIC" in info["description"] and "NOT MICrONs data" in info["description"]
+    assert info["synapse_table"] == SYN and info["soma_table"] == NUC
+
+
+def test_versions_and_tables(demo):
+    assert demo.versions() == [343, 661]
+    assert demo.version_metadata(661)["time_stamp"] == "2023-04-06T20:17:09.199182"
+    assert demo.version_metadata(343)["time_stamp"] == "2022-02-24T08:10:00.184668"
+    assert sorted(demo.tables(661)) == sorted(TABLES_AT[661]) and len(demo.tables(661)) == 15
+    assert sorted(demo.tables(343)) == sorted(TABLES_AT[343])
+    meta = demo.table_metadata(661, NUC)
+    assert meta["schema_type"] == "nucleus_detection" and meta["voxel_resolution_z"] == 40.0
+    assert demo.table_metadata(661, META)["reference_table"] == NUC
+
+
+def test_3084_basket_cells(demo):
+    bc = merged(demo, filter_equal={META: {"cell_type": "BC"}})
+    assert bc.num_rows == 3084
+    assert bc.schema.names[:6] == ["id_ref", "created_ref", "valid_ref", "target_id",
+                                   "classification_system", "cell_type"]
+    assert pc.all(pc.equal(bc["id"], bc["target_id"])).as_py()
+    assert set(bc["classification_system"].to_pylist()) == {"aibs_neuronal"}
+
+
+def test_the_three_23p_cells(demo):
+    roots = [c[4] for c in SEED_CELLS]
+    t = merged(demo, filter_in={NUC: {"pt_root_id": roots}})
+    rows = {r["pt_root_id"]: r for r in t.to_pylist()}
+    assert len(rows) == 3
+    for nid, pos, volume, sv, root, id_ref, created, created_ref in SEED_CELLS:
+        r = rows[root]
+        assert (r["id"], r["target_id"], r["id_ref"], r["cell_type"]) == (nid, nid, id_ref, "23P")
+        assert (r["pt_position_x"], r["pt_position_y"], r["pt_position_z"]) == pos
+        assert r["pt_supervoxel_id"] == sv
+        assert r["volume"] == pytest.approx(volume, rel=1e-6)
+        assert r["created"] == created and r["created_ref"] == created_ref
+
+
+def test_the_synapse_cell(demo):
+    syn = outputs(demo)
+    assert syn.num_rows == 1498
+    post = syn["post_pt_root_id"].to_numpy()
+    roots, counts = np.unique(post, return_counts=True)
+    assert roots.size == 1038
+    top = sorted(zip(counts.tolist(), roots.tolist(), strict=True), reverse=True)[:6]
+    assert [(r, c) for c, r in top[:5]] == list(TOP_PARTNERS)
+    assert top[5][0] < 11  # the fifth is unambiguous
+    assert not (post == SYNAPSE_CELL).any() and not (post == 0).any()
+    by_id = {r["id"]: r for r in syn.to_pylist()}
+    for sid, created, size, pre_sv, post_sv, post_root, pre, post_pos, ctr in SEED_SYNAPSES:
+        r = by_id[sid]
+        assert (r["created"], r["size"], r["pre_pt_supervoxel_id"], r["post_pt_supervoxel_id"],
+                r["post_pt_root_id"]) == (created, size, pre_sv, post_sv, post_root)
+        assert tuple(r[f"pre_pt_position_{a}"] for a in "xyz") == pre
+        assert tuple(r[f"post_pt_position_{a}"] for a in "xyz") == post_pos
+        assert tuple(r[f"ctr_pt_position_{a}"] for a in "xyz") == ctr
+    assert outputs(demo, version=343).num_rows == 1498  # this cell was not edited
+
+
+def test_connections_view_agrees(demo):
+    v = demo.query(QueryRequest(kind="view", table="connections_with_nuclei", version=661,
+                                filter_equal={"connections_with_nuclei": {"pre_pt_root_id": SYNAPSE_CELL}}))
+    t = v.table
+    assert t.num_rows == 1038 and pc.sum(t["n_syn"]).as_py() == 1498
+    assert t.schema.names == ["pre_pt_root_id", "post_pt_root_id", "n_syn", "sum_size", "pre_nuc_id",
+                              "post_nuc_id"]
+
+
+# -- shapes of microns-data.md ------------------------------------------------------------------
+
+def test_schemas_and_types(demo):
+    nuc = demo.table_columns(661, NUC)
+    assert nuc.names == [
+        "id", "created", "superceded_id", "valid", "volume", "pt_position_x", "pt_position_y",
+        "pt_position_z", "bb_start_position_x", "bb_start_position_y", "bb_start_position_z",
+        "bb_end_position_x", "bb_end_position_y", "bb_end_position_z", "pt_supervoxel_id", "pt_root_id"]
+    syn = demo.table_columns(661, SYN)
+    assert syn.names == [
+        "id", "created", "superceded_id", "valid", "pre_pt_position_x", "pre_pt_position_y",
+        "pre_pt_position_z", "post_pt_position_x", "post_pt_position_y", "post_pt_position_z",
+        "ctr_pt_position_x", "ctr_pt_position_y", "ctr_pt_position_z", "size", "pre_pt_supervoxel_id",
+        "pre_pt_root_id", "post_pt_supervoxel_id", "post_pt_root_id"]
+    types = {f.name: f.type for f in syn}
+    assert types["id"] == pa.int64() and types["pre_pt_position_x"] == pa.int32()
+    assert types["size"] == pa.float32() and types["created"] == pa.timestamp("ns")
+    assert types["valid"] == pa.bool_()
+    assert demo.table_columns(661, META).names == [
+        "id", "created", "superceded_id", "valid", "target_id", "classification_system", "cell_type"]
+    coreg = {f.name: f.type for f in demo.table_columns(661, "apl_functional_coreg_forward_v5")}
+    assert coreg["session"] == pa.int32() and coreg["score"] == pa.float32()
+    proof = demo.table_columns(661, "proofreading_status_public_release").names
+    assert proof[4:] == ["pt_position_x", "pt_position_y", "pt_position_z", "valid_id", "status_dendrite",
+                         "status_axon", "pt_supervoxel_id", "pt_root_id"]
+
+
+@pytest.mark.parametrize(("table", "rows"), [
+    (NUC, 144_120), (META, 86_916), ("nucleus_ref_neuron_svm", 144_120),
+    ("aibs_soma_nuc_exc_mtype_preds_v117", 58_624), ("allen_column_mtypes_v1", 1_357),
+    ("allen_v1_column_types_slanted_ref", 1_357), ("aibs_column_nonneuronal_ref", 542),
+    ("connectivity_groups_v507", 163), ("nucleus_alternative_points", 8_388),
+    ("baylor_log_reg_cell_type_coarse_v1", 55_063), ("baylor_gnn_cell_type_fine_model_v2", 49_051),
+    ("apl_functional_coreg_forward_v5", 68_436), ("proofreading_status_public_release", 1_272),
+    (SYN, 2_000_000),
+])
+def test_row_counts(demo, table, rows):
+    assert demo.table_count(661, table) == rows
+    count = demo.query(QueryRequest(kind="table", table=table, version=661, count=True))
+    assert count.table["count"].to_pylist() == [rows]
+
+
+def test_nuclei_shape(demo):
+    t = demo.query(QueryRequest(kind="table", table=NUC, version=661)).table
+    x, y, z = (t[f"pt_position_{a}"].to_numpy() for a in "xyz")
+    assert x.min() >= 52_770 and x.max() <= 414_200 and y.min() >= 60_616 and y.max() <= 280_300
+    assert z.min() >= 14_850 and z.max() <= 28_160
+    assert (x % 16 == 0).all() and (y % 16 == 0).all()
+    ids = t["id"].to_numpy()
+    assert np.unique(ids).size == ids.size and np.corrcoef(ids, x)[0, 1] > 0.95
+    assert (t["volume"].to_numpy() > 25).all()
+    roots = t["pt_root_id"].to_numpy()
+    sv = t["pt_supervoxel_id"].to_numpy()
+    assert ((roots == 0) == (sv == 0)).all() and (roots == 0).sum() > 1000
+    _, per_root = np.unique(roots[roots != 0], return_counts=True)
+    assert per_root.max() == 346 and sorted(per_root)[-4:] == [43, 60, 102, 346]
+    # supervoxel ids carry the chunk of their position
+    chunk_x = (sv[sv != 0] >> 46) & 1023
+    assert (chunk_x == (x[sv != 0] - 52_770) // 512).all()
+    assert (roots[roots != 0] >> 56 == 12).all()
+
+
+def test_cell_type_mix(demo):
+    t = demo.query(QueryRequest(kind="table", table=META, version=661)).table
+    types, counts = np.unique(np.array(t["cell_type"].to_pylist()), return_counts=True)
+    share = dict(zip(types.tolist(), (counts / counts.sum()).tolist(), strict=True))
+    assert share["23P"] == pytest.approx(0.217, abs=0.01) and share["4P"] == pytest.approx(0.163, abs=0.01)
+    assert share["astrocyte"] == pytest.approx(0.079, abs=0.01)
+    assert np.unique(t["target_id"].to_numpy()).size == t.num_rows
+
+
+def test_synapse_shape(demo):
+    t = demo.query(QueryRequest(kind="table", table=SYN, version=661, select_columns={
+        SYN: ("id", "size", "pre_pt_root_id", "post_pt_root_id", "pre_pt_position", "post_pt_position")})).table
+    pre, post = t["pre_pt_root_id"].to_numpy(), t["post_pt_root_id"].to_numpy()
+    auto = pre == post
+    assert 0.012 < auto.mean() < 0.02
+    same_point = np.all([t[f"pre_pt_position_{a}"].to_numpy()[auto] == t[f"post_pt_position_{a}"].to_numpy()[auto]
+                         for a in "xyz"], axis=0)
+    assert same_point.mean() > 0.95  # degenerate rows: one point, one supervoxel
+    size = t["size"].to_numpy()
+    assert (size % 4 == 0).all() and 2_000 < np.median(size) < 3_500
+    assert 0.005 < (post == 0).mean() < 0.02
+    ids = t["id"].to_numpy()
+    assert np.unique(ids).size == ids.size
+    # ~30 % of a neuron's partners are soma-less fragments
+    nuclei = demo.query(QueryRequest(kind="table", table=NUC, version=661,
+                                     select_columns={NUC: ("pt_root_id",)})).table
+    soma_roots = np.unique(nuclei["pt_root_id"].to_numpy())
+    partners = np.unique(outputs(demo)["post_pt_root_id"].to_numpy())
+    assert 0.2 < (~np.isin(partners, soma_roots)).mean() < 0.4
+
+
+def test_edited_cells_have_new_larger_roots(demo):
+    old = demo.query(QueryRequest(kind="table", table=NUC, version=343,
+                                  select_columns={NUC: ("id", "pt_root_id")})).table
+    new = demo.query(QueryRequest(kind="table", table=NUC, version=661,
+                                  select_columns={NUC: ("id", "pt_root_id")})).table
+    assert old["id"].equals(new["id"])
+    o, n = old["pt_root_id"].to_numpy(), new["pt_root_id"].to_numpy()
+    changed = o != n
+    assert 0.05 < changed.mean() < 0.2
+    assert (n[changed] > o[changed]).all()
+    # the synapse file is shared: version 343 sees the old root ids
+    root343, root661 = int(o[changed][0]), int(n[changed][0])
+    a = demo.query(QueryRequest(kind="table", table=SYN, version=343, count=True,
+                                filter_equal={SYN: {"post_pt_root_id": root343}}))
+    b = demo.query(QueryRequest(kind="table", table=SYN, version=661, count=True,
+                                filter_equal={SYN: {"post_pt_root_id": root661}}))
+    assert a.table["count"][0].as_py() == b.table["count"][0].as_py() > 0
+    gone = demo.query(QueryRequest(kind="table", table=SYN, version=661, count=True,
+                                   filter_equal={SYN: {"post_pt_root_id": root343}}))
+    assert gone.table["count"][0].as_py() == 0
+
+
+# -- building: determinism, idempotence, the command -----------------------------------------
+
+def _frames(path: Path) -> dict[tuple[int, str], pa.Table]:
+    with LocalBackend(path) as b:
+        return {(v, t): b.query(QueryRequest(kind="table", table=t, version=v)).table
+                for v in b.versions() for t in b.tables(v)}
+
+
+def test_determinism_and_idempotence(tmp_path):
+    a = build_demo(tmp_path / "a", synapses=20_000, seed=3)
+    b = build_demo(tmp_path / "b", synapses=20_000, seed=3)
+    fa, fb = _frames(a), _frames(b)
+    assert fa.keys() == fb.keys()
+    for key in fa:
+        assert fa[key].equals(fb[key]), key
+    c = build_demo(tmp_path / "c", synapses=20_000, seed=4)
+    assert not _frames(c)[(661, SYN)].equals(fa[(661, SYN)])
+    # idempotent: same parameters -> untouched; other parameters -> rebuilt
+    stamp = (a / ".caveql-demo.json").stat().st_mtime_ns
+    assert build_demo(a, synapses=20_000, seed=3) == a
+    assert (a / ".caveql-demo.json").stat().st_mtime_ns == stamp
+    build_demo(a, synapses=21_000, seed=3)
+    assert read_marker(a)["synapses"] == 21_000
+    with LocalBackend(a) as backend:
+        assert backend.table_count(661, SYN) == 21_000
+    assert not list(tmp_path.glob(".*building*"))
+
+
+def test_refuses_foreign_folders_and_bad_sizes(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep me")
+    with pytest.raises(DatastackError, match="not a caveql demo"):
+        build_demo(tmp_path / "mine", synapses=5_000)
+    with pytest.raises(DatastackError, match="at least 2000"):
+        build_demo(tmp_path / "x", synapses=10)
+
+
+def test_command(tmp_path, capsys):
+    assert main(["--path", str(tmp_path / "d"), "--synapses", "5e3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert Path(out) == tmp_path / "d"
+    assert json.loads((tmp_path / "d" / ".caveql-demo.json").read_text())["seed"] == 1
+    with pytest.raises(SystemExit):
+        main(["--synapses", "lots"])
