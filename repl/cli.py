@@ -117,6 +117,13 @@ def _add_subcommands(sub: Any) -> None:
     p.set_defaults(handler=_cmd_repl)
 
     # -- other areas' subcommands go below: one add_parser + a lazy-importing handler each --
+    p = sub.add_parser("demo", help="build the synthetic minnie65_demo datastack.",
+                       description="Build the synthetic minnie65_demo datastack (shaped like MICrONs "
+                                   "minnie65_public; NOT real data). Idempotent; prints its folder.")
+    from caveql.datastack.cli import add_demo_arguments  # light: imports no data library
+
+    add_demo_arguments(p)
+    p.set_defaults(handler=_cmd_demo)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -187,6 +194,12 @@ def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:
 
 
 # -- handlers -------------------------------------------------------------------------------------
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from caveql.datastack.cli import run_demo
+
+    return run_demo(args)
+
+
 def _cmd_default(args: argparse.Namespace) -> int:
     if args.commands or args.files:
         session = _session(args)

@@ -20,13 +20,12 @@ edited since through a root id map.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from caveql.datastack.cli import DEFAULT_SYNAPSES
 from caveql.datastack.demo_cells import Cells, make_cells, make_tables
 from caveql.datastack.demo_meta import (
     DATASTACK,
@@ -51,17 +51,13 @@ __all__ = [
     "DEFAULT_SYNAPSES",
     "GENERATOR_VERSION",
     "ROW_GROUP",
-    "add_demo_arguments",
     "build_demo",
     "default_demo_path",
-    "main",
     "read_marker",
-    "run_demo",
 ]
 
 #: Bump whenever the generated data changes: existing demos are then rebuilt.
 GENERATOR_VERSION = "2"
-DEFAULT_SYNAPSES = 2_000_000
 ROW_GROUP = 65_536
 IN_MEMORY_SORT = 12_000_000  # above this many synapses, DuckDB sorts out of core
 MARKER = ".caveql-demo.json"
@@ -281,46 +277,7 @@ def _views(root: Path, version: int) -> None:
                                          "live_compatible": live}, " ".join(sql.split()))
 
 
-# -- command line ------------------------------------------------------------------------
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``caveql demo`` (the REPL's CLI registers them on its subparser)."""
-    parser.add_argument("--path", metavar="DIR", default=argparse.SUPPRESS,
-                        help="where to build (default: the user cache dir, or $CAVEQL_DEMO_PATH)")
-    parser.add_argument("--synapses", metavar="N", type=_count, default=DEFAULT_SYNAPSES,
-                        help=f"number of synapses (default {DEFAULT_SYNAPSES:,}; 1e8 and more work)")
-    parser.add_argument("--seed", metavar="S", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
-
-
-def _count(text: str) -> int:
-    try:
-        value = float(text.replace("_", "").replace(",", ""))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not value.is_integer() or value < 2_000:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 2000: {text!r}")
-    return int(value)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Handle ``caveql demo``; prints the path on stdout; returns the exit code."""
-    path = getattr(args, "path", None)
-    try:
-        root = build_demo(path, synapses=args.synapses, seed=args.seed, force=args.force)
-    except DatastackError as err:
-        print(err.render(), file=sys.stderr)
-        return 1
-    print(root)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m caveql.datastack.demo`` (the same as ``caveql demo``)."""
-    parser = argparse.ArgumentParser(prog="caveql demo", description=__doc__.split("\n")[0])
-    add_demo_arguments(parser)
-    return run_demo(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
+    from caveql.datastack.cli import main
+
     sys.exit(main())

@@ -12,7 +12,8 @@ import pytest
 
 from caveql.backends.base import QueryRequest
 from caveql.backends.local import LocalBackend
-from caveql.datastack.demo import build_demo, main, read_marker
+from caveql.datastack.cli import main
+from caveql.datastack.demo import build_demo, read_marker
 from caveql.datastack.demo_meta import (
     SEED_CELLS,
     SEED_SYNAPSES,
