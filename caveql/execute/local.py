@@ -14,6 +14,7 @@ Int64Dtype()
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -52,6 +53,25 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_NULLABLE.get, date_as_object=False)
 
 
+def _packed(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """One object column of ``np.array([x, y, z])`` per row, as caveclient builds it
+    (int64 arrays; a row with a missing component gets an object array holding NA)."""
+    parts = [frame[c] for c in columns]
+    nulls = np.zeros(len(frame), dtype=bool)
+    for part in parts:
+        nulls |= part.isna().to_numpy()
+    if not nulls.any():
+        # rows of one 2-D int64 array: the same values and dtype as np.array([x, y, z])
+        stacked = np.stack([part.to_numpy(dtype="int64") for part in parts], axis=1)
+        return pd.Series(list(stacked), index=frame.index, dtype=object)
+    ints = list(np.stack([part.to_numpy(dtype="int64", na_value=0) for part in parts], axis=1))
+    objs = np.empty((len(frame), 3), dtype=object)
+    for k, part in enumerate(parts):
+        objs[:, k] = part.to_numpy(dtype=object)  # pd.NA where missing, as caveclient's rows
+    rows = [objs[i] if null else ints[i] for i, null in enumerate(nulls)]
+    return pd.Series(rows, index=frame.index, dtype=object)
+
+
 def shape_frame(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...], split: bool) -> pd.DataFrame:
     """The result columns (internal names) as the frame's columns.
 
@@ -66,8 +86,7 @@ def shape_frame(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...], split: boo
     tail: list[tuple[str, pd.Series]] = []
     for o in outputs:
         if o.position and not split:
-            values = frame[list(o.columns)].to_numpy(dtype=object).tolist()
-            ser = pd.Series([np.array(v) for v in values], index=frame.index, dtype=object)
+            ser = _packed(frame, o.columns)
             if o.at_end:
                 tail.append((o.name, ser))
             else:
@@ -90,10 +109,24 @@ def shape_frame(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...], split: boo
     return out
 
 
+_DB: duckdb.DuckDBPyConnection | None = None
+_DB_LOCK = threading.Lock()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """A fresh connection to one process-wide in-memory database (a new database per
+    statement costs ~50 ms; a cursor costs nothing and keeps registrations apart)."""
+    global _DB
+    with _DB_LOCK:
+        if _DB is None:
+            _DB = duckdb.connect(":memory:")
+        return _DB.cursor()
+
+
 def run_local(p: PhysicalPlan, relations: dict[str, pa.Table]) -> tuple[pd.DataFrame, pa.Table, dict[str, Any]]:
     """Run the plan's SQL over ``relations``; the frame, the Arrow result and timings."""
     t0 = time.perf_counter()
-    con = duckdb.connect()
+    con = _connection()
     try:
         for name, table in relations.items():
             con.register(name, table)
