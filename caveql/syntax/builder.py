@@ -101,7 +101,8 @@ class Builder:
         if d > MAX_DEPTH:
             raise CqlSyntaxError(
                 f"expression nested too deeply (more than {MAX_DEPTH} levels)",
-                span=node.span,
+                # point at where the expression starts: underlining all of it can be megabytes
+                span=Span(node.span.start, node.span.start + 1, node.span.line, node.span.column),
                 hint="split it up; long OR chains of equalities are better written as x IN (...)",
             )
         if d > 1:

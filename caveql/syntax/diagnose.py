@@ -20,6 +20,7 @@ error[CQL001]: unexpected word 'WHER'
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -57,12 +58,14 @@ _OPERATORS = frozenset(
     "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT AND OR IN NOT BETWEEN LIKE IS TILDE NOT_TILDE "
     "WITHIN".split()
 )
+_ARITH = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT"})
 _PUNCT = {
     "COMMA": ",", "LPAR": "(", "RPAR": ")", "DOT": ".", "SEMI": ";", "STAR": "*", "EQ": "=",
     "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">=", "PLUS": "+", "MINUS": "-",
     "SLASH": "/", "PERCENT": "%", "TILDE": "~", "NOT_TILDE": "!~",
 }
 _PHRASES = {"GROUP": "GROUP BY", "ORDER": "ORDER BY", "SPLIT": "SPLIT POSITIONS", "AT": "AT …"}
+_WRITES = frozenset({"DROP", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "TRUNCATE", "REPLACE"})
 _CLAUSE_ORDER = ("JOIN", "WHERE", "GROUP", "HAVING", "ORDER")
 _LATE = frozenset({"LIMIT", "OFFSET", "AT", "SPLIT"})
 _CHAR_HINTS = {
@@ -102,6 +105,8 @@ def describe_token(tok: Token | None) -> str:
     if tok is None or tok.type == "$END":
         return "the end of the input"
     t, v = tok.type, str(tok)
+    if t in SOFT_KEYWORDS:
+        return f"'{v}'"
     if t in KEYWORDS:
         return v.upper()
     if t in ("NAME", "QUOTED_NAME"):
@@ -154,16 +159,22 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
         elif last == "SET":
             words.append("a setting name (version, resolution, timestamp, datastack, ...)")
         elif last == "DOT":
-            words.append("a column name")
+            words.append("a column name or `*`" if "STAR" in exp else "a column name")
+            exp.discard("STAR")
         elif "AS" in exp or last == "AS":
             words.append("an alias")
         else:
             words.append("a name")
         exp -= {"NAME", "QUOTED_NAME"} | SOFT_KEYWORDS
+    # arithmetic is rarely the continuation meant when anything else may come
+    if exp - _ARITH - {"SEMI", "$END"} or words:
+        exp -= _ARITH
     # operators are listed as one word, unless they are all that may come
     ops = bool(exp & _OPERATORS) and bool(words or exp - _OPERATORS - {"SEMI", "$END"})
     if ops:
         exp -= _OPERATORS
+    if last in ("NAME", "QUOTED_NAME") and exp - {"DOT", "LPAR"}:
+        exp -= {"DOT", "LPAR"}  # `t.col` and `f(x)` continuations are not what was missed
     end = bool(exp & {"SEMI", "$END"})
     exp -= {"SEMI", "$END"}
     if {"INNER", "LEFT", "JOIN"} <= exp:
@@ -207,9 +218,11 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
     if isinstance(exc, UnexpectedCharacters):
         return _bad_character(text, exc.pos_in_stream)
     tok = getattr(exc, "token", None)
-    expected = _accepted(exc)
     at_end = tok is None or tok.type == "$END"
     pos = len(text) if at_end else tok.start_pos  # type: ignore[union-attr]
+    expected = _accepted_before(lark, text, rule, pos) if len(text) <= _REPAIR_LIMIT else None
+    if expected is None:
+        expected = _accepted(exc)
     prev = _tokens_before(lark, text, pos)
     if at_end:
         return _at_end(text, prev, expected, rule)
@@ -221,12 +234,15 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
             "`==` is not a CQL operator", span=_pos_span(text, prev[-1].start_pos, tok.end_pos),
             hint="compare with a single `=`", expected=sorted(expected),
         )
+    if tok.type == "SLASH" and text.startswith("/*", tok.start_pos):  # type: ignore[arg-type]
+        return UnterminatedError("this /* comment is never closed", span=_pos_span(
+            text, tok.start_pos, tok.start_pos + 2), hint="end it with */")  # type: ignore[arg-type,operator]
     if tok.type == "RPAR" and not opens:
         return CqlSyntaxError("this `)` has no matching `(`", span=span, expected=sorted(expected))
     message = f"expected {expected_words(expected, prev)}{_after(prev)}, found {describe_token(tok)}"
     hint = None
     if len(text) <= _REPAIR_LIMIT:
-        fixed = _repair(text, tok, prev, expected, rule, raw)
+        fixed = _repair(text, tok, prev, expected, rule, raw, lark)
         if fixed is not None:
             fix_span, fix_message, hint = fixed
             if fix_span is not None:
@@ -234,6 +250,22 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
     if hint is None:
         hint = _static_hint(tok, prev, expected, opens)
     return CqlSyntaxError(message, span=span, hint=hint, expected=sorted(expected))
+
+
+def _accepted_before(lark: Lark, text: str, rule: str, pos: int) -> set[str] | None:
+    """The exact terminals acceptable at ``pos``: replay the parse up to the offending token.
+
+    LALR may reduce on a merged lookahead before noticing the error, so the state lark reports
+    can be past where the user's thought went (after `'BC' AN`, AND is what was meant, but the
+    reported state is already after the whole WHERE clause)."""
+    try:
+        ip = lark.parse_interactive(text, start=rule)
+        for t in ip.iter_parse():
+            if t.start_pos >= pos:  # type: ignore[operator]
+                break
+        return set(ip.accepts())
+    except Exception:  # any trouble replaying: fall back to what lark reported
+        return None
 
 
 def _accepted(exc: UnexpectedInput) -> set[str]:
@@ -340,56 +372,72 @@ _Fix = tuple[Span | None, str | None, str]
 
 
 def _repair(text: str, tok: Token, prev: list[Token], expected: set[str], rule: str,
-            raw: Raw) -> _Fix | None:
+            raw: Raw, raw_lark: Lark) -> _Fix | None:
     """The first small edit that lets the parse get past the offending token, as (span, message, hint)."""
     start, end = tok.start_pos, tok.end_pos
     assert start is not None and end is not None
-    candidates: list[tuple[str, int, _Fix]] = []  # (new text, position it must get past, fix)
+    # an edit counts when the parse then gets past the offending token *and* the one after it
+    nxt = _token_after(raw_lark, text, end)
+    goal = len(text) + 1 if nxt is None else nxt.end_pos
+    candidates: list[tuple[str, int, _Fix]] = []  # (new text, offset it must get past, fix)
 
     def replace(t: Token, new: str, fix: _Fix) -> None:
         s, e = t.start_pos, t.end_pos
         assert s is not None and e is not None
-        candidates.append((text[:s] + new + text[e:], end + len(new) - (e - s), fix))
+        candidates.append((text[:s] + new + text[e:], goal + len(new) - (e - s), fix))
 
-    exp_kw = sorted(expected & KEYWORDS)
-    if tok.type == "NAME" and len(tok) >= 3:
-        for kw in did_you_mean(str(tok).upper(), exp_kw + [_PHRASES.get(k, k) for k in exp_kw
-                                                           if k in ("GROUP", "ORDER", "SPLIT")]):
+    def insert(new: str, fix: _Fix) -> None:
+        candidates.append((text[:start] + new + text[start:], goal + len(new), fix))
+
+    # soft keywords in `expected` are there as names, not as keywords anyone meant
+    exp_kw = sorted(expected & (RESERVED if "NAME" in expected else KEYWORDS))
+    word = str(tok).upper()
+    if len(word) >= 2 and (tok.type == "NAME" or (tok.type in KEYWORDS and tok.type not in expected)):
+        phrases = [_PHRASES[k] for k in exp_kw if k in ("GROUP", "ORDER", "SPLIT")]
+        for kw in did_you_mean(word, [k for k in exp_kw if k != word] + phrases):
             replace(tok, kw, (None, None, f"did you mean {kw}?"))
-    if prev and prev[-1].type == "NAME" and len(prev[-1]) >= 3:
+    if prev and prev[-1].type == "NAME" and len(prev[-1]) >= 2:
         p = prev[-1]
-        for kw in did_you_mean(str(p).upper(), sorted(KEYWORDS) + ["GROUP BY", "ORDER BY"]):
+        # the previous word parsed as a name: only a close likeness makes it a likely typo
+        for kw in _close(str(p).upper(), sorted(KEYWORDS) + ["GROUP BY", "ORDER BY"]):
             replace(p, kw, (_tok_span(p), f"unexpected word '{_short(str(p))}'", f"did you mean {kw}?"))
+    # the next two must make the whole text parse: they are guesses about intent
     if prev and prev[-1].type == "COMMA" and tok.type in KEYWORDS | {"RPAR"}:
         p = prev[-1]
-        candidates.append((text[: p.start_pos] + " " + text[p.end_pos:], end,  # type: ignore[index]
-                           (None, None, f"remove the `,` before {describe_token(tok)}")))
+        new = text[: p.start_pos] + " " + text[p.end_pos:]  # type: ignore[index]
+        candidates.append((new, len(new) + 1, (None, None, f"remove the `,` before {describe_token(tok)}")))
     if "COMMA" in expected and (tok.type in _EXPR_START or tok.type == "STAR") and prev:
-        candidates.append((text[:start] + ", " + text[start:], end + 2,
-                           (None, f"expected `,` or {_after_word(expected)} between "
-                                  f"{describe_token(prev[-1])} and {describe_token(tok)}",
-                            f"a `,` is missing before {describe_token(tok)}?")))
-    if tok.type in KEYWORDS and "NAME" in expected and tok.type not in _STATEMENTS:
+        insert(", ", (None, None, f"a `,` is missing before {describe_token(tok)}?"))
+    if tok.type in RESERVED and "NAME" in expected and tok.type not in _STATEMENTS:
         quoted = f'"{tok}"'
-        replace(tok, quoted, (None, None,
-                              f"{tok.upper()} is a keyword; write {quoted} to use it as a name"))
+        new = text[:start] + quoted + text[end:]
+        candidates.append((new, len(new) + 1, (None, None,
+                           f"{tok.upper()} is a keyword; write {quoted} to use it as a name")))
     if "SEMI" in expected and tok.type in _STATEMENTS:
-        candidates.append((text[:start] + "; " + text[start:], end + 2,
-                           (None, None, f"a `;` is missing before {tok.upper()}?")))
-    single = [k for k in expected if k in ("BY", "ON", "AND", "NULL", "POSITIONS")]
-    if len(single) == 1:
-        kw = single[0]
-        candidates.append((text[:start] + kw + " " + text[start:], end + len(kw) + 1,
-                           (None, None, f"{kw} is missing before {describe_token(tok)}?")))
+        insert("; ", (None, None, f"a `;` is missing before {tok.upper()}?"))
+    if len(exp_kw) == 1 and exp_kw[0] in ("BY", "ON", "AND", "NULL", "POSITIONS"):
+        kw = exp_kw[0]
+        insert(kw + " ", (None, None, f"{kw} is missing before {describe_token(tok)}?"))
     for new_text, must_pass, fix in candidates:
         if _progress(new_text, rule, raw) >= must_pass:
             return fix
     return None
 
 
-def _after_word(expected: set[str]) -> str:
-    rest = expected - {"COMMA"}
-    return expected_words(rest, []) if rest else "the end"
+def _token_after(lark: Lark, text: str, pos: int) -> Token | None:
+    try:
+        for t in lark.lex(text):
+            if t.start_pos >= pos:  # type: ignore[operator]
+                return t
+    except UnexpectedInput:
+        pass
+    return None
+
+
+def _close(word: str, choices: list[str]) -> list[str]:
+    """Keywords that look very much like ``word`` (FORM -> FROM, WHER -> WHERE, AN -> AND)."""
+    return [c for c in did_you_mean(word, choices)
+            if difflib.SequenceMatcher(None, word.lower(), c.lower()).ratio() >= 0.75]
 
 
 def _static_hint(tok: Token, prev: list[Token], expected: set[str], opens: list[Token]) -> str | None:
@@ -413,6 +461,12 @@ def _static_hint(tok: Token, prev: list[Token], expected: set[str], opens: list[
                     "then LIMIT, OFFSET and the CAVE clauses (AT ..., SPLIT POSITIONS)")
     if tok.type == "COMMA" and len(prev) >= 2 and prev[-2].type == "LIMIT":
         return "CQL writes LIMIT n OFFSET m"
+    if tok.type == "NAME" and str(tok).upper() in _WRITES and not prev:
+        return "CQL only reads data: SELECT, SHOW, DESCRIBE, EXPLAIN, SET and USE"
+    if tok.type == "RPAR" and prev and prev[-1].type == "LPAR" and len(prev) > 1 and prev[-2].type == "IN":
+        return "an IN list needs at least one value: IN (1, 2, 3)"
+    if tok.type == "OR" and "AND" in expected and any(t.type == "BETWEEN" for t in prev[-4:]):
+        return "BETWEEN takes its bounds as: x BETWEEN low AND high"
     if "RPAR" in expected and opens:
         o = opens[-1]
         return f"close the `(` opened at line {o.line}, column {o.column}"
