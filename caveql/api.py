@@ -3,10 +3,12 @@
 >>> import caveql, tempfile
 >>> from caveql.datastack.tiny import build_tiny
 >>> folder = build_tiny(tempfile.mkdtemp())                     # a small local datastack
->>> db = caveql.connect(path=folder)                            # doctest: +SKIP
->>> db.query("SELECT id, pt_root_id FROM nuclei ORDER BY id LIMIT 3").columns.tolist()  # doctest: +SKIP
-['id', 'pt_root_id']
->>> db.close()                                                  # doctest: +SKIP
+>>> db = caveql.connect(path=folder)
+>>> db.query("SELECT id, pt_root_id FROM cells WHERE cell_type = :t", t="BC")
+   id  pt_root_id
+0   2        1002
+1   5        1005
+>>> db.close()
 
 Three ways to reach data, one interface:
 
@@ -49,21 +51,15 @@ DEMO_NAME = "minnie65_demo"
 
 
 def demo_path() -> str:
-    """Where the demo datastack lives: ``$CAVEQL_DEMO_PATH``, else the user data folder.
+    """Where the demo datastack lives (``caveql demo`` builds it there): ``$CAVEQL_DEMO_PATH``,
+    else the user cache folder.
 
-    >>> os.path.basename(demo_path()) in ("demo", os.path.basename(os.environ.get("CAVEQL_DEMO_PATH", "")))
+    >>> os.path.basename(demo_path()) in ("minnie65_demo", os.path.basename(os.environ.get("CAVEQL_DEMO_PATH", "")))
     True
     """
-    env = os.environ.get("CAVEQL_DEMO_PATH")
-    if env:
-        return env
-    try:
-        from caveql.datastack.demo import default_path  # type: ignore[attr-defined]
-    except ImportError:
-        import platformdirs
+    from caveql.datastack.demo import default_demo_path
 
-        return os.path.join(platformdirs.user_data_dir("caveql", appauthor=False), "demo")
-    return os.fspath(default_path())
+    return os.fspath(default_demo_path())
 
 
 def _demo_backend() -> Backend:
@@ -73,15 +69,18 @@ def _demo_backend() -> Backend:
     if not _looks_built(path):
         from caveql.datastack.demo import build_demo
 
-        print(f"caveql: building the demo datastack in {path} (first use; takes a little while)...",
-              file=sys.stderr, flush=True)
+        print(f"caveql: building the demo datastack in {path} (first use; takes a minute or so; "
+              "`caveql demo` does the same)...", file=sys.stderr, flush=True)
         build_demo(path)
         print("caveql: demo datastack ready.", file=sys.stderr, flush=True)
     return LocalBackend(path)
 
 
 def _looks_built(path: str) -> bool:
-    return os.path.isdir(path) and any(os.scandir(path))
+    if not os.path.isdir(path):
+        return False
+    with os.scandir(path) as entries:
+        return any(True for _ in entries)
 
 
 def _http_backend(datastack: str, server: str, token: str | None) -> Backend:
@@ -225,10 +224,12 @@ class Connection:
         Statements that return no rows (``SET``, ``USE``) give a one-column frame
         ``message``.
 
-        >>> db = connect(path=build_tiny(tempfile.mkdtemp()))        # doctest: +SKIP
-        >>> db.query("SELECT COUNT(*) AS n FROM cells WHERE pt_root_id IN :ids", ids=[0])  # doctest: +SKIP
+        >>> import tempfile; from caveql.datastack.tiny import build_tiny
+        >>> db = connect(path=build_tiny(tempfile.mkdtemp()))
+        >>> db.query("SELECT COUNT(*) AS n FROM cells WHERE pt_root_id IN :ids", ids=[0, 1001])
            n
-        0  1
+        0  2
+        >>> db.close()
         """
         results = self.execute_script(text, **params)
         if not results:
@@ -238,9 +239,10 @@ class Connection:
     def explain(self, text: str, /, *, analyze: bool = False, **params: Any) -> str:
         """The plan of a SELECT: every remote call as the exact request, then local steps.
 
-        >>> db = connect(path=build_tiny(tempfile.mkdtemp()))        # doctest: +SKIP
-        >>> "cells" in db.explain("SELECT id FROM cells LIMIT 1")    # doctest: +SKIP
-        True
+        >>> import tempfile; from caveql.datastack.tiny import build_tiny
+        >>> with connect(path=build_tiny(tempfile.mkdtemp())) as db:
+        ...     print(db.explain("SELECT id FROM cells LIMIT 1").splitlines()[0])
+        Logical plan:
         """
         with self._lock:
             return self.engine.explain(text, params=params, analyze=analyze)
@@ -317,10 +319,11 @@ def connect(
 ) -> Connection:
     """Open a :class:`Connection` (see the module docstring for the three kinds).
 
-    >>> with connect(path=build_tiny(tempfile.mkdtemp())) as db:   # doctest: +SKIP
-    ...     "nuclei" in db.tables()
-    True
-    >>> db = connect("minnie65_public")                  # doctest: +SKIP
+    >>> import tempfile; from caveql.datastack.tiny import build_tiny
+    >>> with connect(path=build_tiny(tempfile.mkdtemp()), version=1) as db:
+    ...     db.version, db.tables()
+    (1, ['cells', 'nuclei', 'synapses'])
+    >>> db = connect("minnie65_public")  # doctest: +SKIP
     """
     from caveql.engine import Engine, Settings
 
@@ -354,6 +357,10 @@ def default_connection() -> Connection:
 def query(text: str, /, **params: Any) -> pd.DataFrame:
     """One-shot query on the default connection (the demo datastack).
 
-    >>> caveql.query("SELECT COUNT(*) FROM synapses_pni_2")   # doctest: +SKIP
+    >>> import os, tempfile; from caveql.datastack.tiny import build_tiny
+    >>> os.environ["CAVEQL_DEMO_PATH"] = str(build_tiny(tempfile.mkdtemp()))  # a stand-in demo
+    >>> int(query("SELECT COUNT(*) AS n FROM cells").n[0])
+    6
+    >>> default_connection().close(); del os.environ["CAVEQL_DEMO_PATH"]
     """
     return default_connection().query(text, **params)

@@ -113,6 +113,8 @@ class _CatalogLoader:
             self.refresh()
         except Exception as exc:  # noqa: BLE001 - shown in the toolbar; queries report it properly
             self.status = f"catalog unavailable: {getattr(exc, 'message', exc)}"
+        finally:
+            self.session.catalog_ready.set()
 
     def refresh(self) -> None:
         conn = self.session.connection

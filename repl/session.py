@@ -85,6 +85,8 @@ class Session:
         self.next_input: str | None = None
         self.quit = False
         self.null = "NULL"
+        #: set by the REPL once the completion catalog has loaded (or failed to)
+        self.catalog_ready = threading.Event()
 
     # -- the connection ---------------------------------------------------------------------------
     @property
@@ -230,11 +232,15 @@ class Session:
     # -- output -----------------------------------------------------------------------------------
     def show_result(self, result: Result) -> None:
         """Print a statement's result: rows as a table (or to the ``\\o`` file), or its message."""
+        kind = type(result.statement).__name__
+        if result.message:
+            if kind in ("Explain", "Describe"):
+                self._emit(result.message)  # the answer itself: stdout
+            else:
+                self.info(result.message)  # status (SET, USE): stderr in scripts
         if result.frame is not None:
             self.last_frame = result.frame
             self.show_frame(result.frame)
-        elif result.message:
-            self.info(result.message)
 
     def show_frame(self, df: pd.DataFrame, *, full: bool = False) -> None:
         """Render a frame in the session's format (to the ``\\o`` file if one is set)."""

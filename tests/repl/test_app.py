@@ -19,6 +19,7 @@ def drive(session: Session, chunks: list[str], history: str = "") -> None:
     queries finish, as a person typing would), then end the input (EOF, like Ctrl-D)."""
 
     def typist(inp: object) -> None:
+        session.catalog_ready.wait(30)  # a person looks at the prompt before pressing Tab
         for chunk in chunks:
             time.sleep(0.15)
             inp.send_text(chunk)  # type: ignore[attr-defined]
@@ -32,10 +33,8 @@ def drive(session: Session, chunks: list[str], history: str = "") -> None:
         t.join()
 
 
-def repl(keys: str | list[str], tmp_path, fake_connect, **kw: object) -> tuple[Session, str, str]:
-    import caveql.api as api
-
-    session = Session(lambda: api.connect(), out=io.StringIO(), err=io.StringIO(), interactive=True)
+def repl(keys: str | list[str], tmp_path, opener, **kw: object) -> tuple[Session, str, str]:
+    session = Session(opener, out=io.StringIO(), err=io.StringIO(), interactive=True)
     session.pager = "off"
     for k, v in kw.items():
         setattr(session, k, v)
@@ -43,65 +42,65 @@ def repl(keys: str | list[str], tmp_path, fake_connect, **kw: object) -> tuple[S
     return session, session.out.getvalue(), session.err.getvalue()
 
 
-def test_multiline_statement_runs_on_semicolon(tmp_path, fake_connect) -> None:
-    s, out, _ = repl("SELECT id\r  FROM cells\r;\r", tmp_path, fake_connect)
-    assert "3 rows" in out and s.last_query == "SELECT id\n  FROM cells\n;"
+def test_multiline_statement_runs_on_semicolon(tmp_path, opener) -> None:
+    s, out, _ = repl("SELECT id\r  FROM cells\r;\r", tmp_path, opener)
+    assert "6 rows" in out and s.last_query == "SELECT id\n  FROM cells\n;"
     assert (tmp_path / "h").read_text().count("FROM cells") == 1
 
 
-def test_enter_without_semicolon_continues(tmp_path, fake_connect) -> None:
-    s, out, _ = repl("SELECT id FROM cells\r", tmp_path, fake_connect)
+def test_enter_without_semicolon_continues(tmp_path, opener) -> None:
+    s, out, _ = repl("SELECT id FROM cells\r", tmp_path, opener)
     assert s.last_query is None and "rows" not in out
 
 
-def test_escape_enter_forces_run(tmp_path, fake_connect) -> None:
-    s, out, _ = repl("SELECT id FROM cells\x1b\r", tmp_path, fake_connect)
-    assert "3 rows" in out
+def test_escape_enter_forces_run(tmp_path, opener) -> None:
+    s, out, _ = repl("SELECT id FROM cells\x1b\r", tmp_path, opener)
+    assert "6 rows" in out
 
 
-def test_semicolon_inside_string_does_not_run(tmp_path, fake_connect) -> None:
-    s, out, _ = repl(["SELECT id FROM cells WHERE cell_type = 'a;\r", "';\r"], tmp_path, fake_connect)
+def test_semicolon_inside_string_does_not_run(tmp_path, opener) -> None:
+    s, out, _ = repl(["SELECT id FROM cells WHERE cell_type = 'a;\r", "';\r"], tmp_path, opener)
     assert s.last_query == "SELECT id FROM cells WHERE cell_type = 'a;\n';"
 
 
-def test_backslash_commands_and_variables(tmp_path, fake_connect) -> None:
-    keys = ["\\T csv\r", "\\set ids (1,2)\r", "SELECT id FROM nucleus_detection_v0 WHERE id IN :ids;\r"]
-    s, out, _ = repl(keys, tmp_path, fake_connect)
+def test_backslash_commands_and_variables(tmp_path, opener) -> None:
+    keys = ["\\T csv\r", "\\set ids (1,2)\r", "SELECT id FROM cells WHERE id IN :ids;\r"]
+    s, out, _ = repl(keys, tmp_path, opener)
     assert "id\n1\n2\n" in out
 
 
-def test_quit_command(tmp_path, fake_connect) -> None:
-    s, out, _ = repl(["\\q\r", "SELECT id FROM cells;\r"], tmp_path, fake_connect)
+def test_quit_command(tmp_path, opener) -> None:
+    s, out, _ = repl(["\\q\r", "SELECT id FROM cells;\r"], tmp_path, opener)
     assert s.quit and s.last_query is None
 
 
-def test_error_brings_input_back_with_cursor_on_it(tmp_path, fake_connect) -> None:
+def test_error_brings_input_back_with_cursor_on_it(tmp_path, opener) -> None:
     # the failed input comes back: Esc-Enter re-runs the same text
-    s, _, err = repl(["SELECT nope FROM cells;\r", "\x1b\r"], tmp_path, fake_connect)
+    s, _, err = repl(["SELECT nope FROM cells;\r", "\x1b\r"], tmp_path, opener)
     assert err.count("unknown column 'nope'") == 2
     assert "^^^^" in err
 
 
-def test_error_cursor_position(tmp_path, fake_connect) -> None:
+def test_error_cursor_position(tmp_path, opener) -> None:
     # the cursor sits on 'nope' (offset 7): four Deletes and typing 'id' fix the column name
     keys = ["SELECT nope FROM cells;\r", "\x1b[3~" * 4 + "id", "\x1b\r"]
-    s, out, err = repl(keys, tmp_path, fake_connect)
-    assert s.last_query == "SELECT id FROM cells;" and "3 rows" in out
+    s, out, err = repl(keys, tmp_path, opener)
+    assert s.last_query == "SELECT id FROM cells;" and "6 rows" in out
 
 
-def test_ctrl_c_at_prompt_clears(tmp_path, fake_connect) -> None:
-    s, out, _ = repl(["SELECT garbage", "\x03", "SELECT id FROM cells;\r"], tmp_path, fake_connect)
+def test_ctrl_c_at_prompt_clears(tmp_path, opener) -> None:
+    s, out, _ = repl(["SELECT garbage", "\x03", "SELECT id FROM cells;\r"], tmp_path, opener)
     assert s.last_query == "SELECT id FROM cells;"
 
 
-def test_tab_completion_in_the_prompt(tmp_path, fake_connect) -> None:
-    s, out, _ = repl(["SELECT id FROM cel", "\t", ";\r"], tmp_path, fake_connect)
-    assert s.last_query == "SELECT id FROM cells;" and "3 rows" in out
+def test_tab_completion_in_the_prompt(tmp_path, opener) -> None:
+    s, out, _ = repl(["SELECT id FROM syna", "\t", ";\r"], tmp_path, opener)
+    assert s.last_query == "SELECT id FROM synapses;" and "10 rows" in out
 
 
-def test_tab_completion_of_values(tmp_path, fake_connect) -> None:
-    s, out, _ = repl(["SELECT id FROM cells WHERE cell_type = 'B", "\t", ";\r"], tmp_path, fake_connect)
-    assert s.last_query == "SELECT id FROM cells WHERE cell_type = 'BC';"
+def test_tab_completion_of_values(tmp_path, opener) -> None:
+    s, out, _ = repl(["SELECT id FROM cells WHERE cell_type = 'B", "\t", ";\r"], tmp_path, opener)
+    assert s.last_query == "SELECT id FROM cells WHERE cell_type = 'BC';" and "2 rows" in out
 
 
 def test_input_is_complete() -> None:
@@ -121,19 +120,19 @@ def test_history_per_datastack(monkeypatch, tmp_path) -> None:
     assert history_path("a/b") != history_path("a_c")
 
 
-def test_ctrl_r_searches_history(tmp_path, fake_connect) -> None:
+def test_ctrl_r_searches_history(tmp_path, opener) -> None:
     hist = tmp_path / "h"
-    repl(["SELECT id FROM cells;\r", "\\T csv\r"], tmp_path, fake_connect)
-    s, out, _ = repl(["\x12", "FROM ce", "\r", "\r"], tmp_path, fake_connect)
+    repl(["SELECT id FROM cells;\r", "\\T csv\r"], tmp_path, opener)
+    s, out, _ = repl(["\x12", "FROM ce", "\r", "\r"], tmp_path, opener)
     assert hist.exists() and s.last_query == "SELECT id FROM cells;"
 
 
 @pytest.mark.parametrize("mode", ["vi", "emacs"])
-def test_editing_modes(tmp_path, fake_connect, mode: str) -> None:
+def test_editing_modes(tmp_path, opener, mode: str) -> None:
     from caveql.repl.config import Config
 
     # vi: Esc leaves insert mode, "0" goes to the line start, "i" inserts; emacs: Ctrl-A
     fix = ["\x1b", "0", "iSELECT "] if mode == "vi" else ["\x01", "SELECT "]
-    s, out, _ = repl(["id FROM cells;", *fix, "\x1b\r"], tmp_path, fake_connect,
+    s, out, _ = repl(["id FROM cells;", *fix, "\x1b\r"], tmp_path, opener,
                      config=Config(editing_mode=mode, history=False))
     assert s.last_query == "SELECT id FROM cells;"

@@ -14,10 +14,8 @@ from caveql.repl.session import Session
 
 
 @pytest.fixture
-def session(fake_connect) -> Session:
-    import caveql.api as api
-
-    return Session(lambda: api.connect(), out=io.StringIO(), err=io.StringIO())
+def session(opener) -> Session:
+    return Session(opener, out=io.StringIO(), err=io.StringIO())
 
 
 def out(s: Session) -> str:
@@ -41,7 +39,7 @@ def test_every_registered_command_is_tested() -> None:
 
 
 def test_dt_d_dv(session: Session) -> None:
-    assert session.run("\\dt") and "nucleus_detection_v0" in out(session)
+    assert session.run("\\dt") and "synapses" in out(session)
     assert session.run("\\d cells") and "cell_type" in out(session)
     assert not session.run("\\d cels")
     assert "did you mean 'cells'" in err(session)
@@ -51,7 +49,9 @@ def test_dt_d_dv(session: Session) -> None:
 
 def test_values(session: Session) -> None:
     assert session.run("\\values cells.cell_type")
-    assert out(session).split() == ["23P", "BC"]
+    assert set(out(session).split()) == {"23P", "4P", "BC", "NULL"}
+    assert session.run("\\values cell_types.cell_type")  # a reference table's own column
+    assert "BC" in out(session)
     assert not session.run("\\values cells") and "usage" in err(session)
     assert not session.run("\\values cells.cel_type") and "did you mean 'cell_type'" in err(session)
 
@@ -67,7 +67,7 @@ def test_timing(session: Session) -> None:
 def test_expanded(session: Session) -> None:
     assert session.run("\\x on") and session.expanded == "on"
     session.run("SELECT id, cell_type FROM cells")
-    assert "-[ RECORD 3 ]" in out(session)
+    assert "-[ RECORD 6 ]" in out(session)
     assert session.run("\\x auto") and session.expanded == "auto"
     session.run("SELECT id FROM cells")
     assert "┌" in out(session)
@@ -77,7 +77,7 @@ def test_expanded(session: Session) -> None:
 
 def test_format_switch_and_unknown(session: Session) -> None:
     assert session.run("\\T csv")
-    session.run("SELECT id FROM cells")
+    session.run("SELECT id FROM cells WHERE id <= 3")
     assert out(session) == "id\n1\n2\n3\n"
     assert not session.run("\\T xml") and "formats:" in err(session)
     assert session.run(".mode json") and session.format == "json"
@@ -86,17 +86,18 @@ def test_format_switch_and_unknown(session: Session) -> None:
 def test_output_file(session: Session, tmp_path) -> None:
     path = tmp_path / "r.parquet"
     assert session.run(f"\\o {path}")
-    session.run("SELECT * FROM nucleus_detection_v0")
+    session.run("SELECT * FROM synapses")
     assert out(session) == ""
-    assert pd.read_parquet(path)["pt_root_id"].iloc[-1] == session.last_frame["pt_root_id"].iloc[-1]
+    assert pd.read_parquet(path)["pre_pt_root_id"].tolist() == session.last_frame["pre_pt_root_id"].tolist()
     assert session.run("\\o") and session.output_file is None
 
 
 def test_last_shows_full(session: Session) -> None:
     assert not session.run("\\last")
-    session.run("SELECT id FROM nucleus_detection_v0")
+    session.max_rows = 4
+    session.run("SELECT id FROM synapses")
     first = out(session)
-    assert "(40 shown)" in first
+    assert "10 rows (4 shown)" in first
     assert session.run("\\last")
     full = out(session)
     assert "shown" not in full and full.count("│") > first.count("│")
@@ -110,7 +111,7 @@ def test_pager_setting(session: Session) -> None:
 
 def test_include_file_with_params(session: Session, tmp_path) -> None:
     f = tmp_path / "q.cql"
-    f.write_text("-- param: ids list[int] = (1)\nSELECT id FROM nucleus_detection_v0 WHERE id IN :ids;")
+    f.write_text("-- param: ids list[int] = (1)\nSELECT id FROM cells WHERE id IN :ids;")
     session.run("\\T csv")
     assert session.run(f"\\i {f} ids=4,5")
     assert out(session) == "id\n4\n5\n"
@@ -136,7 +137,7 @@ def test_set_and_use_variables(session: Session) -> None:
     assert session.run("\\set")
     assert out(session) == "ids = (1, 2)\nname = 'BC'\n"
     session.run("\\T csv")
-    assert session.run("SELECT id FROM nucleus_detection_v0 WHERE id IN :ids")
+    assert session.run("SELECT id FROM cells WHERE id IN :ids")
     assert out(session) == "id\n1\n2\n"
     assert session.run("\\unset ids") and "ids" not in session.variables
     assert not session.run("\\unset ids")
@@ -144,19 +145,20 @@ def test_set_and_use_variables(session: Session) -> None:
 
 
 def test_explain_command(session: Session) -> None:
+    plan = session.connection.explain("SELECT id FROM cells")
     assert session.run("\\explain SELECT id FROM cells")
-    assert out(session) == "remote: table cells\n"
+    assert out(session) == plan + "\n"
     assert session.run("\\explain analyze SELECT id FROM cells")
-    assert "(analyze)" in out(session)
+    assert "rows" in out(session)
     session.run("SELECT id FROM cells")
     out(session)
     assert session.run("\\explain")  # the last query
-    assert out(session) == "remote: table cells\n"
+    assert out(session) == plan + "\n"
     assert not Session(lambda: None, out=io.StringIO(), err=io.StringIO()).run("\\explain")
 
 
 def test_conninfo_help_quit(session: Session) -> None:
-    assert session.run("\\conninfo") and "datastack:  fake_stack" in out(session)
+    assert session.run("\\conninfo") and "datastack:  tiny" in out(session)
     assert session.run("\\?")
     text = out(session)
     for cmd in commands.REGISTRY.values():
@@ -173,22 +175,37 @@ def test_unknown_command_suggests(session: Session) -> None:
 
 
 def test_messages_and_results(session: Session) -> None:
-    assert session.run("SET version = 3; SELECT id FROM cells")
-    assert "SET version" in err(session)
+    assert session.run("SET version = 1; SELECT id FROM cells")
+    assert err(session) == "version = 1\n"
     assert out(session) == render(session.last_frame, "table", max_width=120) + "\n"
 
 
-def test_ctrl_c_cancel_keeps_session(session: Session, fake_connect) -> None:
+def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch) -> None:
     import _thread
     import threading
+    import time
 
-    session.run("SET version = 9")
-    fake_connect[-1].delay = 2.0
+    from caveql.backends.local import LocalBackend
+
+    session.run("SET version = 1")
+    real = LocalBackend.query
+    slow = {"on": True}
+
+    def query(self, request):  # type: ignore[no-untyped-def]
+        if slow["on"]:
+            time.sleep(1.5)
+        return real(self, request)
+
+    monkeypatch.setattr(LocalBackend, "query", query)
+    first = session.connection
     threading.Timer(0.2, _thread.interrupt_main).start()
+    t0 = time.perf_counter()
     assert not session.run("SELECT id FROM cells", cancellable=True)
-    assert "Cancelled." in err(session)
-    assert session.run("SELECT id FROM cells", cancellable=True)
-    assert len(fake_connect) == 2 and fake_connect[-1].settings.version == 9
+    assert time.perf_counter() - t0 < 1.0 and "Cancelled." in err(session)
+    slow["on"] = False
+    assert session.run("SHOW DATASTACK", cancellable=True)
+    assert session.connection is not first  # a fresh connection with the same settings
+    assert session.connection.version == 1
 
 
 def test_docs_repl_md_lists_every_command() -> None:

@@ -1,0 +1,227 @@
+"""Jupyter/IPython magics: ``%load_ext caveql``, then ``%cql`` and ``%%cql``.
+
+::
+
+    %load_ext caveql
+    %cql --path my_datastack/ SHOW TABLES          # options are remembered for later cells
+    df = %cql SELECT * FROM cells WHERE pt_root_id IN :ids      # ids = [..] from the notebook
+    %%cql -o bc
+    SELECT * FROM aibs_soma_nuc_metamodel_preds_v117 WHERE cell_type = {my_type}
+
+- The result is a pandas DataFrame (the last statement's); ``-o name`` also
+  stores it in the notebook as ``name``.
+- ``:name`` binds a notebook variable as a parameter (lists, tuples, sets,
+  numpy arrays and Series become IN lists); ``{name}`` puts its value in the
+  text as a CQL literal (quoted and escaped, never raw text).
+- Connection options are the CLI's: ``--path``, ``--datastack``/``-d``,
+  ``--server``, ``--version``, ``--token``; without any, the demo datastack.
+- Errors print with their caret, without a Python traceback.
+
+>>> magic_args("--path data/ -o df SELECT 1")
+(Namespace(path='data/', datastack=None, server=None, version=None, token=None, out='df'), 'SELECT 1')
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from caveql.errors import CaveqlError, ConfigError
+
+__all__ = ["CqlMagics", "bind_text", "load_ipython_extension", "magic_args"]
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise ConfigError(f"%cql: {message}", hint="options: --path DIR, --datastack NAME, --server URL, "
+                                                  "--version N, --token T, -o NAME")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _ArgParser(prog="%cql", add_help=False)
+    p.add_argument("--path")
+    p.add_argument("--datastack", "-d")
+    p.add_argument("--server")
+    p.add_argument("--version", type=int)
+    p.add_argument("--token")
+    p.add_argument("-o", "--out")
+    return p
+
+
+def magic_args(line: str) -> tuple[argparse.Namespace, str]:
+    """Split a magic line into its options and the query text that follows them."""
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError:
+        words = line.split()
+    # options come first; the query starts at the first word that is not an option or its value
+    takes_value = {"--path", "--datastack", "-d", "--server", "--version", "--token", "-o", "--out"}
+    i = 0
+    while i < len(words) and words[i].startswith("-"):
+        opt = words[i].split("=", 1)[0]
+        if opt not in takes_value:
+            break
+        i += 1 if "=" in words[i] else 2
+    opts = _parser().parse_args(words[:i])
+    rest = line
+    for w in words[:i]:  # cut the options off the original text (keeps the query's own quoting)
+        pos = rest.find(w) if w in rest else rest.find(w.split("=", 1)[0])
+        rest = rest[pos + len(w):] if pos >= 0 else rest
+    if i and rest.startswith(("'", '"')):
+        rest = rest[1:]
+    return opts, rest.strip()
+
+
+_NAME = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _literal(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError("an empty list cannot be written as a CQL literal; bind it as :name")
+        return "(" + ", ".join(_literal(v) for v in value) + ")"
+    raise ConfigError(f"cannot write a {type(value).__name__} as a CQL literal")
+
+
+def _plain(value: Any) -> Any:
+    """Notebook values as plain Python: numpy/pandas scalars and sequences, sets, tuples."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    elif isinstance(value, set | frozenset):
+        value = sorted(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, int | float | str | bool):
+        return value.item()
+    return value
+
+
+def bind_text(text: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Substitute ``{name}`` literals and collect ``:name`` parameters from ``namespace``.
+
+    Quoted strings, quoted names and comments are left alone.
+
+    >>> bind_text("SELECT * FROM t WHERE id IN :ids AND cell_type = {t} AND x = '{t}'",
+    ...           {"ids": (1, 2), "t": "it's"})
+    ("SELECT * FROM t WHERE id IN :ids AND cell_type = 'it''s' AND x = '{t}'", {'ids': [1, 2]})
+    """
+    out: list[str] = []
+    params: dict[str, Any] = {}
+    for code, chunk in _segments(text):
+        if not code:
+            out.append(chunk)
+            continue
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1) or m.group(2)
+            if name not in namespace:
+                if m.group(2):
+                    raise ConfigError(f"{{{name}}}: no variable '{name}' in the notebook")
+                return m.group(0)  # left for the engine (SET name = ...) or its error
+            if m.group(1):
+                params[name] = _plain(namespace[name])
+                return m.group(0)
+            return _literal(namespace[name])
+
+        out.append(_NAME.sub(sub, chunk))
+    return "".join(out), params
+
+
+def _segments(text: str) -> list[tuple[bool, str]]:
+    """``(is_code, chunk)`` pieces: strings, quoted names and comments are not code."""
+    pattern = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
+    out: list[tuple[bool, str]] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        if m.start() > pos:
+            out.append((True, text[pos:m.start()]))
+        out.append((False, m.group()))
+        pos = m.end()
+    if pos < len(text):
+        out.append((True, text[pos:]))
+    return out
+
+
+def _magics_class() -> Any:
+    from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+    @magics_class
+    class CqlMagics(Magics):
+        """``%cql`` / ``%%cql``: run CQL on a remembered connection."""
+
+        def __init__(self, shell: Any) -> None:
+            super().__init__(shell)
+            self.connection: Any = None
+            self.key: tuple[Any, ...] | None = None
+
+        def _connect(self, opts: argparse.Namespace) -> Any:
+            key = (opts.path, opts.datastack, opts.server, opts.token)
+            given = any(k is not None for k in key)
+            if self.connection is None or (given and key != self.key):
+                from caveql.api import connect
+
+                new = connect(opts.datastack, server=opts.server, path=opts.path, token=opts.token)
+                if self.connection is not None:
+                    self.connection.close()
+                self.connection, self.key = new, key
+            if opts.version is not None:
+                self.connection.version = opts.version
+            return self.connection
+
+        @line_cell_magic
+        def cql(self, line: str, cell: str | None = None) -> Any:
+            """Run CQL; returns the last statement's DataFrame (``-o name`` stores it too)."""
+            text = ""
+            try:
+                opts, rest = magic_args(line)
+                text = cell if cell is not None else rest
+                if not text.strip():
+                    if cell is None and any(v is not None for v in vars(opts).values()):
+                        self._connect(opts)  # `%cql --path x`: just (re)connect
+                        return None
+                    raise ConfigError("%cql needs a query: %cql SELECT ... or a %%cql cell")
+                conn = self._connect(opts)
+                text, params = bind_text(text, self.shell.user_ns)
+                results = conn.execute_script(text, **params)
+            except CaveqlError as err:
+                if text and err.source is None:
+                    err.with_source(text)
+                print(err.render(), file=sys.stderr)
+                return None
+            frame = None
+            for r in results:
+                if r.message and (r.frame is None or type(r.statement).__name__ == "Describe"):
+                    print(r.message)
+                if r.frame is not None:
+                    frame = r.frame
+            if opts.out and frame is not None:
+                self.shell.user_ns[opts.out] = frame
+            return frame
+
+    return CqlMagics
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CqlMagics":  # built on first use: IPython is only imported inside a notebook
+        return _magics_class()
+    raise AttributeError(name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics on an IPython shell (``%load_ext caveql`` calls this)."""
+    ipython.register_magics(_magics_class())
