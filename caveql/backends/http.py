@@ -87,6 +87,7 @@ class HttpBackend:
     - ``retries``: extra attempts for retriable failures; ``backoff``/``max_backoff``
       shape the exponential, jittered waits.
     - ``parallel``: calls in flight at once (also ``capabilities.parallel``).
+    - ``row_cap``: the deployment's rows per call (``QUERY_LIMIT_SIZE``, 200,000 by default).
     - ``cache``: ``True`` (the default folder), ``False``, or a :class:`ResultCache`.
     - ``progress``: ``None`` (on a terminal), ``True`` or ``False``.
     """
@@ -104,6 +105,7 @@ class HttpBackend:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         parallel: int = 4,
+        row_cap: int = 200_000,
         transport: httpx.BaseTransport | None = None,
         cache: ResultCache | bool = True,
         progress: bool | None = None,
@@ -129,6 +131,7 @@ class HttpBackend:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.parallel = parallel
+        self.row_cap = row_cap
         self.progress = progress
         self._sleep = sleep
         if cache is True:
@@ -217,9 +220,9 @@ class HttpBackend:
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
-        """The service's limits: 200,000 rows per call, no server-side NOT IN, v3 extras."""
+        """The service's limits: ``row_cap`` rows per call, no server-side NOT IN, v3 extras."""
         v3 = self.api_version >= 3
-        return Capabilities(row_cap=200_000, parallel=self.parallel, views=v3, live=v3)
+        return Capabilities(row_cap=self.row_cap, parallel=self.parallel, views=v3, live=v3)
 
     # ------------------------------------------------------------------ transport
 
@@ -244,6 +247,8 @@ class HttpBackend:
             except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
                 raise ConfigError(f"bad server URL {url!r}: {exc}") from exc
             self.calls += 1
+            if self._client.is_closed:
+                raise ConfigError(f"cannot send {what}: this HttpBackend was closed")
             try:
                 response = self._client.send(request, stream=True)
                 try:

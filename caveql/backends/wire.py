@@ -18,6 +18,8 @@ True
 [Int64Dtype(), Float32Dtype()]
 >>> pa.ipc.open_stream(body).read_pandas().dtypes.tolist()   # what caveclient sees
 [Int64Dtype(), Float32Dtype()]
+>>> decode_arrow(encode_arrow(t.slice(0, 0))).schema == t.schema   # an empty answer keeps its columns
+True
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ def encode_arrow(table: pa.Table, accept_encoding: str | None = "zstd", *, compr
     options = pa.ipc.IpcWriteOptions(compression=codec)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-        for batch in table.to_batches() or [pa.record_batch([], schema=table.schema)]:
+        # one batch, as RecordBatch.from_pandas writes; an empty answer is one batch of no rows
+        empty = pa.record_batch([pa.array([], f.type) for f in table.schema], schema=table.schema)
+        for batch in table.to_batches() or [empty]:
             writer.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
