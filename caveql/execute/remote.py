@@ -110,7 +110,7 @@ class _Runner:
     def complete(self, req: QueryRequest, depth: int = 0) -> list[pa.Table]:
         """Every row of ``req``, in as many requests as the row cap needs."""
         cap = self.caps.row_cap
-        if cap is None:
+        if cap is None or req.count:  # a count answer is one row
             return [self.query(req).table]
         if self.call.may_exceed_cap and self.caps.count and req.kind in ("table", "view") \
                 and self.call.id_column is not None and req.limit is None and depth == 0 \

@@ -148,6 +148,7 @@ class Scan:
     feeds: tuple[tuple[str, str, str], ...] = ()
     nullable: bool = False  # right side of a LEFT JOIN: WHERE conjuncts stay local
     est_rows: int | None = None
+    count: bool = False  # the service counts the rows (``count=True``); COUNT(*) sums the counts
 
 
 @dataclass(frozen=True, slots=True)

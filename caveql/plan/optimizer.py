@@ -1,7 +1,8 @@
 """The rule driver: :data:`RULES` in order, each given only the keywords it declares.
 
 >>> [r.__name__ for r in RULES]
-['normalize', 'spatial_box', 'pushdown_filters', 'join_order', 'prune_columns', 'pushdown_limit']
+['normalize', 'spatial_box', 'pushdown_filters', 'join_order', 'prune_columns', 'pushdown_limit',
+ 'pushdown_count']
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from caveql.plan.logical import Query
 from caveql.plan.rules.join_order import join_order
 from caveql.plan.rules.normalize import normalize
 from caveql.plan.rules.prune_columns import prune_columns
+from caveql.plan.rules.pushdown_count import pushdown_count
 from caveql.plan.rules.pushdown_filters import pushdown_filters
 from caveql.plan.rules.pushdown_limit import pushdown_limit
 from caveql.plan.rules.spatial_box import spatial_box
@@ -27,6 +29,7 @@ Rule = Callable[..., Query]
 #: The planner's rules, in the order they run.
 RULES: tuple[Rule, ...] = (
     normalize, spatial_box, pushdown_filters, join_order, prune_columns, pushdown_limit,
+    pushdown_count,
 )
 
 

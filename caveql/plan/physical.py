@@ -148,6 +148,8 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
         desired_resolution=q.resolution, limit=scan.limit, offset=scan.offset,
         select_columns={t: tuple(c) for t, c in sel_map.items()} if sel_map else None,
     )
+    if scan.count:
+        common.update(count=True, select_columns=None, desired_resolution=None)
     rename: tuple[tuple[str, str], ...] = ()
     if info.kind == "reference":
         assert info.target is not None
@@ -179,9 +181,12 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     count = catalog.count(info.name)
     cap = caps.row_cap
     may_exceed = cap is not None and scan.limit is None and (count is None or count > cap)
+    if scan.count:
+        label += " (get_counts=True)"
     return RemoteCall(
         alias=scan.alias, relation=f"r{index}", request=req, feeds=tuple(feeds), rename=rename,
-        columns=_local_columns(cols), id_column=id_column, may_exceed_cap=may_exceed, label=label,
+        columns=("count",) if scan.count else _local_columns(cols), id_column=id_column,
+        may_exceed_cap=may_exceed and not scan.count, label=label,
         est_rows=scan.est_rows, table_rows=count,
     )
 
@@ -293,6 +298,8 @@ def lower(q: Query, capabilities: Capabilities, catalog: Catalog) -> PhysicalPla
     calls = tuple(_call(q, q.scan(a), index[a], catalog, capabilities) for a in order)
     relations = {s.alias: f"r{index[s.alias]}" for s in q.scans}
     b = SqlBuilder()
+    if len(q.scans) == 1 and q.scans[0].count:
+        b.count_source = q.scans[0].alias
     sql, outputs, steps = _render_local(q, relations, b, catalog)
     return PhysicalPlan(
         logical=q, calls=calls, subplans=subplans, sql=sql, params=tuple(b.params),

@@ -46,6 +46,7 @@ class SqlBuilder:
         self.params: list[Any] = []
         self.lists: dict[str, list[Any]] = {}  # relation name -> values (one column "v")
         self._memo: dict[tuple[type, Any], str] = {}
+        self.count_source: str | None = None  # COUNT(*) sums this source's service counts
 
     def param(self, value: Any, typ: str) -> str:
         if value is None:
@@ -93,6 +94,8 @@ class SqlBuilder:
             return self.param(e.value, e.type)
         if isinstance(e, Agg):
             if e.arg is None:
+                if self.count_source is not None:
+                    return f"CAST(coalesce(sum({quote(self.count_source)}.{quote('count')}), 0) AS BIGINT)"
                 return "count(*)"
             inner = ("DISTINCT " if e.distinct else "") + self.expr(e.arg)
             fn = e.name.lower()

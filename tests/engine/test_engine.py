@@ -124,6 +124,10 @@ QUERIES = [
     "SELECT pre_pt_root_id, COUNT(*) AS n FROM synapses GROUP BY pre_pt_root_id",
     "SELECT id FROM synapses WHERE post_pt_root_id IN (SELECT pt_root_id FROM cells)",
     "SELECT id FROM synapses LIMIT 4 OFFSET 2",
+    "SELECT COUNT(*) AS n FROM synapses",
+    "SELECT COUNT(*) AS n FROM synapses WHERE size > 100",
+    "SELECT COUNT(*) AS n, COUNT(*) AS m FROM synapses WHERE pre_pt_root_id IN (1001, 1002)",
+    "SELECT id, pt_position FROM cells WHERE pt_position WITHIN BOX((0, 0, 0), (300, 400, 20))",
 ]
 
 
