@@ -64,6 +64,13 @@ def magic_args(line: str) -> tuple[argparse.Namespace, str]:
     while i < len(words) and words[i].startswith("-"):
         opt = words[i].split("=", 1)[0]
         if opt not in takes_value:
+            if re.fullmatch(r"--[A-Za-z][\w-]*", opt):  # an option typo, not a `-- comment`
+                from caveql.errors import did_you_mean
+
+                close = did_you_mean(opt, sorted(takes_value))
+                raise ConfigError(f"%cql: unknown option {opt}",
+                                  hint=f"did you mean {close[0]}?" if close else
+                                  "options: --path, --datastack/-d, --server, --version, --token, -o")
             break
         i += 1 if "=" in words[i] else 2
     opts = _parser().parse_args(words[:i])
