@@ -119,9 +119,10 @@ def needs_more_input(text: str, start: Start = "script") -> bool:
 
     try:
         parse(text, start)
-    except (UnexpectedEndError, UnterminatedError) as exc:
-        # an unterminated construct counts only if it runs to the end of the input
-        return exc.span is None or not text[exc.span.end:].strip() or isinstance(exc, UnexpectedEndError)
+    except (UnexpectedEndError, UnterminatedError):
+        # an unclosed string, quoted name or comment runs to the end of the input by
+        # construction, and an unclosed `(` is only reported at the end of the input
+        return True
     except CaveqlError:
         return False
     return False
