@@ -117,6 +117,9 @@ def _add_subcommands(sub: Any) -> None:
     p.set_defaults(handler=_cmd_repl)
 
     # -- other areas' subcommands go below: one add_parser + a lazy-importing handler each --
+    from caveql.syntax.fmt import add_parser as add_fmt_parser  # `caveql fmt` (H1)
+
+    add_fmt_parser(sub)
     p = sub.add_parser("demo", help="build the synthetic minnie65_demo datastack.",
                        description="Build the synthetic minnie65_demo datastack (shaped like MICrONs "
                                    "minnie65_public; NOT real data). Idempotent; prints its folder.")

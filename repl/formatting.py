@@ -131,7 +131,18 @@ def _column_cells(series: pd.Series, null: str) -> list[str]:
         return [str(v) for v in series.tolist()]
     if kind == "b" and plain:
         return ["true" if v else "false" for v in series.tolist()]
+    if kind == "f" and series.dtype.itemsize == 4:
+        # float32 (volumes): the shortest text that round-trips *as float32*, not float64's digits
+        import numpy as np
+
+        values = series.to_numpy(dtype="float32", na_value=np.nan)
+        return [null if v != v else _float32(v) for v in values]
     return [to_cell(v, null) for v in series.tolist()]
+
+
+def _float32(value: Any) -> str:
+    text = str(value)
+    return text if ("e" in text or "." in text or "n" in text) else text + ".0"
 
 
 def _is_numeric(series: pd.Series) -> bool:
