@@ -29,6 +29,7 @@ and the engine has an exact twin of the service to test against:
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -151,16 +152,19 @@ class LocalBackend:
     ``row_cap``: rows one call returns at most (``None``: no cap; ``200_000``
     mimics the service, truncating silently with ``Warning: 201``).
     ``server_compat``: ignore ``filter_notin`` as the real service does.
+    ``profile``: report the bytes DuckDB read in ``QueryResult.bytes_read`` (for EXPLAIN ANALYZE).
     """
 
     def __init__(self, path: str | Path, row_cap: int | None = None, *,
-                 server_compat: bool = False, parallel: int = 4, threads: int | None = None) -> None:
+                 server_compat: bool = False, parallel: int = 4, threads: int | None = None,
+                 profile: bool = True) -> None:
         self.path = Path(path)
         self._info = read_info(self.path)
         self._versions: dict[int, VersionEntry] = read_versions(self.path)
         self.name = str(self._info["datastack_name"])
         self.row_cap = row_cap
         self.server_compat = server_compat
+        self.profile = profile
         filters = set(FILTER_KINDS) - ({"notin"} if server_compat else set())
         self.capabilities = Capabilities(row_cap=row_cap, max_in_batch=10_000,
                                          filters=frozenset(filters), parallel=parallel)
@@ -350,13 +354,16 @@ class LocalBackend:
         sql, params, out_fields, res, warnings, limit = _Builder(self, request).build()
         try:
             with self._cursor(self._request_version(request)) as cur:
+                if self.profile:
+                    cur.execute("SET enable_profiling = 'no_output'")
                 table = cur.sql(sql, params=params).to_arrow_table()
+                nbytes = _bytes_read(cur) if self.profile else 0
         except duckdb.Error as exc:
             raise _error(f"query failed: {_first_line(exc)}") from exc
         table = _conform(table, out_fields)
         if limit is not None and table.num_rows == limit and not request.count:
             warnings.append(f'201 - "Limited query to {limit} rows')
-        return QueryResult(table=table, warnings=tuple(warnings), resolution=res)
+        return QueryResult(table=table, warnings=tuple(warnings), resolution=res, bytes_read=nbytes)
 
     def _request_version(self, request: QueryRequest) -> int:
         if request.kind == "live":
@@ -373,6 +380,17 @@ class _Cursor:
 
     def __exit__(self, *exc: object) -> None:
         self.cur.close()
+
+
+def _bytes_read(cur: duckdb.DuckDBPyConnection) -> int:
+    """Bytes DuckDB read from files for the last query (its profiler's I/O counter)."""
+    get = getattr(cur, "get_profiling_information", None)
+    if get is None:
+        return 0
+    try:
+        return int(json.loads(get(format="json")).get("io", {}).get("total_bytes_read", 0))
+    except (duckdb.Error, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _first_line(exc: Exception) -> str:

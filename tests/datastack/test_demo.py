@@ -278,3 +278,13 @@ def test_command(tmp_path, capsys):
     assert json.loads((tmp_path / "d" / ".caveql-demo.json").read_text())["seed"] == 1
     with pytest.raises(SystemExit):
         main(["--synapses", "lots"])
+
+
+def test_root_lookups_read_few_row_groups(demo, demo_path):
+    size = (demo_path / "shared" / f"{SYN}.by_pre.parquet").stat().st_size
+    pre = demo.query(QueryRequest(kind="table", table=SYN, version=661,
+                                  filter_equal={SYN: {"pre_pt_root_id": SYNAPSE_CELL}}))
+    post = demo.query(QueryRequest(kind="table", table=SYN, version=661,
+                                   filter_in={SYN: {"post_pt_root_id": [TOP_PARTNERS[0][0]]}}))
+    assert pre.table.num_rows == 1498 and post.table.num_rows > 20
+    assert 0 < pre.bytes_read < size / 10 and 0 < post.bytes_read < size / 10

@@ -392,3 +392,9 @@ def test_missing_or_broken_datastack(tmp_path, tiny_datastack):
         LocalBackend(tmp_path)
     err = DatastackError("x")
     assert isinstance(err, CaveqlError) and err.code == "CQL044"
+
+
+def test_bytes_read_are_reported(tiny, tiny_datastack):
+    assert q(tiny, "synapses").bytes_read > 0
+    with LocalBackend(tiny_datastack, profile=False) as quiet:
+        assert q(quiet, "synapses").bytes_read == 0

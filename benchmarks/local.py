@@ -1,0 +1,171 @@
+"""Local backend benchmark: LocalBackend vs hand-written DuckDB SQL vs pandas, on demos of growing size.
+
+    .venv/bin/python benchmarks/local.py --demo 2e6 --demo 2e7 --demo 1e8 --root /work/bench
+
+Each ``--demo N`` uses (or builds) ``<root>/demo-N``. For every demo, four queries at version 661:
+
+- ``pre root``: the outputs of the seed's cell (``pre_pt_root_id = 864691135808473885``);
+- ``post root``: the inputs of its strongest partner (``post_pt_root_id = ...``, the by-post copy);
+- ``size range``: ``40,000 <= size <= 40,400`` (a full scan of one column);
+- ``spatial box``: a 20 µm cube of ``ctr_pt_position`` around the seed cell (a full scan of three).
+
+each run three ways, all returning the same rows in the same (id) order:
+
+1. ``LocalBackend.query`` (request → SQL with bound parameters → Arrow → the service's types);
+2. the same query hand-written in DuckDB SQL over the same Parquet file (literals, no checks);
+3. pandas: ``read_parquet`` of the whole file, a boolean mask, ``sort_values("id")``
+   (skipped above 20M synapses: the frame alone needs more than 10 GB).
+
+Reported: median wall time (warm), the ratios local/DuckDB (target <= 1.2) and pandas/local
+(target >= 10), and bytes read (``rchar`` of /proc/self/io: every byte read() returned, page
+cache or disk). ``--rss`` also runs the pre-root lookup in a fresh process per demo and reports its
+peak RSS (target < 1 GB at 100M).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from caveql.backends.base import QueryRequest
+from caveql.backends.local import LocalBackend
+from caveql.datastack.demo import build_demo
+from caveql.datastack.demo_meta import SYNAPSE_CELL, TOP_PARTNERS
+
+SYN = "synapses_pni_2"
+PARTNER = TOP_PARTNERS[0][0]
+SOMA = (176_000, 128_000, 20_512)  # the seed cell's soma (demo_cells)
+BOX = [[SOMA[0] - 2_500, SOMA[1] - 2_500, SOMA[2] - 250], [SOMA[0] + 2_500, SOMA[1] + 2_500, SOMA[2] + 250]]
+PANDAS_MAX = 20_000_000
+
+
+def rchar() -> int:
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(fn: Callable[[], object], repeat: int) -> tuple[float, int, object]:
+    """Median seconds over ``repeat`` warm runs, bytes read by one run, and its answer."""
+    out = fn()  # warm-up (file metadata, page cache)
+    b0 = rchar()
+    out = fn()
+    nbytes = rchar() - b0
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), nbytes, out
+
+
+def queries(shared: Path) -> list[tuple[str, QueryRequest, str, Path, Callable[[pd.DataFrame], pd.Series]]]:
+    pre = shared / f"{SYN}.by_pre.parquet"
+    post = shared / f"{SYN}.by_post.parquet"
+    lo, hi = BOX
+    box_sql = " AND ".join(f"ctr_pt_position_{a} BETWEEN {lo[i]} AND {hi[i]}" for i, a in enumerate("xyz"))
+    return [
+        ("pre root", QueryRequest(kind="table", table=SYN, version=661,
+                                  filter_equal={SYN: {"pre_pt_root_id": SYNAPSE_CELL}}),
+         f"pre_pt_root_id = {SYNAPSE_CELL}", pre, lambda d: d.pre_pt_root_id == SYNAPSE_CELL),
+        ("post root", QueryRequest(kind="table", table=SYN, version=661,
+                                   filter_equal={SYN: {"post_pt_root_id": PARTNER}}),
+         f"post_pt_root_id = {PARTNER}", post, lambda d: d.post_pt_root_id == PARTNER),
+        ("size range", QueryRequest(kind="table", table=SYN, version=661,
+                                    filter_greater_equal={SYN: {"size": 40_000}},
+                                    filter_less_equal={SYN: {"size": 40_400}}),
+         "size >= 40000 AND size <= 40400", pre, lambda d: (d["size"] >= 40_000) & (d["size"] <= 40_400)),
+        ("spatial box", QueryRequest(kind="table", table=SYN, version=661,
+                                     filter_spatial={SYN: {"ctr_pt_position": BOX}}),
+         box_sql, pre, lambda d: (
+             d.ctr_pt_position_x.between(lo[0], hi[0]) & d.ctr_pt_position_y.between(lo[1], hi[1])
+             & d.ctr_pt_position_z.between(lo[2], hi[2]))),
+    ]
+
+
+def bench_demo(path: Path, repeat: int) -> list[dict]:
+    backend = LocalBackend(path)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    n = backend.table_count(661, SYN)
+    cols = backend.table_columns(661, SYN)
+    rows = []
+    for name, request, where, file, mask in queries(path / "shared"):
+        sql = f"SELECT {', '.join(cols.names)} FROM read_parquet('{file}') WHERE {where} AND valid ORDER BY id"
+        t_local, b_local, r_local = measure(lambda request=request: backend.query(request).table, repeat)
+        t_duck, b_duck, r_duck = measure(lambda sql=sql: con.sql(sql).to_arrow_table(), repeat)
+        assert isinstance(r_local, pa.Table) and isinstance(r_duck, pa.Table)
+        ids = r_local.column("id").to_pylist()
+        assert ids == r_duck.column("id").to_pylist(), name
+        row = {"synapses": n, "query": name, "rows": len(ids), "local_ms": t_local * 1e3,
+               "duckdb_ms": t_duck * 1e3, "local_over_duckdb": t_local / t_duck,
+               "local_bytes": b_local, "duckdb_bytes": b_duck}
+        if n <= PANDAS_MAX:
+            def by_pandas(file=file, mask=mask):
+                d = pd.read_parquet(file)
+                return d[mask(d)].sort_values("id")
+            t_pd, b_pd, r_pd = measure(by_pandas, max(1, repeat // 3))
+            assert r_pd["id"].tolist() == ids, name
+            row.update(pandas_ms=t_pd * 1e3, pandas_over_local=t_pd / t_local, pandas_bytes=b_pd)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    backend.close()
+    return rows
+
+
+def rss_probe(path: Path) -> None:
+    """Run in a fresh process: open the demo, look the seed cell's outputs up, print peak RSS."""
+    with LocalBackend(path) as backend:
+        t = backend.query(QueryRequest(kind="table", table=SYN, version=661,
+                                       filter_equal={SYN: {"pre_pt_root_id": SYNAPSE_CELL}})).table
+    print(json.dumps({"rows": t.num_rows,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--demo", action="append", default=[], metavar="N", help="synapses (repeatable)")
+    ap.add_argument("--root", default="/tmp/caveql-bench", help="folder holding demo-N folders")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--rss", action="store_true", help="also measure a lookup's peak RSS per demo")
+    ap.add_argument("--rss-probe", metavar="PATH", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rss_probe:
+        rss_probe(Path(args.rss_probe))
+        return 0
+    sizes = [int(float(s)) for s in (args.demo or ["2e6"])]
+    table = []
+    for n in sizes:
+        path = build_demo(Path(args.root) / f"demo-{n}", synapses=n)
+        table += bench_demo(path, args.repeat)
+        if args.rss:
+            out = subprocess.run([sys.executable, __file__, "--rss-probe", str(path)], check=True,
+                                 capture_output=True, text=True).stdout
+            print(f"rss {n}: {out.strip()}", flush=True)
+    print("\n| synapses | query | rows | local ms | DuckDB ms | local/DuckDB | pandas ms | pandas/local "
+          "| local MB read | pandas MB read |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in table:
+        pd_ms = f"{r['pandas_ms']:.0f}" if "pandas_ms" in r else "—"
+        pd_x = f"{r['pandas_over_local']:.0f}×" if "pandas_ms" in r else "—"
+        pd_b = f"{r['pandas_bytes'] / 1e6:.0f}" if "pandas_ms" in r else "—"
+        print(f"| {r['synapses']:,} | {r['query']} | {r['rows']:,} | {r['local_ms']:.1f} | {r['duckdb_ms']:.1f} "
+              f"| {r['local_over_duckdb']:.2f} | {pd_ms} | {pd_x} | {r['local_bytes'] / 1e6:.1f} | {pd_b} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
