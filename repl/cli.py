@@ -128,6 +128,18 @@ def _add_subcommands(sub: Any) -> None:
     add_demo_arguments(p)
     p.set_defaults(handler=_cmd_demo)
 
+    from caveql.server.cli import add_cache_arguments, add_serve_arguments  # light, like demo's
+
+    p = sub.add_parser("serve", help="serve a local datastack as a CAVE materialization service.",
+                       description="Serve a local datastack (default: the demo) over the CAVE REST API, "
+                                   "so caveclient and caveql's HTTP backend can use it.")
+    add_serve_arguments(p)
+    p.set_defaults(handler=_cmd_serve)
+    p = sub.add_parser("cache", help="show or clear the disk cache of versioned answers.",
+                       description="The disk cache of answers from materialized (frozen) versions.")
+    add_cache_arguments(p)
+    p.set_defaults(handler=_cmd_cache)
+
 
 # -- helpers --------------------------------------------------------------------------------------
 def _params(args: argparse.Namespace) -> dict[str, str]:
@@ -197,6 +209,18 @@ def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:
 
 
 # -- handlers -------------------------------------------------------------------------------------
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from caveql.server.cli import run_serve
+
+    return run_serve(args)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from caveql.server.cli import run_cache
+
+    return run_cache(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from caveql.datastack.cli import run_demo
 

@@ -26,6 +26,7 @@ HttpBackend(datastack='minnie65_public', server='https://global.daf-apis.com', t
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import threading
@@ -88,7 +89,8 @@ class HttpBackend:
       shape the exponential, jittered waits.
     - ``parallel``: calls in flight at once (also ``capabilities.parallel``).
     - ``row_cap``: the deployment's rows per call (``QUERY_LIMIT_SIZE``, 200,000 by default).
-    - ``cache``: ``True`` (the default folder), ``False``, or a :class:`ResultCache`.
+    - ``cache``: ``True`` (the default folder, unless ``CAVEQL_NO_CACHE=1``), ``False``, or a
+      :class:`ResultCache`.
     - ``progress``: ``None`` (on a terminal), ``True`` or ``False``.
     """
 
@@ -134,8 +136,10 @@ class HttpBackend:
         self.row_cap = row_cap
         self.progress = progress
         self._sleep = sleep
-        if cache is True:
-            self.cache: ResultCache | None = ResultCache()
+        if cache is True and os.environ.get("CAVEQL_NO_CACHE", "").lower() in ("1", "true", "yes"):
+            self.cache: ResultCache | None = None  # `caveql --no-cache`
+        elif cache is True:
+            self.cache = ResultCache()
         elif cache is False:
             self.cache = None
         else:

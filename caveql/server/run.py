@@ -78,19 +78,27 @@ class ServerThread:
 
 
 def serve(path: str | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-          row_cap: int | None = QUERY_LIMIT_SIZE, token: str | None = None, log_level: str = "info") -> None:
-    """Serve the local datastack at ``path`` (the demo when ``None``) until interrupted."""
+          row_cap: int | None = QUERY_LIMIT_SIZE, token: str | None = None, honor_notin: bool = False,
+          log_level: str = "info") -> None:
+    """Serve the local datastack at ``path`` (the demo when ``None``) until interrupted.
+
+    Like MaterializationEngine 5.26.4, ``filter_notin_dict`` is accepted but not applied
+    unless ``honor_notin``.
+    """
     from caveql.backends.local import LocalBackend
 
-    if path is None:
-        from caveql.datastack.demo import build_demo, default_demo_path
-
-        path = str(default_demo_path())
-        build_demo(path)
-    backend = LocalBackend(path)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise ConfigError(f"serving on {host} (not loopback) needs --token, so the data is not open to everyone")
+    if path is None:
+        from caveql.datastack.demo import build_demo
+
+        path = str(build_demo())
+    backend = LocalBackend(path, server_compat=not honor_notin)
     app = create_app(backend, row_cap=row_cap, token=token)
+    cap = f"{row_cap:,} rows per call" if row_cap else "no row cap"
+    print(f"caveql serve: datastack {backend.name!r} from {path} ({cap}); connect with\n"
+          f"  caveclient.CAVEclient({backend.name!r}, server_address='http://{host}:{port}', auth_token=...)\n"
+          f"  caveql.connect({backend.name!r}, server='http://{host}:{port}')", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
     finally:

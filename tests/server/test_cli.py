@@ -1,0 +1,74 @@
+"""``caveql serve`` as a real process, and ``caveql cache``."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from caveql.backends.base import QueryRequest
+from caveql.backends.http import HttpBackend
+from caveql.cache import ResultCache
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_process(tiny_datastack, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caveql.repl.cli", "serve", "--path", str(tiny_datastack), "--port", str(port),
+         "--row-cap", "4", "--token", "process-token-123"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        b = HttpBackend("tiny", server=url, token="process-token-123", cache=ResultCache(tmp_path), retries=20,
+                        backoff=0.05, max_backoff=0.2)
+        assert b.versions() == [1, 2]  # retried until the process listens
+        r = b.query(QueryRequest(kind="table", table="cells", version=2))
+        assert r.capped and r.table.num_rows == 4
+        r = b.query(QueryRequest(kind="table", table="cells", version=2, filter_equal={"cells": {"cell_type": "BC"}}))
+        assert r.table.column("id").to_pylist() == [2, 5]
+        b.close()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "caveclient.CAVEclient('tiny'" in out
+    assert proc.returncode in (0, -15)
+
+
+def test_serve_refuses_open_host_without_token(tiny_datastack):
+    out = subprocess.run([sys.executable, "-m", "caveql.repl.cli", "serve", "--path", str(tiny_datastack),
+                          "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "needs --token" in out.stderr
+
+
+def test_cache_command(tmp_path, capsys):
+    import pyarrow as pa
+
+    from caveql.cache import cache_key
+    from caveql.repl.cli import main
+
+    cache = ResultCache(tmp_path)
+    cache.put(cache_key("s", "d", 1, "r", b""), pa.table({"a": [1]}))
+    assert main(["cache", "--dir", str(tmp_path)]) == 0
+    assert "1 cached answer," in capsys.readouterr().out
+    assert main(["cache", "clear", "--dir", str(tmp_path)]) == 0
+    assert "removed 1 cached answer from" in capsys.readouterr().out
+    assert cache.entries() == []
+
+
+def test_no_cache_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CAVEQL_CACHE_DIR", str(tmp_path))
+    with HttpBackend("x", token="t") as b:
+        assert b.cache is not None and b.cache.directory == tmp_path
+    monkeypatch.setenv("CAVEQL_NO_CACHE", "1")
+    with HttpBackend("x", token="t") as b:
+        assert b.cache is None
