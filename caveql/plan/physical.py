@@ -167,9 +167,10 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
         kind = "live" if live else ("view" if info.kind == "view" else "table")
         req = QueryRequest(kind=kind, table=info.name, **common)
         label = {"table": "query_table", "view": "query_view", "live": "live_live_query"}[kind]
-        if (kind == "table" and info.name == q.synapse_table and any(
+        if (kind == "table" and info.name == q.synapse_table and (any(
                 f.column in ("pre_pt_root_id", "post_pt_root_id") and f.kind in ("equal", "in")
-                for f in scan.filters)):
+                for f in scan.filters) or any(d in ("pre_pt_root_id", "post_pt_root_id")
+                                              for _s, _c, d in scan.feeds))):
             label = "synapse_query (remove_autapses=False)"
     idc = info.column("id")
     id_column = (idc.owner, idc.owner_column) if idc is not None and idc.type == "int" else None

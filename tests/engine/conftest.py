@@ -26,3 +26,11 @@ def capped_backend(tiny_datastack):
     b = LocalBackend(tiny_datastack, row_cap=3)
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session")
+def demo_backend(demo_path):
+    """The shared demo datastack (2,000,000 synapses, seed 0; built once per machine)."""
+    b = LocalBackend(demo_path)
+    yield b
+    b.close()

@@ -1,7 +1,9 @@
 """Golden plans: every tests/engine/plans/*.cql's EXPLAIN equals its reviewed *.plan.txt.
 
 Header lines: ``-- params: {json}`` (a value ``"range:N"`` binds ``list(range(N))``),
-``-- backend: capped`` (the tiny datastack with a 3-row cap). Regenerate after a
+``-- backend: capped`` (the tiny datastack with a 3-row cap), ``-- backend: demo`` (the shared
+demo datastack: the spec's examples), a value ``"query:<cql>"`` binds the first column of that
+query's answer. Regenerate after a
 deliberate planner change with ``CAVEQL_UPDATE_GOLDENS=1 pytest tests/engine`` and
 review the diff line by line.
 """
@@ -40,10 +42,16 @@ def test_corpus_is_large_enough():
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_golden_plan(path, tiny_backend, capped_backend):
+def test_golden_plan(path, request, tiny_backend, capped_backend):
     text = path.read_text()
     params, backend = _header(text)
-    eng = Engine(capped_backend if backend == "capped" else tiny_backend)
+    if backend == "demo":
+        eng = Engine(request.getfixturevalue("demo_backend"))
+    else:
+        eng = Engine(capped_backend if backend == "capped" else tiny_backend)
+    for k, v in list(params.items()):
+        if isinstance(v, str) and v.startswith("query:"):
+            params[k] = eng.execute(v[6:]).frame.iloc[:, 0].tolist()
     got = eng.explain(text, params=params) + "\n"
     golden = path.with_suffix(".plan.txt")
     if UPDATE or not golden.exists():

@@ -91,6 +91,8 @@ def join_order(plan: Query, *, catalog: Catalog, capabilities: Capabilities) -> 
         for src, scol, dst, dcol, ok in edges:
             if dst == best and src in order and ok and not any(f[2] == dcol for f in feeds[best]):
                 feeds[best].append((src, scol, dcol))
+        if feeds[best]:
+            scans[best] = replace(scans[best], est_rows=_fed_est(best, scans, order, edges))
         order.append(best)
         remaining.remove(best)
     new_scans = tuple(replace(scans[a], feeds=tuple(feeds[a])) for a in aliases)
