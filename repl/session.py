@@ -85,6 +85,7 @@ class Session:
         self.next_input: str | None = None
         self.quit = False
         self.null = "NULL"
+        self.width: int | None = None  # table width (None: the terminal's, 120 when not a terminal)
         #: set by the REPL once the completion catalog has loaded (or failed to)
         self.catalog_ready = threading.Event()
 
@@ -277,6 +278,8 @@ class Session:
         self._emit(text)
 
     def _width(self) -> int:
+        if self.width is not None:
+            return self.width
         return shutil.get_terminal_size((120, 40)).columns if self.interactive else 120
 
     def _emit(self, text: str) -> None:
