@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz bench clean
+.PHONY: demo test fuzz bench clean tmux
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ demo: $(VENV)/.installed
 	$(BIN)/caveql demo
 	$(BIN)/caveql run docs/examples/seed.cql
 
-test: $(VENV)/.installed-test
+# the REPL's real-terminal test drives caveql in tmux: install it when missing and apt-get is there
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+tmux:
+	@command -v tmux >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q tmux >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q tmux >/dev/null; } || \
+	  echo "warning: could not install tmux; tests/repl/test_tmux.py will fail" >&2
+
+test: $(VENV)/.installed-test tmux
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fuzz: $(VENV)/.installed-test

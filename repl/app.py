@@ -103,6 +103,7 @@ class _CatalogLoader:
         self.catalog = catalog
         self.status = "connecting…"
         self._thread: threading.Thread | None = None
+        self.on_change: Any = None  # redraws the prompt (toolbar, prompt text) when loading ends
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._load, name="caveql-catalog", daemon=True)
@@ -115,6 +116,8 @@ class _CatalogLoader:
             self.status = f"catalog unavailable: {getattr(exc, 'message', exc)}"
         finally:
             self.session.catalog_ready.set()
+            if self.on_change is not None:
+                self.on_change()
 
     def refresh(self) -> None:
         conn = self.session.connection
@@ -231,6 +234,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
         mouse_support=False, enable_open_in_editor=True,
     )
     prompt.key_bindings = _bindings(session, state)
+    loader.on_change = lambda: prompt.app.invalidate()  # thread-safe in prompt_toolkit
     loader.start()
     session.info("caveql — CQL for CAVE connectomes. \\? for help, \\q to quit; end statements with ';'.")
     default: Any = ""

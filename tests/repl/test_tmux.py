@@ -1,0 +1,91 @@
+"""A real terminal: `caveql` runs in tmux, a query is typed with Tab completion, and the result is
+read off the screen. tmux comes with `make test` (the Makefile installs it when missing)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.tmux
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def type_text(name: str, text: str) -> None:
+    """Type ``text`` literally; ';' goes as a hex key because tmux reads a ';' ending an argument
+    as its own command separator."""
+    for i, part in enumerate(text.split(";")):
+        if i:
+            tmux("send-keys", "-t", name, "-H", "3b")
+        if part:
+            tmux("send-keys", "-t", name, "-l", part)
+
+
+def screen(name: str) -> str:
+    return tmux("capture-pane", "-p", "-t", name)
+
+
+def wait_for(name: str, predicate, what: str, timeout: float = 30.0) -> str:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < end:
+        text = screen(name)
+        if predicate(text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; screen:\n{text}")
+
+
+@pytest.fixture
+def terminal(tiny_datastack, tmp_path):
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: `make test` installs it (apt-get install tmux)")
+    name = f"caveql-{uuid.uuid4().hex[:8]}"
+    env = {"CAVEQL_CONFIG": str(tmp_path / "none.toml"), "CAVEQL_HISTORY_DIR": str(tmp_path),
+           "TERM": "xterm-256color", "PAGER": "cat"}
+    exports = " ".join(f"{k}={v}" for k, v in env.items())
+    cmd = f"env {exports} {sys.executable} -m caveql.repl.cli --path {tiny_datastack}"
+    tmux("new-session", "-d", "-s", name, "-x", "110", "-y", "40", cmd)
+    try:
+        yield name
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def test_query_with_tab_completion_in_a_real_terminal(terminal: str, tmp_path) -> None:
+    name = terminal
+    wait_for(name, lambda s: "caveql>" in s and "tiny  [F4]" in s, "the prompt and the loaded catalog")
+    type_text(name, "SELECT id, cell_type FROM cells WHERE cell_ty")
+    tmux("send-keys", "-t", name, "Tab")
+    wait_for(name, lambda s: "WHERE cell_type" in s, "the column completed")
+    type_text(name, " = 'B")
+    tmux("send-keys", "-t", name, "Tab")
+    wait_for(name, lambda s: "= 'BC'" in s, "the cell type completed")
+    type_text(name, ";")
+    tmux("send-keys", "-t", name, "Enter")
+    text = wait_for(name, lambda s: "2 rows" in s, "the result")
+    rows = [ln for ln in text.splitlines() if ln.startswith("│") and " BC " in ln]
+    assert [ln.split("│")[1].strip() for ln in rows] == ["2", "5"]
+    # an error shows its caret, and the prompt stays
+    tmux("send-keys", "-t", name, "C-c")
+    type_text(name, "SELECT nope FROM cells;")
+    tmux("send-keys", "-t", name, "Enter")
+    text = wait_for(name, lambda s: "unknown column 'nope'" in s, "the error")
+    assert "^^^^" in text
+    tmux("send-keys", "-t", name, "C-c")
+    type_text(name, "\\q")
+    tmux("send-keys", "-t", name, "Enter")
+    end = time.monotonic() + 10
+    while time.monotonic() < end and subprocess.run(["tmux", "has-session", "-t", name],
+                                                    capture_output=True).returncode == 0:
+        time.sleep(0.1)
+    assert subprocess.run(["tmux", "has-session", "-t", name], capture_output=True).returncode != 0
+    assert os.listdir(tmp_path)  # the history file was written
