@@ -113,12 +113,12 @@ class _Runner:
         if cap is None or req.count:  # a count answer is one row
             return [self.query(req).table]
         if self.call.may_exceed_cap and self.caps.count and req.kind in ("table", "view") \
-                and self.call.id_column is not None and req.limit is None and depth == 0 \
-                and not req.filter_in and not req.filter_equal:
-            # a large unkeyed request: count it, then fetch in id ranges that fit the cap
+                and req.limit is None:
+            # a request on a table bigger than the cap: a count is far cheaper than a capped
+            # fetch thrown away, so count first and split before fetching
             n = self.count(req)
             if n >= cap:
-                return self.by_ranges(req, _I64[0], _I64[1], n, depth)
+                return self.split(req, depth)
         res = self.query(req)
         if not self._capped(req, res):
             return [res.table]
@@ -141,7 +141,59 @@ class _Runner:
                 f"{self.caps.row_cap:,} rows and the request cannot be split (no id column)",
                 hint="add filters that select fewer rows")
         lo, hi = self._range(req)
+        if self.caps.count and req.kind in ("table", "view"):
+            return self.by_counts(req, lo, hi, None, depth)
         return self.by_ranges(req, lo, hi, None, depth)
+
+    def by_counts(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int) -> list[pa.Table]:
+        """Rows of ``req`` with id in [lo, hi), using counts: a small sample shows where the ids
+        are, then consecutive ranges sized to hold about 70% of the cap are counted and fetched."""
+        assert self.call.id_column is not None
+        t, c = self.call.id_column
+        cap = self.caps.row_cap or 1
+        piece = _with_range(req, t, c, lo, hi)
+        if n is None:
+            n = self.count(piece)
+        if n == 0:
+            return []
+        if n < cap:
+            res = self.query(piece)
+            if not self._capped(piece, res):
+                return [res.table]
+        if depth >= _MAX_DEPTH or hi - lo <= 1:
+            raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap of "
+                                       f"{cap:,} ({n:,} rows in id range [{lo}, {hi}))")
+        k = max(2, min(cap - 1, 1000))
+        sample = self.query(replace(piece, limit=k, offset=None, select_columns=(
+            {t: (c,)} if req.kind in ("table", "view") else req.select_columns)))
+        bounds = self._sample_bounds(sample, lo, hi, allow_full=True)
+        if bounds is None:
+            mid = lo + (hi - lo) // 2
+            return self.by_counts(req, lo, mid, None, depth + 1) + self.by_counts(req, mid, hi, None, depth + 1)
+        s_lo, s_hi = bounds
+        density = sample.table.num_rows / max(1, s_hi - s_lo)
+        width = max(1, int(cap * 0.7 / density))
+        out: list[pa.Table] = []
+        got = 0
+        if s_lo > lo:
+            left = self.by_counts(req, lo, s_lo, None, depth + 1)
+            out += left
+            got += sum(x.num_rows for x in left)
+        x = s_lo
+        while x < hi and got < n:
+            y = min(hi, x + width)
+            part = _with_range(req, t, c, x, y)
+            cnt = self.count(part)
+            if cnt >= cap and y - x > 1:
+                width = max(1, (y - x) // 2)
+                continue
+            if cnt:
+                out += self.by_counts(req, x, y, cnt, depth + 1)
+                got += cnt
+            x = y
+            if cnt < cap // 4:
+                width *= 2
+        return out
 
     def _range(self, req: QueryRequest) -> tuple[int, int]:
         assert self.call.id_column is not None
@@ -151,7 +203,8 @@ class _Runner:
         return int(lo), int(hi)
 
     def by_ranges(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int) -> list[pa.Table]:
-        """Rows of ``req`` with id in [lo, hi): bisect by counts until a piece fits the cap."""
+        """Rows of ``req`` with id in [lo, hi) without counts: fetch; when capped, fetch outside
+        the answer's id span and bisect inside it."""
         assert self.call.id_column is not None
         t, c = self.call.id_column
         cap = self.caps.row_cap or 1
@@ -159,22 +212,47 @@ class _Runner:
             raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap "
                                        f"({n} rows share one id)")
         piece = _with_range(req, t, c, lo, hi)
-        if n is None:
-            if self.caps.count and req.kind in ("table", "view"):
-                n = self.count(piece)
-            else:  # no count endpoint: fetch and look
-                res = self.query(piece)
-                if not self._capped(piece, res):
-                    return [res.table]
-                n = cap
+        res = None
+        if n is None:  # no count endpoint for this request: fetch and look
+            res = self.query(piece)
+            if not self._capped(piece, res):
+                return [res.table]
+            n = cap
         if n == 0:
             return []
         if n < cap:
             res = self.query(piece)
             if not self._capped(piece, res):
                 return [res.table]
-        mid = lo + (hi - lo) // 2
-        return self.by_ranges(req, lo, mid, None, depth + 1) + self.by_ranges(req, mid, hi, None, depth + 1)
+        bounds = self._sample_bounds(res, lo, hi)
+        if bounds is not None:
+            # the capped answer shows where ids are: fetch outside its span, bisect inside it
+            s_lo, s_hi = bounds
+            mid = s_lo + (s_hi - s_lo) // 2
+            cuts = [lo, s_lo, mid, s_hi, hi]
+        else:
+            cuts = [lo, lo + (hi - lo) // 2, hi]
+        cuts = sorted(set(cuts))
+        out: list[pa.Table] = []
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            out += self.by_ranges(req, a, b, None, depth + 1)
+        return out
+
+    def _sample_bounds(self, res: QueryResult | None, lo: int, hi: int,
+                       allow_full: bool = False) -> tuple[int, int] | None:
+        """``(min, max + 1)`` of the split column in a capped answer, when it narrows [lo, hi)."""
+        name = self.call.id_output
+        if res is None or name is None or name not in res.table.column_names or res.table.num_rows < 2:
+            return None
+        import pyarrow.compute as pc
+        mm = pc.min_max(res.table.column(name)).as_py()
+        if mm["min"] is None:
+            return None
+        s_lo, s_hi = int(mm["min"]), int(mm["max"]) + 1
+        if not lo <= s_lo < s_hi <= hi or (s_hi - s_lo < 2 and not allow_full) or (
+                s_lo == lo and s_hi == hi and not allow_full):
+            return None
+        return s_lo, s_hi
 
 
 def run_call(backend: Backend, call: RemoteCall, caps: Capabilities,

@@ -53,6 +53,7 @@ class RemoteCall:
     rename: tuple[tuple[str, str], ...] = ()
     columns: tuple[str, ...] = ()
     id_column: tuple[str, str] | None = None
+    id_output: str | None = None  # the split column's name in the backend's answer
     may_exceed_cap: bool = False
     label: str = "query_table"
     est_rows: int | None = None
@@ -172,8 +173,14 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
                 for f in scan.filters) or any(d in ("pre_pt_root_id", "post_pt_root_id")
                                               for _s, _c, d in scan.feeds))):
             label = "synapse_query (remove_autapses=False)"
-    idc = info.column("id")
+    # split on a column unique per answer row: a merged reference's own id (a target row
+    # may carry several reference rows), else the table's id
+    idc = info.column("id_ref") if info.kind == "reference" else info.column("id")
     id_column = (idc.owner, idc.owner_column) if idc is not None and idc.type == "int" else None
+    id_output = None
+    if idc is not None:
+        names = dict((local, backend) for backend, local in rename) if rename else {}
+        id_output = names.get(idc.name, idc.name)
     feeds = []
     for src, scol, dst in scan.feeds:
         c = info.column(dst)
@@ -187,6 +194,7 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     return RemoteCall(
         alias=scan.alias, relation=f"r{index}", request=req, feeds=tuple(feeds), rename=rename,
         columns=("count",) if scan.count else _local_columns(cols), id_column=id_column,
+        id_output=id_output,
         may_exceed_cap=may_exceed and not scan.count, label=label,
         est_rows=scan.est_rows, table_rows=count,
     )

@@ -67,3 +67,29 @@ def test_bc_join_equals_subquery(demo):
     assert sorted(set(a.id.tolist())) == b.id.tolist()
     assert len(a) >= len(b)
     assert len(b) > 1000
+
+
+PAGED = [
+    "SELECT * FROM aibs_soma_nuc_metamodel_preds_v117 WHERE cell_type = 'BC'",
+    f"SELECT * FROM synapses_pni_2 WHERE pre_pt_root_id = {ROOT}",
+    "SELECT id, pt_root_id, pt_position FROM nucleus_detection_v0 WHERE pt_position WITHIN "
+    "BOX((700000, 400000, 800000), (800000, 500000, 850000)) AT RESOLUTION 1,1,1",
+    "SELECT * FROM nucleus_detection_v0 WHERE pt_position_z BETWEEN 20000 AND 21000 AND volume > 100 "
+    "AT VERSION 343",
+    "SELECT pre.cell_type AS pre_type, post.cell_type AS post_type, COUNT(*) AS n_syn "
+    "FROM synapses_pni_2 s JOIN aibs_soma_nuc_metamodel_preds_v117 pre ON s.pre_pt_root_id = pre.pt_root_id "
+    "JOIN aibs_soma_nuc_metamodel_preds_v117 post ON s.post_pt_root_id = post.pt_root_id "
+    f"WHERE pre.pt_root_id IN ({ROOT}, 864691135771677771) GROUP BY pre_type, post_type ORDER BY n_syn DESC",
+]
+
+
+@pytest.mark.parametrize("cql", PAGED)
+def test_paging_with_cap_1000_gives_complete_answers(demo, demo_path, cql):
+    from caveql.backends.local import LocalBackend
+
+    with LocalBackend(demo_path, row_cap=1000) as capped:
+        got = Engine(capped).execute(cql)
+    want = demo.execute(cql).frame
+    assert len(want) > 0
+    assert got.frame.astype(str).equals(want.astype(str))
+    assert sum(c["requests"] for c in got.stats["calls"].values()) > 1 or len(want) < 1000
