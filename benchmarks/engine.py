@@ -127,11 +127,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     path = Path(args.path)
-    if not (path / "info.json").exists() and not any(path.glob("*")):
-        from caveql.datastack.demo import build_demo
-        t0 = time.perf_counter()
-        build_demo(path, synapses=args.synapses, seed=0)
-        print(f"built demo ({args.synapses:,} synapses) in {time.perf_counter() - t0:.0f} s")
+    from caveql.datastack.demo import build_demo
+    t0 = time.perf_counter()
+    build_demo(path, synapses=args.synapses, seed=0)  # a no-op when it is already there
+    print(f"demo ready ({args.synapses:,} synapses) in {time.perf_counter() - t0:.0f} s")
     b = LocalBackend(path)
     eng = Engine(b)
     version = eng.catalog().version
