@@ -13,6 +13,7 @@ which do recurse, never meet a tree deep enough for a ``RecursionError``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -413,6 +414,14 @@ class Builder:
     def call_star(self, c: list[Any]) -> A.FuncCall:
         return A.FuncCall(str(c[0]).upper(), star=True, span=_cov(c))
 
+    def int_list(self, c: list[Any]) -> A.ListExpr:
+        tok = c[0]
+        return A.ListExpr(tuple(_split_ints(tok)), span=_tspan(tok))
+
+    def call_int_list(self, c: list[Any]) -> A.FuncCall:
+        args = tuple(_split_ints(c[1]))
+        return A.FuncCall(str(c[0]).upper(), args, span=_cov(c))
+
     def paren(self, c: list[Any]) -> A.Node:
         return c[1]
 
@@ -427,6 +436,33 @@ class Builder:
                 raise InvalidLiteralError("empty quoted identifier \"\"", span=_tspan(tok))
             return _Part("name", value, _tspan(tok))
         return _Part("name", str(tok), _tspan(tok))
+
+
+_DIGITS = re.compile(r"[0-9]+|\n")
+
+
+def _split_ints(tok: Token) -> list[A.Integer]:
+    """The Integer nodes of an INT_LIST token, each with its own span."""
+    text = str(tok)
+    base, line = tok.start_pos, tok.line
+    line_start = base - (tok.column - 1)  # type: ignore[operator]
+    out = []
+    for m in _DIGITS.finditer(text):
+        s, e = m.span()
+        if m.group() == "\n":
+            line += 1  # type: ignore[operator]
+            line_start = base + e  # type: ignore[operator]
+            continue
+        digits = m.group()
+        start = base + s  # type: ignore[operator]
+        span = Span(start, base + e, line, start - line_start + 1)  # type: ignore[arg-type,operator]
+        if len(digits) > 20 or int(digits) > UINT64_MAX:
+            raise InvalidLiteralError(
+                f"integer literal {_short(digits)} is out of range (the largest is {UINT64_MAX}, 2^64-1)",
+                span=span,
+            )
+        out.append(A.Integer(int(digits), span=span))
+    return out
 
 
 def _first_last(parts: list[_Part]) -> tuple[Any, Any]:

@@ -52,7 +52,7 @@ KEYWORDS = RESERVED | SOFT_KEYWORDS
 
 _STATEMENTS = ("SELECT", "SHOW", "DESCRIBE", "EXPLAIN", "SET", "USE")
 _EXPR_START = frozenset(
-    "INT DECIMAL STRING PARAM LPAR MINUS PLUS NOT TRUE FALSE NULL NAME QUOTED_NAME".split()
+    "INT DECIMAL STRING PARAM LPAR MINUS PLUS NOT TRUE FALSE NULL NAME QUOTED_NAME INT_LIST".split()
 )
 _OPERATORS = frozenset(
     "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT AND OR IN NOT BETWEEN LIKE IS TILDE NOT_TILDE "
@@ -117,6 +117,8 @@ def describe_token(tok: Token | None) -> str:
         return f"the string {_short(v)}"
     if t == "PARAM":
         return f"the parameter {_short(v)}"
+    if t == "INT_LIST":
+        return f"the list {_short(v)}"
     return f"`{v}`"
 
 
@@ -175,6 +177,7 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
         exp -= _OPERATORS
     if last in ("NAME", "QUOTED_NAME") and exp - {"DOT", "LPAR"}:
         exp -= {"DOT", "LPAR"}  # `t.col` and `f(x)` continuations are not what was missed
+    exp.discard("INT_LIST")  # a lexer shortcut for `(1, 2, ...)`, where `(` is expected too
     end = bool(exp & {"SEMI", "$END"})
     exp -= {"SEMI", "$END"}
     if {"INNER", "LEFT", "JOIN"} <= exp:
