@@ -118,13 +118,13 @@ class _Runner:
             # fetch thrown away, so count first and split before fetching
             n = self.count(req)
             if n >= cap:
-                return self.split(req, depth)
+                return self.split(req, depth, n)
         res = self.query(req)
         if not self._capped(req, res):
             return [res.table]
         return self.split(req, depth)
 
-    def split(self, req: QueryRequest, depth: int) -> list[pa.Table]:
+    def split(self, req: QueryRequest, depth: int, n: int | None = None) -> list[pa.Table]:
         if depth >= _MAX_DEPTH:
             raise TruncatedResultError(f"a request on {self.call.alias} still reaches the row cap "
                                        f"after {depth} splits")
@@ -142,7 +142,7 @@ class _Runner:
                 hint="add filters that select fewer rows")
         lo, hi = self._range(req)
         if self.caps.count and req.kind in ("table", "view"):
-            return self.by_counts(req, lo, hi, None, depth)
+            return self.by_counts(req, lo, hi, n, depth)
         return self.by_ranges(req, lo, hi, None, depth)
 
     def by_counts(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int) -> list[pa.Table]:
