@@ -365,7 +365,7 @@ class Service:
         assert req.join is not None
         for t, _c in req.join:
             self._table(version, t)
-        return self._run(request, req, api=_api(request))
+        return self._run(request, _target_first(req, self.backend), api=_api(request))
 
     async def live_query(self, request: Request) -> Response:
         body = await self._body(request)
@@ -384,6 +384,30 @@ async def _in_thread(fn: Callable[..., Response], *args: Any) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(fn, *args)
+
+
+def _target_first(req: QueryRequest, backend: Backend) -> QueryRequest:
+    """A reference merge (``[[ref, "target_id"], [target, "id"]]``) with the target's columns first.
+
+    The service orders a join's column blocks by Python set iteration (not deterministic across
+    server processes); the seed page shows the target's block first for reference merges, so we
+    answer in that order (rows then follow the target's id). Swapping the tables of an inner
+    equi-join changes nothing else as long as the suffixes are given per table and the default
+    resolution stays the last table's, which is pinned here.
+    """
+    assert req.join is not None
+    (t1, c1), (t2, c2) = req.join
+    if (c1, c2) != ("target_id", "id") or not req.suffix_map or set(req.suffix_map) != {t1, t2}:
+        return req
+    res = req.desired_resolution
+    if res is None and req.version is not None:
+        meta = backend.table_metadata(req.version, t2)
+        try:
+            res = (float(meta["voxel_resolution_x"]), float(meta["voxel_resolution_y"]),
+                   float(meta["voxel_resolution_z"]))
+        except (KeyError, TypeError, ValueError):
+            return req
+    return _replace(req, join=((t2, c2), (t1, c1)), desired_resolution=res)
 
 
 def _version_dump(meta: dict[str, Any]) -> dict[str, Any]:

@@ -164,7 +164,7 @@ def assert_same(cc_frame: pd.DataFrame, table: pa.Table, *, split: bool = True) 
             assert str(a) == str(b), col
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def helpers():
     """This module (Served, to_frame, packed, assert_same, TOKEN)."""
     return sys.modules[__name__]

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from caveql.backends.base import QueryRequest
+from caveql.server.app import _target_first
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -185,7 +186,8 @@ def test_caveclient_call(tiny_served, helpers, case, caplog):
     cc_posts = [e for e in rec.log[before:] if e["method"] == "POST"]
     assert len(cc_posts) == 1, [e["path"] for e in rec.log[before:]]
 
-    local = tiny_served.backend.query(request)
+    served = _target_first(request, tiny_served.backend) if request.kind == "join" else request
+    local = tiny_served.backend.query(served)
     expected = local.table
     if post is not None:
         want = post(helpers.to_frame(expected))
