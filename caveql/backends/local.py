@@ -469,8 +469,8 @@ class _Builder:
         if len(set(names)) != len(names):
             raise _error(f"a table appears twice in the query: {names}")
         aliases = {n: f"t{i}" for i, n in enumerate(names)}
-        conds, eq_cols = self._filters(srcs, aliases)
-        from_sql = self._from(srcs, aliases, eq_cols)
+        conds, eq_cols, box_cols = self._filters(srcs, aliases)
+        from_sql = self._from(srcs, aliases, eq_cols, box_cols)
         joined = len(srcs) > 1
         desired = self._desired(srcs)
         warnings = [f"Table Owner Notice on {s.name}: {s.notice}".replace("\n", " ")
@@ -530,11 +530,23 @@ class _Builder:
 
     # -- FROM with the sorted copy that suits the filters ----------------------------------
 
-    def _from(self, srcs: list[_Source], aliases: dict[str, str], eq_cols: dict[str, set[str]]) -> str:
+    def _from(self, srcs: list[_Source], aliases: dict[str, str], eq_cols: dict[str, set[str]],
+              box_cols: dict[str, set[str]]) -> str:
         def rel(s: _Source) -> str:
+            # a copy sorted by a column with an equality/IN filter reads a few row groups; else
+            # a copy sorted by a position (its x) when a spatial filter applies
+            wanted = eq_cols.get(s.name, set())
             for col, relation in s.copies:
-                if col in eq_cols.get(s.name, ()):
+                if col in wanted:
                     return relation
+            boxes = box_cols.get(s.name, set())
+            if boxes:
+                spatial = [(c, r) for c, r in s.copies if any(x.name == c and x.position for x in s.columns)]
+                for col, relation in spatial:
+                    if col in boxes:
+                        return relation
+                if spatial:
+                    return spatial[0][1]
             return s.relation
 
         first = srcs[0]
@@ -634,9 +646,11 @@ class _Builder:
 
     # -- filters -----------------------------------------------------------------------------
 
-    def _filters(self, srcs: list[_Source], aliases: dict[str, str]) -> tuple[list[str], dict[str, set[str]]]:
+    def _filters(self, srcs: list[_Source], aliases: dict[str, str]
+                 ) -> tuple[list[str], dict[str, set[str]], dict[str, set[str]]]:
         conds: list[str] = []
         eq_cols: dict[str, set[str]] = {}
+        box_cols: dict[str, set[str]] = {}
         by_name = {s.name: s for s in srcs}
         for s in srcs:
             if not s.view:
@@ -662,7 +676,9 @@ class _Builder:
                     conds.append(self._cond(kind, s, aliases[s.name], c, value))
                     if kind in ("in", "equal") and not c.position:
                         eq_cols.setdefault(s.name, set()).add(c.name)
-        return conds, eq_cols
+                    elif kind == "spatial":
+                        box_cols.setdefault(s.name, set()).add(c.name)
+        return conds, eq_cols, box_cols
 
     def _cond(self, kind: str, s: _Source, a: str, c: _Col, value: Any) -> str:
         col = f"{a}.{_q(c.name)}"

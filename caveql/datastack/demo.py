@@ -7,10 +7,10 @@ seed page's figures planted. Deterministic from the seed; idempotent (a marker f
 the generator version and parameters, a mismatch rebuilds); built in a temporary sibling
 folder and renamed into place, so an interrupted build never leaves a half datastack.
 
-Storage: synapses are written once, in two copies sorted by ``pre_pt_root_id`` and by
-``post_pt_root_id`` (row groups of :data:`ROW_GROUP` rows, so a root-id lookup reads one or
-two row groups), shared by both versions; version 343 rewrites the root ids of the cells
-edited since through a root id map.
+Storage: synapses are written once, in three copies sorted by ``pre_pt_root_id``, by
+``post_pt_root_id`` and by the x of ``ctr_pt_position`` (row groups of :data:`ROW_GROUP`
+rows, so a root-id lookup or a small box reads one or two row groups), shared by both
+versions; version 343 rewrites the root ids of the cells edited since through a root id map.
 
 >>> import tempfile
 >>> root = build_demo(Path(tempfile.mkdtemp()) / "demo", synapses=5_000)
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: Bump whenever the generated data changes: existing demos are then rebuilt.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 ROW_GROUP = 65_536
 IN_MEMORY_SORT = 12_000_000  # above this many synapses, DuckDB sorts out of core
 MARKER = ".caveql-demo.json"
@@ -191,7 +191,9 @@ def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress,
         done += chunk.num_rows
         report(f"synapses {done:,}/{total:,}")
     files = []
-    sorts = (("pre_pt_root_id", "by_pre"), ("post_pt_root_id", "by_post"))
+    # pre/post root lookups read one or two row groups of their copy; the copy in x order of
+    # the synapse centre serves spatial boxes (pre/post points lie within ~100 voxels of it)
+    sorts = (("pre_pt_root_id", "by_pre"), ("post_pt_root_id", "by_post"), ("ctr_pt_position_x", "by_x"))
     if total <= IN_MEMORY_SORT:
         # small demos: sort in memory with Arrow (much faster than a spilling sort)
         table = pa.concat_tables(pq.read_table(p) for p in sorted(parts.glob("*.parquet")))
@@ -199,7 +201,7 @@ def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress,
             report(f"sorting synapses by {col}")
             _write(table.sort_by([(col, "ascending"), ("id", "ascending")]),
                    root / "shared" / f"{SYN}.{suffix}.parquet")
-            files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": col})
+            files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": _sort_name(col)})
         del table
     else:
         con = duckdb.connect(":memory:", config={
@@ -213,7 +215,7 @@ def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress,
                 out = str(root / "shared" / f"{SYN}.{suffix}.parquet").replace("'", "''")
                 con.execute(f"COPY (SELECT * FROM read_parquet('{src}') ORDER BY {col}, id) TO "
                             f"'{out}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP}, COMPRESSION zstd)")
-                files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": col})
+                files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": _sort_name(col)})
         finally:
             con.close()
     shutil.rmtree(parts)
@@ -224,6 +226,11 @@ def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress,
             _write(cells.root_map(), root / "versions" / str(v) / "root_id_map.parquet")
             storage["root_id_map"] = f"versions/{v}/root_id_map.parquet"
         write_table_metadata(root, v, SYN, table_metadata(SYN, v, 0), storage)
+
+
+def _sort_name(col: str) -> str:
+    """``sorted_by`` of a copy: a position's name when it is sorted by that position's x."""
+    return col[:-2] if col.endswith("_position_x") else col
 
 
 _VIEW_META = {"datastack_name": DATASTACK, "voxel_resolution_x": VOXEL[0],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,7 @@ from caveql.datastack.demo_meta import (
     TOP_PARTNERS,
 )
 
-__all__ = ["TYPES", "Cells", "make_cells", "position_columns", "supervoxels"]
+__all__ = ["TYPES", "Cells", "first_occurrences", "make_cells", "position_columns", "supervoxels", "uniq"]
 
 N_NUCLEI = 144_120
 N_NEURONS = 82_247
@@ -76,14 +77,32 @@ def y_from_depth(x: np.ndarray, depth_um: np.ndarray) -> np.ndarray:
     return 83_535 + (depth_um * 250 - (x - 183_013) * SIN5) / COS5
 
 
+def uniq(a: np.ndarray, return_counts: bool = False) -> Any:
+    """Sorted distinct values (and their counts): ``np.unique`` by sorting, which on this numpy
+    is many times faster than ``np.unique`` itself for large int64 arrays."""
+    s = np.sort(np.asarray(a), kind="stable")
+    if s.size == 0:
+        return (s, np.zeros(0, dtype=np.int64)) if return_counts else s
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    if not return_counts:
+        return s[start]
+    return s[start], np.diff(np.r_[start, s.size])
+
+
+def first_occurrences(a: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct value, in original order."""
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    return np.sort(order[np.r_[True, s[1:] != s[:-1]]]) if a.size else order
+
+
 def unique_counters(rng: np.random.Generator, lo: int, hi: int, n: int, avoid: set[int]) -> np.ndarray:
     """``n`` distinct random integers in ``[lo, hi)`` that are not in ``avoid``."""
     out = np.empty(0, dtype=np.int64)
     while out.size < n:
         more = rng.integers(lo, hi, size=int((n - out.size) * 1.1) + 16, dtype=np.int64)
         out = np.concatenate([out, more])
-        _, first = np.unique(out, return_index=True)
-        out = out[np.sort(first)]
+        out = out[first_occurrences(out)]
         out = out[~np.isin(out, np.fromiter(avoid, np.int64, len(avoid)))] if avoid else out
     return out[:n]
 
@@ -107,7 +126,7 @@ class Cells:
     def root_map(self) -> pa.Table:
         """``root_id`` (661) → ``version_root_id`` (343) for the edited cells."""
         new, old = self.root[661][self.edited], self.root[343][self.edited]
-        _, first = np.unique(new, return_index=True)
+        first = first_occurrences(new)
         return pa.table({"root_id": pa.array(new[first]), "version_root_id": pa.array(old[first])})
 
 
@@ -204,7 +223,7 @@ def make_cells(seed: int) -> Cells:
     root[zero] = 0
 
     # cells edited between 343 and 661 get a new, larger root id at 661
-    roots_u = np.unique(root[(root != 0) & ~protected])
+    roots_u = uniq(root[(root != 0) & ~protected])
     edited_roots = roots_u[rng.random(roots_u.size) < 0.12]
     new_ids = ROOT_BASE + unique_counters(rng, 8_000_000_000, 8_750_000_000, edited_roots.size,
                                           {f - ROOT_BASE for f in fixed})

@@ -38,6 +38,7 @@ from caveql.datastack.demo_cells import (
     position_columns,
     supervoxels,
     timestamps,
+    uniq,
 )
 from caveql.datastack.demo_meta import (
     ROOT_BASE,
@@ -178,14 +179,14 @@ class SynapseGenerator:
         n_cells = round(n_rest * 0.7)
         d = ((self.npos - me) * np.array([1, 1, 10])) ** 2
         near = np.argsort(d.sum(axis=1), kind="stable")[:6000]
-        cand = np.unique(self.nroot[near])
+        cand = uniq(self.nroot[near])
         cand = cand[~np.isin(cand, list(named | {int(cells.root[661][cells.synapse_cell])}))]
         cell_partners = rng.choice(cand, size=n_cells, replace=False)
         spots = _inside(me + rng.normal(0, 1, (n_rest - n_cells, 3)) * np.array([15_000, 15_000, 1_200]))
-        frags = np.unique(self.fragment(_bin(spots), rng.integers(0, self.frag_per_bin, spots.shape[0])))
+        frags = uniq(self.fragment(_bin(spots), rng.integers(0, self.frag_per_bin, spots.shape[0])))
         while frags.size < n_rest - n_cells:  # (collisions are rare; top up)
             more = self.fragment(rng.integers(0, int(np.prod(NBINS)), 64), rng.integers(0, self.frag_per_bin, 64))
-            frags = np.unique(np.concatenate([frags, more]))
+            frags = uniq(np.concatenate([frags, more]))
         rest = np.concatenate([cell_partners, rng.permutation(frags)[: n_rest - n_cells]])
         rest_counts = np.ones(rest.size, dtype=np.int64)
         extra = SYNAPSE_CELL_OUTPUTS - sum(counts.values()) - rest.size

@@ -398,3 +398,13 @@ def test_bytes_read_are_reported(tiny, tiny_datastack):
     assert q(tiny, "synapses").bytes_read > 0
     with LocalBackend(tiny_datastack, profile=False) as quiet:
         assert q(quiet, "synapses").bytes_read == 0
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_spatial_filters_read_the_position_sorted_copy(tiny, version):
+    box = [[20, 40, 0], [60, 120, 9]]
+    r = q(tiny, "synapses", version, filter_spatial={"synapses": {"ctr_pt_position": box}})
+    assert ids(r) == [102, 103, 104, 105]
+    r = q(tiny, "synapses", version, filter_spatial={"synapses": {"pre_pt_position": box}},
+          filter_equal={"synapses": {"post_pt_root_id": 1003}})
+    assert ids(r) == [102, 105]
