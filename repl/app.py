@@ -235,14 +235,24 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
     )
     prompt.key_bindings = _bindings(session, state)
     loader.on_change = lambda: prompt.app.invalidate()  # thread-safe in prompt_toolkit
-    loader.start()
+
+    def start_loading() -> None:
+        # after the first prompt is drawn: the loader imports the engine (pandas, DuckDB) and would
+        # otherwise compete with the first draw for the GIL
+        if not started:
+            started.append(True)
+            import asyncio
+
+            asyncio.get_running_loop().call_later(0.05, loader.start)
+
+    started: list[bool] = []
     session.info("caveql — CQL for CAVE connectomes. \\? for help, \\q to quit; end statements with ';'.")
     default: Any = ""
     while not session.quit:
         if session.next_input is not None:
             default, session.next_input = session.next_input, None
         try:
-            text = prompt.prompt(_prompt_text(session), default=default)
+            text = prompt.prompt(_prompt_text(session), default=default, pre_run=start_loading)
         except KeyboardInterrupt:
             default = ""
             continue

@@ -71,8 +71,8 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
                      help="no colours in errors.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``caveql`` command.
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``caveql`` command (``argv``: the words it will parse).
 
     >>> args = build_parser().parse_args(["-c", "SHOW TABLES", "--format", "csv"])
     >>> args.command, args.format, args.commands
@@ -91,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run a .cql file; repeatable.")
     _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    _add_subcommands(sub)
+    words = frozenset(sys.argv[1:] if argv is None else argv)
+    _add_subcommands(sub, words)
     return parser
 
 
-def _add_subcommands(sub: Any) -> None:
+def _add_subcommands(sub: Any, wanted: frozenset[str]) -> None:
+    """The subcommands; ``wanted`` holds the command line's words (for lazily built ones)."""
     p = sub.add_parser("run", help="run a .cql file, binding its parameters.",
                        description="Run a .cql file. Its header declares parameters "
                                    "(-- param: root_id int = 864691135808473885); bind them with --param.")
@@ -128,16 +130,22 @@ def _add_subcommands(sub: Any) -> None:
     add_demo_arguments(p)
     p.set_defaults(handler=_cmd_demo)
 
-    from caveql.server.cli import add_cache_arguments, add_serve_arguments  # light, like demo's
-
+    # importing caveql.server runs its package __init__ (Starlette, pandas: ~1 s), so serve/cache
+    # get their arguments only when the command line names them (`caveql --help` stays fast)
     p = sub.add_parser("serve", help="serve a local datastack as a CAVE materialization service.",
                        description="Serve a local datastack (default: the demo) over the CAVE REST API, "
                                    "so caveclient and caveql's HTTP backend can use it.")
-    add_serve_arguments(p)
+    if "serve" in wanted:
+        from caveql.server.cli import add_serve_arguments
+
+        add_serve_arguments(p)
     p.set_defaults(handler=_cmd_serve)
     p = sub.add_parser("cache", help="show or clear the disk cache of versioned answers.",
                        description="The disk cache of answers from materialized (frozen) versions.")
-    add_cache_arguments(p)
+    if "cache" in wanted:
+        from caveql.server.cli import add_cache_arguments
+
+        add_cache_arguments(p)
     p.set_defaults(handler=_cmd_cache)
 
 
@@ -289,7 +297,7 @@ def _cmd_repl(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caveql`` console script; returns the exit code."""
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if getattr(args, "version", None) is _VERSION_FLAG:
         print(f"caveql {__version__}")
