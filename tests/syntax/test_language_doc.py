@@ -54,3 +54,46 @@ def test_every_construct_has_an_example() -> None:
     assert {n.what for n in flags if isinstance(n, A.Show)} == {"TABLES", "VIEWS", "VERSIONS", "DATASTACK"}
     for cls in (A.In, A.Between, A.Like, A.Regex, A.IsNull):
         assert any(isinstance(n, cls) and getattr(n, "negated", False) for n in flags), cls
+
+
+ROOT_ID = 864691135808473885
+PARAMS = {"root_id": ROOT_ID, "partners": [864691135771677771, 864691135560505569],
+          "excluded": [864691135771677771]}
+
+
+@pytest.fixture(scope="module")
+def demo_backends(demo_path):
+    from caveql.backends.local import LocalBackend
+
+    backends = [LocalBackend(demo_path)]
+    yield backends
+    for b in backends:
+        b.close()
+
+
+@pytest.fixture
+def demo_engine(demo_path, demo_backends):
+    """A fresh engine per example (SET changes session state), over one shared backend."""
+    from caveql.backends.local import LocalBackend
+    from caveql.engine import Engine
+
+    def opener(_name: str) -> LocalBackend:  # `USE minnie65_demo` reopens the same datastack
+        demo_backends.append(LocalBackend(demo_path))
+        return demo_backends[-1]
+
+    return Engine(demo_backends[0], opener=opener)
+
+
+@pytest.mark.parametrize("text", EXAMPLES, ids=[f"example{i:02d}" for i in range(len(EXAMPLES))])
+def test_example_runs_on_the_demo(demo_engine, text: str) -> None:
+    from caveql.errors import UnknownTableError
+
+    if '"my table"' in text:
+        with pytest.raises(UnknownTableError):
+            demo_engine.execute_script(text, params=PARAMS)
+        return
+    results = demo_engine.execute_script(text, params=PARAMS)
+    assert len(results) == len(parse(text).statements)
+    for r in results:
+        assert r.kind in ("rows", "message")
+        assert (r.frame is not None) if r.kind == "rows" else bool(r.message)
