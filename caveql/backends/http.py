@@ -240,7 +240,7 @@ class HttpBackend:
 
     def _send(self, method: str, url: str, *, params: Sequence[tuple[str, str]] = (),
               content: bytes | None = None, headers: Mapping[str, str] | None = None,
-              what: str, progress: Progress | None = None) -> tuple[httpx.Response, bytes]:
+              what: str, progress: Progress | None = None) -> tuple[httpx.Response, bytes | bytearray]:
         """One request with retries; returns the final response and its whole body."""
         hdrs = {**(headers or {}), **auth_headers(self._token)}
         attempt = 0
@@ -262,12 +262,7 @@ class HttpBackend:
                         self._sleep(delay)
                         attempt += 1
                         continue
-                    chunks = []
-                    for chunk in response.iter_bytes():
-                        chunks.append(chunk)
-                        if progress is not None:
-                            progress.update(0, nbytes=len(chunk))
-                    body = b"".join(chunks)
+                    body = _read_body(response, progress)
                 finally:
                     response.close()
                 return response, body
@@ -289,7 +284,7 @@ class HttpBackend:
     def _clean(self, text: str) -> str:
         return redact(text, self._token)
 
-    def _check(self, response: httpx.Response, body: bytes, what: str) -> None:
+    def _check(self, response: httpx.Response, body: bytes | bytearray, what: str) -> None:
         """Turn an error status into the matching CaveqlError."""
         status = response.status_code
         if status < 300:
@@ -319,7 +314,7 @@ class HttpBackend:
                            status=status, detail=detail)
 
     @staticmethod
-    def _json(body: bytes, what: str) -> Any:
+    def _json(body: bytes | bytearray, what: str) -> Any:
         try:
             return json.loads(body)
         except ValueError as exc:
@@ -525,6 +520,37 @@ class HttpBackend:
         self.close()
 
 
+def _read_body(response: httpx.Response, progress: Progress | None) -> bytes | bytearray:
+    """The whole body, read into one preallocated buffer when its length is known.
+
+    Query answers are hundreds of MB at most and arrive in many chunks: filling one buffer
+    (instead of joining a list of chunks) halves the peak memory of a fetch, and the Arrow
+    reader then uses the buffer without copying it.
+    """
+    length = response.headers.get("Content-Length")
+    if length is None or response.headers.get("Content-Encoding") or not length.isdigit():
+        parts = []
+        for chunk in response.iter_bytes():
+            parts.append(chunk)
+            if progress is not None:
+                progress.update(0, nbytes=len(chunk))
+        return b"".join(parts)
+    buf = bytearray(int(length))
+    view = memoryview(buf)
+    pos = 0
+    for chunk in response.iter_raw():
+        end = pos + len(chunk)
+        if end > len(buf):
+            raise httpx.RemoteProtocolError("the body is longer than its Content-Length")
+        view[pos:end] = chunk
+        pos = end
+        if progress is not None:
+            progress.update(0, nbytes=len(chunk))
+    if pos != len(buf):
+        raise httpx.RemoteProtocolError(f"the body ended after {pos} of {len(buf)} bytes")
+    return buf
+
+
 def _path(url: str) -> str:
     # the path only: URLs never carry tokens, but keep messages short
     return httpx.URL(url).path
@@ -587,7 +613,7 @@ def _resolution(lines: list[str]) -> tuple[float, float, float] | None:
     return (x, y, z)
 
 
-def _error_detail(body: bytes) -> str:
+def _error_detail(body: bytes | bytearray) -> str:
     """The service's error text: JSON ``message``, schema errors, or the body's start.
 
     >>> _error_detail(b'{"code": 500, "message": "boom", "traceback": []}')
@@ -611,7 +637,7 @@ def _error_detail(body: bytes) -> str:
     return json.dumps(data)[:500]
 
 
-def _tos_url(body: bytes) -> str | None:
+def _tos_url(body: bytes | bytearray) -> str | None:
     try:
         data = json.loads(body)
     except ValueError:

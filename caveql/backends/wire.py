@@ -97,7 +97,7 @@ def encode_arrow(table: pa.Table, accept_encoding: str | None = "zstd", *, compr
     return sink.getvalue().to_pybytes()
 
 
-def decode_arrow(body: bytes) -> pa.Table:
+def decode_arrow(body: bytes | bytearray) -> pa.Table:
     """The table in an IPC stream body; a truncated or foreign body is a :class:`TransportError`.
 
     >>> decode_arrow(b"<html>login</html>")
