@@ -142,7 +142,8 @@ def _grammar() -> Any:
 
 _SOFT = {"RESOLUTION", "VERSION", "TIMESTAMP", "LIVE", "POSITIONS", "NULLS", "FIRST", "LAST", "BOX",
          "TABLES", "VIEWS", "VERSIONS", "DATASTACK", "ANALYZE", "OUTER"}
-_NOT_KEYWORDS = {"NAME", "QUOTED_NAME", "STRING", "INT", "DECIMAL", "PARAM", "$END"}
+_NOT_KEYWORDS = {"NAME", "QUOTED_NAME", "STRING", "INT", "DECIMAL", "PARAM", "$END",
+                 "INT_LIST"}  # INT_LIST: the lexer's one-token `(1, 2, ...)` (H1)
 _PUNCT = {"SEMI": ";", "COMMA": ",", "DOT": ".", "LPAR": "(", "RPAR": ")", "STAR": "*", "SLASH": "/",
           "PERCENT": "%", "PLUS": "+", "MINUS": "-", "EQ": "=", "NE": "!=", "LT": "<", "LE": "<=",
           "GT": ">", "GE": ">=", "TILDE": "~", "NOT_TILDE": "!~"}
