@@ -11,7 +11,20 @@ Conventions the parser guarantees (and hypothesis strategies must respect):
 - ``<>`` is read as ``!=``;
 - a parenthesised expression leaves no node of its own;
 - ``- 5`` (unary minus applied to a number literal) is folded into ``Integer(-5)`` /
-  ``Float(-5.0)``; on anything else it stays ``Unary("-", ...)``.
+  ``Float(-5.0)``; on anything else it stays ``Unary("-", ...)``;
+- ``Integer.value`` is within ``[-(2**64 - 1), 2**64 - 1]``;
+- ``Select.limit`` / ``offset`` / ``cave.version`` are ``Integer(n >= 0)`` or ``Param``;
+  ``cave.resolution`` items are positive ``Integer`` / ``Float`` or ``Param``;
+  ``cave.timestamp`` is a ``String`` that ``datetime.fromisoformat`` accepts (a trailing ``Z``
+  allowed) or a ``Param``;
+- ``Star`` appears only as a ``SelectItem.expr``; ``Subquery`` only as an ``In.target``;
+  a general ``ListExpr`` has two or more items, an IN list one or more;
+- ``Join.kind`` is ``"INNER"`` unless ``LEFT [OUTER]`` was written; ``Set.name`` is
+  lower-cased and several ``SET`` values make a ``ListExpr``; a bare word as a ``SET`` value
+  (``SET datastack = minnie65_public``) is a ``Column``;
+- function names are not checked against a list (analysis does that);
+- no expression is nested more than ``caveql.syntax.builder.MAX_DEPTH`` (200) nodes deep, so
+  later stages may recurse over expressions (a few frames per level) safely.
 
 >>> Integer(1) == Integer(1, span=None)
 True
