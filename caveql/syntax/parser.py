@@ -1,9 +1,11 @@
 """The CQL parser: lark configuration, the entry point, and the one place lark's exceptions
 become :class:`~caveql.errors.CqlSyntaxError` subclasses.
 
-The grammar is ``caveql/grammar/caveql.lark`` (package data), compiled once per process into
-an LALR table that lark caches in the system temp dir (never in the installed package, which
-may be read-only). AST nodes are built during the parse by :class:`~caveql.syntax.builder.Builder`.
+The grammar is ``caveql/grammar/caveql.lark`` (package data), compiled into LALR tables that lark
+caches in the user's cache folder (``<platformdirs.user_cache_dir("caveql")>/grammar``, private):
+never in the installed package, which may be read-only, and not in the shared temp folder,
+where another user could plant the pickle lark loads. AST nodes are built during the parse by
+:class:`~caveql.syntax.builder.Builder`.
 
 >>> parse("select 1 from t").statements[0].items[0].expr
 Integer(value=1)
@@ -15,6 +17,8 @@ caveql.errors.CqlSyntaxError: unexpected word 'FORM' (line 1, column 17)
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Any, Literal
 
@@ -41,7 +45,7 @@ class _Parser:
             "caveql.grammar", "caveql.lark", ("",),
             parser="lalr", lexer="basic", start=list(START_RULES.values()),
             keep_all_tokens=True, propagate_positions=False, maybe_placeholders=False,
-            transformer=self.builder, cache=True,
+            transformer=self.builder, cache=_cache_file(),
         )
 
     def raw(self, text: str, rule: str) -> Any:
@@ -51,6 +55,23 @@ class _Parser:
             return self.lark.parse(text, start=rule)
         finally:
             self.builder.reset()
+
+
+def _cache_file() -> str | bool:
+    """Where lark keeps the compiled tables; ``False`` (compile each time) if nowhere is writable.
+
+    Lark checks the grammar's hash stored in the file, so one name per lark version suffices."""
+    import lark
+    import platformdirs
+
+    folder = os.path.join(platformdirs.user_cache_dir("caveql"), "grammar")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            return False
+    except OSError:
+        return False
+    return os.path.join(folder, f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
 
 
 def _parser() -> _Parser:
