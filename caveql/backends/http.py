@@ -527,6 +527,8 @@ def _read_body(response: httpx.Response, progress: Progress | None) -> bytes | b
     (instead of joining a list of chunks) halves the peak memory of a fetch, and the Arrow
     reader then uses the buffer without copying it.
     """
+    if response.is_stream_consumed:  # already read (a transport that answers in memory)
+        return response.content
     length = response.headers.get("Content-Length")
     if length is None or response.headers.get("Content-Encoding") or not length.isdigit():
         parts = []
