@@ -14,7 +14,9 @@ cap), so the client's memory is measured alone. Four measurements:
     that no call reaches the cap, then ``pd.concat``). Same rows checked; time ratio.
 (c) a repeated versioned query (the query of (b) at version 661) with the disk cache cold vs
     warm (a fresh engine each time, so only the disk cache carries over).
-(d) peak RSS growth of the client during (a) relative to the final frame's size (target <= 3x).
+(d) peak RSS growth of the client during (a) relative to the final frame's size (target <= 3x),
+    and of fetching the same calls alone (``HttpBackend.query_many`` in a fresh process) relative
+    to the Arrow data they return.
 
 Timings are medians of ``--repeat`` runs (default 3), warm server.
 """
@@ -198,13 +200,53 @@ def bench_d(url: str, size: int) -> dict[str, Any]:
     cql = f"SELECT * FROM synapses_pni_2 WHERE size > {size} SPLIT POSITIONS"
     eng = engine_for(url)
     eng.execute("SHOW TABLES")  # discovery and catalog outside the measurement
+    sent: list[Any] = []
+    query = eng.backend.query
+
+    def recording(request: Any, **kw: Any) -> Any:
+        sent.append(request)
+        return query(request, **kw)
+
+    eng.backend.query = recording
     with PeakRss() as rss:
         frame = eng.execute(cql).frame
     eng.backend.close()
     frame_bytes = int(frame.memory_usage(deep=True).sum())
     growth = rss.peak - rss.base
+    fetch = _fetch_only(url, [r for r in sent if r.table == "synapses_pni_2" and r.limit != 1])
     return {"rows": len(frame), "frame_bytes": frame_bytes, "rss_growth_bytes": growth,
-            "growth_over_frame": growth / frame_bytes}
+            "growth_over_frame": growth / frame_bytes, **fetch}
+
+
+def _fetch_only(url: str, requests: list[Any]) -> dict[str, Any]:
+    """RSS growth of fetching the same calls with ``HttpBackend.query_many`` alone, in a fresh process."""
+    import dataclasses
+    import pickle
+
+    with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as fh:
+        pickle.dump([dataclasses.asdict(r) for r in requests], fh)
+    out = subprocess.run([sys.executable, __file__, "--fetch-only", fh.name, "--url", url],
+                         capture_output=True, text=True, check=True)
+    Path(fh.name).unlink()
+    return json.loads(out.stdout)
+
+
+def fetch_only_child(path: str, url: str) -> int:
+    import pickle
+
+    from caveql.backends.base import QueryRequest
+    from caveql.backends.http import HttpBackend
+
+    requests = [QueryRequest(**kw) for kw in pickle.loads(Path(path).read_bytes())]
+    backend = HttpBackend(DATASTACK, server=url, token=TOKEN, cache=False, progress=False)
+    backend.versions()  # discovery outside the measurement
+    with PeakRss() as rss:
+        results = backend.query_many(requests)
+    arrow = sum(r.table.nbytes for r in results)
+    print(json.dumps({"fetch_calls": len(requests), "fetch_arrow_bytes": arrow,
+                      "fetch_rss_growth_bytes": rss.peak - rss.base,
+                      "fetch_growth_over_arrow": (rss.peak - rss.base) / arrow}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", type=Path, default=None, help="demo folder (default: build/reuse the default)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--fetch-only", metavar="REQUESTS", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fetch_only:
+        return fetch_only_child(args.fetch_only, args.url)
     logging.getLogger("caveclient").setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     if args.path is None:
@@ -238,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(c) repeated versioned query: cold {c['cold_s'] * 1000:.0f} ms (incl. discovery ~"
           f"{c['discovery_s'] * 1000:.0f} ms), warm {c['warm_s'] * 1000:.0f} ms -> {c['cold_over_warm']:.1f}x")
     print(f"(d) peak RSS growth during (a): {d['rss_growth_bytes'] / 1e6:,.0f} MB for a "
-          f"{d['frame_bytes'] / 1e6:,.0f} MB frame -> {d['growth_over_frame']:.2f}x (target <= 3x)")
+          f"{d['frame_bytes'] / 1e6:,.0f} MB frame -> {d['growth_over_frame']:.2f}x (target <= 3x); the "
+          f"{d['fetch_calls']} calls alone: {d['fetch_rss_growth_bytes'] / 1e6:,.0f} MB for "
+          f"{d['fetch_arrow_bytes'] / 1e6:,.0f} MB of Arrow -> {d['fetch_growth_over_arrow']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0
