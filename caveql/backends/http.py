@@ -161,6 +161,9 @@ class HttpBackend:
         self._server_version: str | None = None
         self._memo: dict[tuple[Any, ...], Any] = {}
         self.calls = 0  # requests sent (incl. retries), for tests and EXPLAIN ANALYZE
+        # one progress line for all calls in flight (the engine runs them from its own pool)
+        self._inflight = 0
+        self._bar: Progress | None = None
 
     def __repr__(self) -> str:
         source = self._token.source if self._token else None
@@ -424,8 +427,39 @@ class HttpBackend:
         """Full URL (no query string) of a query call."""
         return self.local_server + self.endpoints.query(request)
 
-    def query(self, request: QueryRequest, *, progress: Progress | None = None) -> QueryResult:
-        """Run one query call; the whole answer or an error, never part of one."""
+    def _begin(self) -> Progress:
+        with self._lock:
+            self._inflight += 1
+            if self._bar is None:
+                self._bar = Progress("caveql: fetching", enabled=self.progress)
+            return self._bar
+
+    def _end(self, rows: int) -> None:
+        with self._lock:
+            self._inflight -= 1
+            bar = self._bar
+            if bar is not None:
+                bar.update(rows=rows)
+                if self._inflight == 0:
+                    bar.close()
+                    self._bar = None
+
+    def query(self, request: QueryRequest) -> QueryResult:
+        """Run one query call; the whole answer or an error, never part of one.
+
+        While calls are in flight for more than half a second, a progress line (calls, rows,
+        MB) is drawn on stderr when it is a terminal (``progress=False`` silences it).
+        """
+        rows = 0
+        progress = self._begin()
+        try:
+            result = self._query(request, progress)
+            rows = result.table.num_rows
+            return result
+        finally:
+            self._end(rows)
+
+    def _query(self, request: QueryRequest, progress: Progress) -> QueryResult:
         if request.kind in ("view", "live") and self.api_version < 3:
             raise ServiceError(f"{request.kind} queries need materialize API v3; the server offers v2 only")
         url = self.request_target(request)
@@ -484,18 +518,15 @@ class HttpBackend:
                     table = table.set_column(i, name, pc.cast(pc.trunc(scaled), pa.int32()))
         return table, (float(want[0]), float(want[1]), float(want[2]))
 
-    def query_many(self, requests: Iterable[QueryRequest], *, label: str = "fetching") -> list[QueryResult]:
+    def query_many(self, requests: Iterable[QueryRequest]) -> list[QueryResult]:
         """Run calls over the bounded pool, in order; all of them, or the first error (the rest cancelled)."""
         reqs = list(requests)
         if len(reqs) <= 1:
             return [self.query(r) for r in reqs]
         results: list[QueryResult | None] = [None] * len(reqs)
-        with Progress(label, total=len(reqs), enabled=self.progress) as bar, \
-                ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="caveql-http") as pool:
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="caveql-http") as pool:
             def run(i: int) -> None:
-                res = self.query(reqs[i], progress=bar)
-                results[i] = res
-                bar.update(rows=res.table.num_rows)
+                results[i] = self.query(reqs[i])
 
             futures = [pool.submit(run, i) for i in range(len(reqs))]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)

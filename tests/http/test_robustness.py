@@ -369,3 +369,48 @@ def test_bad_settings(ms):
     b = HttpBackend("x", server="ftp://nowhere", token="t", cache=False)
     with pytest.raises(CaveqlError):
         b.versions()
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("enabled", [None, False])
+def test_progress_line_on_a_terminal_for_long_fetches(ms, monkeypatch, enabled):
+    tty = _Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+
+    def slow(request, n):
+        if request.method == "POST":
+            time.sleep(0.35)
+        return None
+
+    b, _ = make(ms, ms.MockService(fault=slow), parallel=2, progress=enabled)
+    reqs = [QueryRequest(kind="table", table="nucleus_detection_v0", version=661, offset=i) for i in range(4)]
+    assert len(b.query_many(reqs)) == 4
+    if enabled is None:
+        assert "caveql: fetching: " in tty.text and " calls, " in tty.text and "rows" in tty.text
+        assert tty.text.endswith("\r\x1b[K")  # the line is erased when the fetch ends
+    else:
+        assert tty.text == ""
+
+
+def test_no_progress_line_off_a_terminal(ms, capsys):
+    def slow(request, n):
+        if request.method == "POST":
+            time.sleep(0.6)
+        return None
+
+    b, _ = make(ms, ms.MockService(fault=slow))
+    b.query(NUCQ)
+    assert capsys.readouterr().err == ""
