@@ -213,6 +213,10 @@ def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:
         session.expanded = config.expanded
         session.pager = config.pager
     session.config = config  # type: ignore[attr-defined]
+    # history is kept per datastack: the name given, a local folder's name, else the demo's
+    path = getattr(args, "path", None) or config.path
+    session.history_name = (getattr(args, "datastack", None) or config.datastack  # type: ignore[attr-defined]
+                            or (os.path.basename(os.path.normpath(path)) if path else "minnie65_demo"))
     return session
 
 

@@ -209,3 +209,32 @@ def test_ctrl_c_exit_130(tiny, monkeypatch, capsys) -> None:
     monkeypatch.setattr(LocalBackend, "query", interrupted)
     assert main(["--path", tiny, "-c", "SELECT id FROM cells"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_config_file_sets_defaults(tiny, tmp_path, monkeypatch, capsys) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[repl]\nformat = "csv"\n[connection]\npath = "{tiny}"\nversion = 1\n')
+    monkeypatch.setenv("CAVEQL_CONFIG", str(cfg))
+    assert main(["-c", "SELECT COUNT(*) AS n FROM cells"]) == 0  # path, version and format from the file
+    assert capsys.readouterr().out == "n\n6\n"
+    assert main(["-c", "SHOW TABLES"]) == 0
+    assert "cell_types" not in capsys.readouterr().out  # version 1
+    assert main(["-c", "SELECT id FROM cells WHERE id = 2", "-F", "json"]) == 0  # flags win
+    assert capsys.readouterr().out == '[{"id":2}]\n'
+
+
+def test_bad_config_file_is_a_usage_error(tmp_path, monkeypatch, capsys) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[repl]\nformat = "jsn"\n')
+    monkeypatch.setenv("CAVEQL_CONFIG", str(cfg))
+    assert main(["-c", "SHOW TABLES"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown format 'jsn'" in err and "did you mean 'json'" in err
+
+
+def test_history_named_after_the_datastack(tiny) -> None:
+    from caveql.repl.cli import _session
+
+    assert _session(build_parser().parse_args(["--path", tiny])).history_name == "tiny0"
+    assert _session(build_parser().parse_args(["-d", "minnie65_public"])).history_name == "minnie65_public"
+    assert _session(build_parser().parse_args([])).history_name == "minnie65_demo"

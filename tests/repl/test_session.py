@@ -213,3 +213,22 @@ def test_docs_repl_md_lists_every_command() -> None:
     with open(os.path.join(here, "..", "..", "docs", "repl.md"), encoding="utf-8") as fh:
         text = fh.read()
     assert commands.help_table() in text, "regenerate: python -m caveql.repl.commands > table"
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_automatic_pager_for_tall_output(opener, tmp_path, monkeypatch) -> None:
+    paged = tmp_path / "paged.txt"
+    monkeypatch.setenv("CAVEQL_PAGER", f"cat > {paged}")
+    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=None: os.terminal_size((100, 12)))
+    s = Session(opener, out=_Tty(), err=io.StringIO(), interactive=True)
+    s.run("SELECT id FROM cells WHERE id = 1")  # short: straight to the screen
+    assert "1 row" in s.out.getvalue() and not paged.exists()
+    s.run("SELECT id FROM synapses")  # taller than 12 lines: through the pager
+    assert "10 rows" in paged.read_text() and "10 rows" not in s.out.getvalue()
+    s.run("\\pager off")
+    s.run("SELECT id FROM synapses")
+    assert "10 rows" in s.out.getvalue()
