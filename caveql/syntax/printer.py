@@ -18,6 +18,7 @@ SELECT a, b FROM t WHERE x = 1 AND y != 2 LIMIT 5 AT VERSION 3;
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from decimal import Decimal
 
 from caveql.errors import CqlSyntaxError
@@ -117,7 +118,7 @@ def _expr(e: A.Node) -> str:  # noqa: C901 - one branch per node type reads best
     if isinstance(e, A.ListExpr):
         return "(" + ", ".join(_expr(i) for i in e.items) + ")"
     if isinstance(e, A.Subquery):
-        return "(" + _select_inline(e.select) + ")"
+        return _subquery(e.select)
     if isinstance(e, A.In):
         target = e.target
         t = _expr(target)  # a ListExpr (even of one item) prints in parentheses
@@ -219,6 +220,25 @@ def _line(kw: str, body: str) -> str:
     return f"{kw} {body}" if body else kw
 
 
+# Set while a too-long clause is re-rendered: subqueries in it may then take several lines.
+# (A ContextVar, so printing in several threads at once stays correct.)
+_BREAK = ContextVar("caveql_printer_break", default=0)
+
+
+def _subquery(s: A.Select) -> str:
+    width = _BREAK.get()
+    token = _BREAK.set(0)
+    try:
+        inline = _select_inline(s)
+        # a literal with a line break inside must not be re-indented: keep such a subquery inline
+        if not width or len(inline) + 2 <= width // 2 or "\n" in inline:
+            return f"({inline})"
+        body = _select(s, width - 4)
+    finally:
+        _BREAK.reset(token)
+    return "(\n" + "\n".join(f"{_INDENT * 2}{line}" for line in body.split("\n")) + f"\n{_INDENT})"
+
+
 def _select_inline(s: A.Select) -> str:
     return " ".join(_line(kw, body) for kw, body, _ in _clauses(s))
 
@@ -228,9 +248,17 @@ def _select(s: A.Select, width: int) -> str:
     one = " ".join(_line(kw, body) for kw, body, _ in clauses)
     if len(one) <= width and "\n" not in one:
         return one
+    token = _BREAK.set(width)
+    try:
+        broken = _clauses(s)  # the same clauses with long subqueries laid out over lines
+    finally:
+        _BREAK.reset(token)
     lines: list[str] = []
-    for kw, body, pieces in clauses:
+    for (kw, body, pieces), (_, wide_body, wide_pieces) in zip(clauses, broken):
         line = _line(kw, body)
+        if len(line) > width:
+            body, pieces = wide_body, wide_pieces
+            line = _line(kw, body)
         if len(line) <= width or len(pieces) < 2:
             lines.append(line)
         elif kw in ("WHERE", "HAVING"):
