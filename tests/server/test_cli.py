@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,7 +13,7 @@ from caveql.backends.base import QueryRequest
 from caveql.backends.http import HttpBackend
 from caveql.cache import ResultCache
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 def free_port() -> int:
@@ -29,9 +30,16 @@ def test_serve_process(tiny_datastack, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        b = HttpBackend("tiny", server=url, token="process-token-123", cache=ResultCache(tmp_path), retries=20,
-                        backoff=0.05, max_backoff=0.2)
-        assert b.versions() == [1, 2]  # retried until the process listens
+        deadline = time.monotonic() + 90  # the process imports and starts uvicorn: slow on a busy machine
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "caveql serve did not start"
+                time.sleep(0.1)
+        b = HttpBackend("tiny", server=url, token="process-token-123", cache=ResultCache(tmp_path))
+        assert b.versions() == [1, 2]
         r = b.query(QueryRequest(kind="table", table="cells", version=2))
         assert r.capped and r.table.num_rows == 4
         r = b.query(QueryRequest(kind="table", table="cells", version=2, filter_equal={"cells": {"cell_type": "BC"}}))
