@@ -93,7 +93,22 @@ class _Runner:
         self.stats.add(res)
         return res
 
+    def countable(self, req: QueryRequest) -> bool:
+        """Whether :meth:`count` can size this request (a join only if it splits on its first table)."""
+        if not self.caps.count or req.kind not in ("table", "view", "join"):
+            return False
+        if req.kind == "join":
+            return req.join is not None and self.call.id_column is not None \
+                and self.call.id_column[0] == req.join[0][0]
+        return True
+
     def count(self, req: QueryRequest) -> int:
+        """Rows of ``req``; for a join, an upper bound: the rows of its first table that pass that
+        table's filters (each joins at most one row of the second, keyed by its unique id)."""
+        if req.kind == "join" and req.join is not None:
+            first = req.join[0][0]
+            only = {f"filter_{k}": {first: v[first]} for k, v in req.filters().items() if first in v}
+            req = QueryRequest(kind="table", table=first, version=req.version, **only)
         res = self.query(replace(req, count=True, limit=None, offset=None, select_columns=None))
         t = res.table
         if t.num_rows != 1 or "count" not in t.column_names:
@@ -112,7 +127,7 @@ class _Runner:
         cap = self.caps.row_cap
         if cap is None or req.count:  # a count answer is one row
             return [self.query(req).table]
-        if self.call.may_exceed_cap and self.caps.count and req.kind in ("table", "view") \
+        if self.call.may_exceed_cap and self.countable(req) \
                 and req.limit is None:
             # a request on a table bigger than the cap: a count is far cheaper than a capped
             # fetch thrown away, so count first and split before fetching
@@ -141,7 +156,7 @@ class _Runner:
                 f"{self.caps.row_cap:,} rows and the request cannot be split (no id column)",
                 hint="add filters that select fewer rows")
         lo, hi = self._range(req)
-        if self.caps.count and req.kind in ("table", "view"):
+        if self.countable(req):
             return self.by_counts(req, lo, hi, n, depth)
         return self.by_ranges(req, lo, hi, None, depth)
 
@@ -203,39 +218,37 @@ class _Runner:
         return int(lo), int(hi)
 
     def by_ranges(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int) -> list[pa.Table]:
-        """Rows of ``req`` with id in [lo, hi) without counts: fetch; when capped, fetch outside
-        the answer's id span and bisect inside it."""
+        """Rows of ``req`` with id in [lo, hi) without counts: fetch; when capped, fetch below
+        the answer's id span, bisect inside it, and go on above it (a loop: the depth grows only
+        inside a span, so a long table does not recurse once per cap of rows)."""
         assert self.call.id_column is not None
         t, c = self.call.id_column
         cap = self.caps.row_cap or 1
-        if depth >= _MAX_DEPTH or hi - lo <= 1 and n is not None and n >= cap:
-            raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap "
-                                       f"({n} rows share one id)")
-        piece = _with_range(req, t, c, lo, hi)
-        res = None
-        if n is None:  # no count endpoint for this request: fetch and look
+        out: list[pa.Table] = []
+        while lo < hi:
+            if depth >= _MAX_DEPTH:
+                raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap of "
+                                           f"{cap:,} (id range [{lo}, {hi}))")
+            piece = _with_range(req, t, c, lo, hi)
             res = self.query(piece)
             if not self._capped(piece, res):
-                return [res.table]
-            n = cap
-        if n == 0:
-            return []
-        if n < cap:
-            res = self.query(piece)
-            if not self._capped(piece, res):
-                return [res.table]
-        bounds = self._sample_bounds(res, lo, hi)
-        if bounds is not None:
-            # the capped answer shows where ids are: fetch outside its span, bisect inside it
+                out.append(res.table)
+                break
+            if hi - lo <= 1:
+                raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap of "
+                                           f"{cap:,}: {res.table.num_rows:,} rows share id {lo}")
+            bounds = self._sample_bounds(res, lo, hi)
+            if bounds is None:
+                mid = lo + (hi - lo) // 2
+                out += self.by_ranges(req, lo, mid, None, depth + 1)
+                lo = mid
+                continue
             s_lo, s_hi = bounds
             mid = s_lo + (s_hi - s_lo) // 2
-            cuts = [lo, s_lo, mid, s_hi, hi]
-        else:
-            cuts = [lo, lo + (hi - lo) // 2, hi]
-        cuts = sorted(set(cuts))
-        out: list[pa.Table] = []
-        for a, b in zip(cuts, cuts[1:], strict=False):
-            out += self.by_ranges(req, a, b, None, depth + 1)
+            for a_, b_ in ((lo, s_lo), (s_lo, mid), (mid, s_hi)):
+                if a_ < b_:
+                    out += self.by_ranges(req, a_, b_, None, depth + 1)
+            lo = s_hi
         return out
 
     def _sample_bounds(self, res: QueryResult | None, lo: int, hi: int,
