@@ -40,3 +40,19 @@ def test_count_as_column_name_is_not_builtin() -> None:
 
 def test_backslash_command() -> None:
     assert kinds("\\dt")[0] == (Keyword.Pseudo, "\\dt")
+
+
+def test_every_grammar_keyword_is_highlighted() -> None:
+    import re
+    from importlib.resources import files
+
+    from caveql.repl.lexer import KEYWORDS
+
+    grammar = files("caveql.grammar").joinpath("caveql.lark").read_text(encoding="utf-8")
+    keywords = set(re.findall(r'^([A-Z_]+):\s*"([a-z_]+)"i', grammar, re.MULTILINE))
+    assert len(keywords) >= 40
+    missing = {word.upper() for _name, word in keywords} - set(KEYWORDS)
+    assert not missing, f"add to caveql.repl.lexer.KEYWORDS: {sorted(missing)}"
+    for _name, word in keywords:
+        toks = [(t, v) for t, v in CqlLexer().get_tokens(f"{word} x") if v.strip()]
+        assert toks[0] == (Keyword, word), word
