@@ -41,7 +41,7 @@ class ServerThread:
         """``http://host:port`` once started."""
         return f"http://{self.host}:{self.port}" if self._server is not None else ""
 
-    def start(self, timeout: float = 15.0) -> ServerThread:
+    def start(self, timeout: float = 60.0) -> ServerThread:
         """Bind, start serving, and wait until uvicorn accepts connections."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
