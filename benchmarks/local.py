@@ -7,7 +7,7 @@ Each ``--demo N`` uses (or builds) ``<root>/demo-N``. For every demo, four queri
 - ``pre root``: the outputs of the seed's cell (``pre_pt_root_id = 864691135808473885``);
 - ``post root``: the inputs of its strongest partner (``post_pt_root_id = ...``, the by-post copy);
 - ``size range``: ``40,000 <= size <= 40,400`` (a full scan of one column);
-- ``spatial box``: a 20 µm cube of ``ctr_pt_position`` around the seed cell (a full scan of three).
+- ``spatial box``: a 20 µm cube of ``ctr_pt_position`` around the seed cell (the copy in x order).
 
 each run three ways, all returning the same rows in the same (id) order:
 
@@ -58,23 +58,28 @@ def rchar() -> int:
     return 0
 
 
-def measure(fn: Callable[[], object], repeat: int) -> tuple[float, int, object]:
-    """Median seconds over ``repeat`` warm runs, bytes read by one run, and its answer."""
-    out = fn()  # warm-up (file metadata, page cache)
-    b0 = rchar()
-    out = fn()
-    nbytes = rchar() - b0
-    times = []
+def measure(fns: list[Callable[[], object]], repeat: int) -> list[tuple[float, int, object]]:
+    """For each function: median seconds over ``repeat`` warm runs, bytes read by one run, and
+    its answer. The runs are interleaved so that load on the machine hits all sides alike."""
+    answers, nbytes = [], []
+    for fn in fns:
+        fn()  # warm-up (file metadata, page cache)
+        b0 = rchar()
+        answers.append(fn())
+        nbytes.append(rchar() - b0)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), nbytes, out
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return [(statistics.median(t), b, a) for t, b, a in zip(times, nbytes, answers, strict=True)]
 
 
 def queries(shared: Path) -> list[tuple[str, QueryRequest, str, Path, Callable[[pd.DataFrame], pd.Series]]]:
     pre = shared / f"{SYN}.by_pre.parquet"
     post = shared / f"{SYN}.by_post.parquet"
+    by_x = shared / f"{SYN}.by_x.parquet"
     lo, hi = BOX
     box_sql = " AND ".join(f"ctr_pt_position_{a} BETWEEN {lo[i]} AND {hi[i]}" for i, a in enumerate("xyz"))
     return [
@@ -90,7 +95,7 @@ def queries(shared: Path) -> list[tuple[str, QueryRequest, str, Path, Callable[[
          "size >= 40000 AND size <= 40400", pre, lambda d: (d["size"] >= 40_000) & (d["size"] <= 40_400)),
         ("spatial box", QueryRequest(kind="table", table=SYN, version=661,
                                      filter_spatial={SYN: {"ctr_pt_position": BOX}}),
-         box_sql, pre, lambda d: (
+         box_sql, by_x, lambda d: (
              d.ctr_pt_position_x.between(lo[0], hi[0]) & d.ctr_pt_position_y.between(lo[1], hi[1])
              & d.ctr_pt_position_z.between(lo[2], hi[2]))),
     ]
@@ -105,8 +110,9 @@ def bench_demo(path: Path, repeat: int) -> list[dict]:
     rows = []
     for name, request, where, file, mask in queries(path / "shared"):
         sql = f"SELECT {', '.join(cols.names)} FROM read_parquet('{file}') WHERE {where} AND valid ORDER BY id"
-        t_local, b_local, r_local = measure(lambda request=request: backend.query(request).table, repeat)
-        t_duck, b_duck, r_duck = measure(lambda sql=sql: con.sql(sql).to_arrow_table(), repeat)
+        (t_local, b_local, r_local), (t_duck, b_duck, r_duck) = measure(
+            [lambda request=request: backend.query(request).table,
+             lambda sql=sql: con.sql(sql).to_arrow_table()], repeat)
         assert isinstance(r_local, pa.Table) and isinstance(r_duck, pa.Table)
         ids = r_local.column("id").to_pylist()
         assert ids == r_duck.column("id").to_pylist(), name
@@ -117,7 +123,7 @@ def bench_demo(path: Path, repeat: int) -> list[dict]:
             def by_pandas(file=file, mask=mask):
                 d = pd.read_parquet(file)
                 return d[mask(d)].sort_values("id")
-            t_pd, b_pd, r_pd = measure(by_pandas, max(1, repeat // 3))
+            ((t_pd, b_pd, r_pd),) = measure([by_pandas], max(1, repeat // 3))
             assert r_pd["id"].tolist() == ids, name
             row.update(pandas_ms=t_pd * 1e3, pandas_over_local=t_pd / t_local, pandas_bytes=b_pd)
         rows.append(row)
