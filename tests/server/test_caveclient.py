@@ -358,3 +358,67 @@ def test_caveclient_body_bytes_match_the_captured_goldens_format(tiny_served):
     req = R(kind="table", table="cells", filter_in={"cells": {"id": [1, 2]}}, limit=5, desired_resolution=(1, 1, 1))
     assert post["body"] == encode_body(req)
     assert json.loads(post["body"])["desired_resolution"] == [1, 1, 1]
+
+
+# The same calls as CQL: caveclient's frame equals the engine's answer through the local backend
+# and through the HTTP backend against the same server (columns, dtypes, values, order).
+CQL = {
+    "query_table": "SELECT * FROM cells",
+    "split_positions": "SELECT * FROM cells SPLIT POSITIONS",
+    "filter_equal": "SELECT * FROM cells WHERE cell_type = 'BC'",
+    "filter_in": "SELECT * FROM cells WHERE id IN (1, 3, 5) SPLIT POSITIONS",
+    "greater_less": "SELECT * FROM cells WHERE id > 1 AND id < 5 SPLIT POSITIONS",
+    "ge_le": "SELECT * FROM nuclei WHERE volume >= 120 AND volume <= 301.25 SPLIT POSITIONS",
+    "spatial": "SELECT * FROM cells WHERE pt_position WITHIN BOX((100, 200, 10), (200, 300, 12)) SPLIT POSITIONS",
+    "regex": "SELECT * FROM cells WHERE cell_type ~ '^(BC|4P)$' SPLIT POSITIONS",
+    "offset_limit": "SELECT * FROM cells LIMIT 3 OFFSET 1 SPLIT POSITIONS",
+    "resolution_nm": "SELECT * FROM cells AT RESOLUTION 1,1,1 SPLIT POSITIONS",
+    "resolution_coarse": "SELECT * FROM cells AT RESOLUTION 8,8,80 SPLIT POSITIONS",
+    "old_version": "SELECT * FROM synapses AT VERSION 1 SPLIT POSITIONS",
+    "manager_scalar": "SELECT * FROM cells WHERE cell_type = 'BC'",
+    "manager_range": "SELECT * FROM nuclei WHERE volume > 100 AND volume <= 512 SPLIT POSITIONS",
+    # nuclei are stored in 8x8x40 nm voxels; the box corners are in the statement's 4x4x40
+    "manager_bbox": "SELECT * FROM nuclei WHERE pt_position WITHIN BOX((100, 200, 10), (200, 300, 12)) "
+                    "AT RESOLUTION 4,4,40",
+    "manager_reference": "SELECT * FROM cell_types WHERE cell_type = 'BC' SPLIT POSITIONS",
+    "manager_reference_target": "SELECT * FROM cell_types WHERE pt_root_id IN (1001, 1002, 1003) SPLIT POSITIONS",
+    "manager_reference_both": "SELECT * FROM cell_types WHERE classification_system = 'inh' AND volume >= 300 "
+                              "SPLIT POSITIONS",
+    "synapse_pre": "SELECT * FROM synapses WHERE pre_pt_root_id = 1001 AND pre_pt_root_id != post_pt_root_id",
+    "synapse_post": "SELECT * FROM synapses WHERE post_pt_root_id IN (1002, 1003) SPLIT POSITIONS",
+    "synapse_pre_post": "SELECT * FROM synapses WHERE pre_pt_root_id IN (1001, 1002) AND post_pt_root_id IN "
+                        "(1002, 1005) AND pre_pt_root_id != post_pt_root_id SPLIT POSITIONS",
+    "synapse_limit": "SELECT * FROM synapses WHERE pre_pt_root_id = 1001 LIMIT 2 OFFSET 1 SPLIT POSITIONS",
+    "synapse_resolution": "SELECT * FROM synapses WHERE post_pt_root_id = 1002 AND "
+                          "pre_pt_root_id != post_pt_root_id AT RESOLUTION 1,1,1 SPLIT POSITIONS",
+    "view": "SELECT * FROM syn_counts",
+    "live": "SELECT * FROM cells AT TIMESTAMP '2024-05-01T00:00:00' SPLIT POSITIONS",
+}
+
+
+def _cells(series: pd.Series) -> list:
+    return [tuple(str(x) for x in v) if hasattr(v, "__len__") and not isinstance(v, str) else str(v)
+            for v in series]
+
+
+@pytest.mark.parametrize("name", sorted(CQL))
+def test_caveclient_equals_cql(tiny_served, tiny_datastack, name, caplog):
+    from caveql.backends.http import HttpBackend
+    from caveql.backends.local import LocalBackend
+    from caveql.engine import Engine
+
+    caplog.set_level(logging.ERROR)
+    call = {c[0]: c[1] for c in CASES}[name]
+    want = call(tiny_served.caveclient()).reset_index(drop=True)
+    with LocalBackend(tiny_datastack) as local, \
+            HttpBackend("tiny", server=tiny_served.url, token="t" * 32, cache=False) as remote:
+        for backend in (local, remote):
+            got = Engine(backend).execute(CQL[name]).frame.reset_index(drop=True)
+            assert list(got.columns) == list(want.columns)
+            assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str))
+            assert len(got) == len(want)
+            for col in want.columns:
+                if want[col].dtype == object:
+                    assert _cells(got[col]) == _cells(want[col]), col
+                else:
+                    pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
