@@ -214,6 +214,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
         path = history or history_path(name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         hist = FileHistory(path)
+        session.history_file = path
     state: dict[str, Any] = {"vi": bool(config and config.editing_mode == "vi")}
     style = None
     if config is not None and config.syntax_style != "default":

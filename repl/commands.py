@@ -94,8 +94,8 @@ def help_table() -> str:
     return "\n".join(rows)
 
 
-_ORDER = ["\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\i", "\\e", "\\set",
-          "\\unset", "\\explain", "\\last", "\\pager", "\\conninfo", "\\?", "\\q"]
+_ORDER = ["\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\i", "\\e", "\\s",
+          "\\set", "\\unset", "\\explain", "\\last", "\\pager", "\\conninfo", "\\?", "\\q"]
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -262,6 +262,26 @@ def _unset(s: Session, arg: str) -> None:
     if arg not in s.variables:
         raise ConfigError(f"no variable {arg!r}")
     del s.variables[arg]
+
+
+@command("\\s", "\\s [n]", "List the last n (default 20) entries of this datastack's history.")
+def _s(s: Session, arg: str) -> None:
+    if not s.history_file or not os.path.exists(s.history_file):
+        s.info("No history yet.")
+        return
+    try:
+        n = int(arg) if arg else 20
+    except ValueError:
+        raise ConfigError(f"\\s takes a number, not {arg!r}") from None
+    from prompt_toolkit.history import FileHistory
+
+    entries = list(FileHistory(s.history_file).load_history_strings())[:n]  # newest first
+    width = len(str(len(entries)))
+    lines = []
+    for i, entry in enumerate(reversed(entries), start=1):
+        for j, line in enumerate(entry.splitlines()):
+            lines.append(f"{str(i).rjust(width) if j == 0 else ' ' * width}  {line}")
+    s.print_lines(lines)
 
 
 # -- plans and session ----------------------------------------------------------------------------

@@ -339,6 +339,9 @@ def _candidates(word: str, tokens: list[Any], accepted: set[str], scope: dict[st
         out.extend(Completion(t, -len(word), "table") for t in catalog.tables)
         out.extend(Completion(v, -len(word), "view") for v in catalog.views)
         return out
+    if prev == "ON":
+        out.extend(Completion(c, -len(word), "join", "join condition")
+                   for c in _join_conditions(tokens, scope, catalog))
     if prev == "SET":
         return [c for c in out if c.kind != "keyword"] + [
             Completion(s, -len(word), "setting") for s in SETTINGS]
@@ -365,6 +368,38 @@ def _candidates(word: str, tokens: list[Any], accepted: set[str], scope: dict[st
     return out
 
 
+def _join_conditions(tokens: list[Any], scope: dict[str, str], catalog: CompletionCatalog) -> list[str]:
+    """``a.x = b.y`` for the table just joined and each earlier one, where both are root ids
+    (a synapse end onto a cell table's ``pt_root_id``: the joins CAVE questions are made of).
+
+    >>> cat = CompletionCatalog(tables=["syn", "ct"], columns={"syn": [("pre_pt_root_id", "int")],
+    ...                         "ct": [("pt_root_id", "int"), ("target_id", "int")]})
+    >>> from caveql.repl.completion import _lex, _scope
+    >>> toks = _lex("SELECT * FROM syn s JOIN ct c ON")
+    >>> _join_conditions(toks, _scope(toks), cat)
+    ['s.pre_pt_root_id = c.pt_root_id']
+    """
+    names = ("NAME", "QUOTED_NAME", *_SOFT)
+    joins = [i for i, t in enumerate(tokens) if t.type == "JOIN"]
+    if not joins or joins[-1] + 1 >= len(tokens) or tokens[joins[-1] + 1].type not in names:
+        return []
+    i = joins[-1] + 1
+    table = _unquote(str(tokens[i]))
+    j = i + 1 + (1 if i + 1 < len(tokens) and tokens[i + 1].type == "AS" else 0)
+    new = _unquote(str(tokens[j])) if j < len(tokens) and tokens[j].type in ("NAME", "QUOTED_NAME") else table
+    mine = [c for c, _t in catalog.columns_of(table)]
+    out = []
+    for alias, other in scope.items():
+        if alias == new or (alias == other and other in scope.values() and any(
+                a != o and o == other for a, o in scope.items())):
+            continue  # the joined table itself; a table name shadowed by its alias
+        for x, _t in catalog.columns_of(other):
+            for y in mine:
+                if x.endswith("pt_root_id") and y.endswith("pt_root_id"):
+                    out.append(f"{alias}.{x} = {new}.{y}")
+    return out
+
+
 def _in_expr(tokens: list[Any]) -> bool:
     """Whether the last clause keyword is one that takes expressions (not FROM/JOIN)."""
     for tok in reversed(tokens):
@@ -382,7 +417,7 @@ def _rank(word: str, cands: list[Completion], catalog: CompletionCatalog) -> lis
     bare = word.strip('"')
     order = fuzzy_rank(bare, list(by_text), catalog.usage)
     # names before keywords when both match equally well (pgcli puts keywords last)
-    kinds = {"column": 0, "alias": 1, "table": 0, "view": 0, "value": 0, "variable": 0, "setting": 0,
+    kinds = {"join": -1, "column": 0, "alias": 1, "table": 0, "view": 0, "value": 0, "variable": 0, "setting": 0,
              "datastack": 0, "function": 2, "keyword": 3}
     low = bare.lower()
 

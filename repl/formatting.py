@@ -254,7 +254,10 @@ def _export_frame(df: pd.DataFrame) -> pd.DataFrame:
         if col.dtype == object and len(col) and _has_sequences(col):
             if out is df:
                 out = df.copy()
-            out[name] = [None if _missing(v) else to_cell(v, "") for v in col.tolist()]
+            # a vector whose components are all missing (bb_start_position) is an empty cell
+            out[name] = [None if _missing(v) or (hasattr(v, "__len__") and len(v)
+                                                 and all(_missing(x) for x in v))
+                         else to_cell(v, "") for v in col.tolist()]
     return out
 
 

@@ -85,6 +85,7 @@ class Session:
         self.next_input: str | None = None
         self.quit = False
         self.null = "NULL"
+        self.history_file: str | None = None  # set by the REPL (\\s lists it)
         self.width: int | None = None  # table width (None: the terminal's, 120 when not a terminal)
         #: set by the REPL once the completion catalog has loaded (or failed to)
         self.catalog_ready = threading.Event()
@@ -121,6 +122,11 @@ class Session:
         if is_command(text):
             from caveql.repl.commands import find, split_command
 
+            first, newline, rest = text.strip().partition("\n")
+            if newline and rest.strip():
+                # pasted "\\timing on" + statements: the command line, then the rest
+                return self.run(first, cancellable=cancellable) and (
+                    self.quit or self.run(rest, cancellable=cancellable))
             stripped = text.strip()
             if stripped.rstrip(";").lower() in _QUIT_WORDS:
                 self.quit = True

@@ -100,6 +100,10 @@ CASES = [
     ("SELECT * FROM " + NUC + " WHERE pt_position WITHIN ", None, ["BOX"], []),
     ("select * from " + SYN + " wh", None, ["where"], ["WHERE"]),
     ('SELECT * FROM "synapses', None, [SYN], []),
+    ("SELECT * FROM " + SYN + " s JOIN " + CT + " c ON ", None,
+     ["s.pre_pt_root_id = c.pt_root_id", "s.post_pt_root_id = c.pt_root_id"], ["s.id = c.id"]),
+    ("SELECT * FROM " + SYN + " s JOIN " + CT + " pre ON s.pre_pt_root_id = pre.pt_root_id JOIN " + CT
+     + " post ON ", None, ["s.post_pt_root_id = post.pt_root_id", "pre.pt_root_id = post.pt_root_id"], []),
 ]
 
 
@@ -171,3 +175,8 @@ def test_never_raises(text: str, cursor: int) -> None:
     cat = CompletionCatalog(tables=[SYN], columns={SYN: [("size", "int")]}, values={(SYN, "size"): ["1"]})
     for c in suggest(text, cursor, cat):
         assert c.start <= 0 and -c.start <= min(cursor, len(text))
+
+
+def test_join_condition_first_after_on(cat: CompletionCatalog) -> None:
+    got = texts("SELECT * FROM " + SYN + " s JOIN " + CT + " c ON ", cat)
+    assert got[:2] == ["s.pre_pt_root_id = c.pt_root_id", "s.post_pt_root_id = c.pt_root_id"]

@@ -149,3 +149,9 @@ def test_uint64_exact_everywhere(values: list[int]) -> None:
         for v in values:
             assert str(v) in text
     assert [to_cell(v) for v in df["x"]] == [str(v) for v in values]
+
+
+def test_all_missing_vector_is_an_empty_csv_cell() -> None:
+    df = pd.DataFrame({"bb": [[None, None, None], [1, None, 3]]})
+    assert render(df, "csv") == 'bb\n""\n"[1, , 3]"\n'  # "" marks the empty field of a 1-column row
+    assert "[NULL, NULL, NULL]" in render_table(df, max_width=80)

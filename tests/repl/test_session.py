@@ -34,7 +34,7 @@ def err(s: Session) -> str:
 
 def test_every_registered_command_is_tested() -> None:
     tested = {"\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\pager", "\\last", "\\i",
-              "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q"}
+              "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q", "\\s"}
     assert set(commands.REGISTRY) == tested
 
 
@@ -232,3 +232,23 @@ def test_automatic_pager_for_tall_output(opener, tmp_path, monkeypatch) -> None:
     s.run("\\pager off")
     s.run("SELECT id FROM synapses")
     assert "10 rows" in s.out.getvalue()
+
+
+def test_history_listing(session: Session, tmp_path) -> None:
+    from prompt_toolkit.history import FileHistory
+
+    assert session.run("\\s") and "No history yet." in err(session)
+    session.history_file = str(tmp_path / "h")
+    hist = FileHistory(session.history_file)
+    for entry in ("SHOW TABLES;", "SELECT id\n  FROM cells;", "\\dt"):
+        hist.store_string(entry)
+    assert session.run("\\s")
+    assert out(session) == "1  SHOW TABLES;\n2  SELECT id\n     FROM cells;\n3  \\dt\n"
+    assert session.run("\\s 1") and out(session) == "1  \\dt\n"
+    assert not session.run("\\s many")
+
+
+def test_pasted_command_then_statements(session: Session) -> None:
+    assert session.run("\\T csv\nSELECT id FROM cells WHERE id = 2;")
+    assert out(session) == "id\n2\n"
+    assert session.run("\\q\nSELECT 1 FROM cells;") and session.quit
