@@ -242,7 +242,13 @@ def _write_parquet(df: pd.DataFrame, where: Any) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        from caveql.errors import ExecutionError
+
+        raise ExecutionError(f"cannot write this result as Parquet: {exc}",
+                             hint="alias duplicate column names with AS, or use csv/json") from exc
     pq.write_table(table, where)
 
 

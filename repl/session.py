@@ -156,8 +156,12 @@ class Session:
         except CaveqlError as err:
             self.show_error(err, text, filename)
             return False
-        for result in results:
-            self.show_result(result)
+        try:
+            for result in results:
+                self.show_result(result)
+        except CaveqlError as err:  # writing the output failed (-o path, parquet of odd objects)
+            self.show_error(err, None)
+            return False
         if self.timing:
             self.info(f"Time: {time.perf_counter() - start:.3f}s")
         return True
@@ -254,7 +258,10 @@ class Session:
         from caveql.repl.formatting import render, render_to_file
 
         if self.output_file:
-            fmt = render_to_file(df, self.output_file, None if self.format == "table" else self.format)
+            try:
+                fmt = render_to_file(df, self.output_file, None if self.format == "table" else self.format)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {self.output_file}: {exc.strerror or exc}") from exc
             self.info(f"Wrote {len(df):,} rows to {self.output_file} ({fmt}).")
             return
         if self.format == "parquet":

@@ -238,3 +238,11 @@ def test_history_named_after_the_datastack(tiny) -> None:
     assert _session(build_parser().parse_args(["--path", tiny])).history_name == "tiny0"
     assert _session(build_parser().parse_args(["-d", "minnie65_public"])).history_name == "minnie65_public"
     assert _session(build_parser().parse_args([])).history_name == "minnie65_demo"
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(tiny, tmp_path, capsys) -> None:
+    assert main(["--path", tiny, "-c", Q, "-o", str(tmp_path / "no" / "such" / "dir.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err
+    assert main(["--path", tiny, "-c", "SELECT id, id FROM cells", "-o", str(tmp_path / "x.parquet")]) == 1
+    assert "cannot write this result as Parquet" in capsys.readouterr().err

@@ -252,3 +252,26 @@ def test_pasted_command_then_statements(session: Session) -> None:
     assert session.run("\\T csv\nSELECT id FROM cells WHERE id = 2;")
     assert out(session) == "id\n2\n"
     assert session.run("\\q\nSELECT 1 FROM cells;") and session.quit
+
+
+def test_any_input_gives_a_result_or_a_rendered_error(opener) -> None:
+    """Whatever is typed, the session answers or renders an error: never a traceback."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    words = ["SELECT", "FROM", "WHERE", "cells", "synapses", "id", "cell_type", "=", "'BC'", "IN", "(",
+             ")", ",", "1", "1001", ":p", "*", "COUNT(*)", "GROUP BY", "ORDER BY", "LIMIT", "AT VERSION",
+             "JOIN", "ON", ";", "\\d", "\\x", "\\T", "csv", "\\set", "p", "SHOW", "TABLES", "DESCRIBE",
+             "SET", "version", "EXPLAIN", "pt_position", "WITHIN", "BOX", "-", "AND", "NOT", "NULL"]
+    s = Session(opener, out=io.StringIO(), err=io.StringIO())
+
+    @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+    @given(st.lists(st.sampled_from(words), min_size=1, max_size=14))
+    def check(parts: list[str]) -> None:
+        s.format = "table"
+        assert s.run(" ".join(parts)) in (True, False)
+
+    try:
+        check()
+    finally:
+        s.close()
