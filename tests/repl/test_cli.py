@@ -246,3 +246,31 @@ def test_unwritable_output_is_an_error_not_a_traceback(tiny, tmp_path, capsys) -
     assert "cannot write" in err and "Traceback" not in err
     assert main(["--path", tiny, "-c", "SELECT id, id FROM cells", "-o", str(tmp_path / "x.parquet")]) == 1
     assert "cannot write this result as Parquet" in capsys.readouterr().err
+
+
+def test_color_only_on_a_terminal_and_not_with_no_color(tiny, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert main(["--path", tiny, "-c", "SELECT nope FROM cells"]) == 1
+    assert "\x1b[" in capsys.readouterr().err
+    assert main(["--path", tiny, "-c", "SELECT nope FROM cells", "--no-color"]) == 1
+    assert "\x1b[" not in capsys.readouterr().err
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert main(["--path", tiny, "-c", "SELECT nope FROM cells"]) == 1
+    assert "\x1b[" not in capsys.readouterr().err
+
+
+def test_datastack_server_token_reach_the_http_backend(monkeypatch, capsys) -> None:
+    import caveql.api as api
+    from caveql.errors import TransportError
+
+    seen = {}
+
+    def fake_http(datastack, server, token):  # type: ignore[no-untyped-def]
+        seen.update(datastack=datastack, server=server, token=token)
+        raise TransportError(f"cannot reach {server}")
+
+    monkeypatch.setattr(api, "_http_backend", fake_http)
+    assert main(["-d", "minnie65_public", "--server", "http://127.0.0.1:9", "--token", "T", "-c", "SHOW TABLES"]) == 1
+    assert seen == {"datastack": "minnie65_public", "server": "http://127.0.0.1:9", "token": "T"}
+    assert "CQL041" in capsys.readouterr().err
