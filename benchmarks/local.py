@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -137,8 +136,10 @@ def rss_probe(path: Path) -> None:
     with LocalBackend(path) as backend:
         t = backend.query(QueryRequest(kind="table", table=SYN, version=661,
                                        filter_equal={SYN: {"pre_pt_root_id": SYNAPSE_CELL}})).table
-    print(json.dumps({"rows": t.num_rows,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(json.dumps({"rows": t.num_rows, "peak_rss_mb": round(hwm / 1024)}))
 
 
 def main() -> int:
