@@ -100,7 +100,7 @@ def queries(shared: Path) -> list[tuple[str, QueryRequest, str, Path, Callable[[
     ]
 
 
-def bench_demo(path: Path, repeat: int) -> list[dict]:
+def bench_demo(path: Path, repeat: int, pandas_max: float = PANDAS_MAX) -> list[dict]:
     backend = LocalBackend(path)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -118,7 +118,7 @@ def bench_demo(path: Path, repeat: int) -> list[dict]:
         row = {"synapses": n, "query": name, "rows": len(ids), "local_ms": t_local * 1e3,
                "duckdb_ms": t_duck * 1e3, "local_over_duckdb": t_local / t_duck,
                "local_bytes": b_local, "duckdb_bytes": b_duck}
-        if n <= PANDAS_MAX:
+        if n <= pandas_max:
             def by_pandas(file=file, mask=mask):
                 d = pd.read_parquet(file)
                 return d[mask(d)].sort_values("id")
@@ -147,6 +147,8 @@ def main() -> int:
     ap.add_argument("--demo", action="append", default=[], metavar="N", help="synapses (repeatable)")
     ap.add_argument("--root", default="/tmp/caveql-bench", help="folder holding demo-N folders")
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--pandas-max", type=float, default=PANDAS_MAX,
+                    help="largest demo to run the (slow) pandas baseline on")
     ap.add_argument("--rss", action="store_true", help="also measure a lookup's peak RSS per demo")
     ap.add_argument("--rss-probe", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -157,7 +159,7 @@ def main() -> int:
     table = []
     for n in sizes:
         path = build_demo(Path(args.root) / f"demo-{n}", synapses=n)
-        table += bench_demo(path, args.repeat)
+        table += bench_demo(path, args.repeat, args.pandas_max)
         if args.rss:
             out = subprocess.run([sys.executable, __file__, "--rss-probe", str(path)], check=True,
                                  capture_output=True, text=True).stdout
