@@ -320,6 +320,18 @@ def print_ast(node: A.Node, *, width: int = WIDTH) -> str:
 _SCAN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*[\s\S]*?\*/|[^'"/-]+|[\s\S]""")
 
 
+_CODE = re.compile(r"[ \t\r\n\f]+")
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    out, last = [], 0
+    for s, e in spans:
+        out.append(text[last:s])
+        last = e
+    out.append(text[last:])
+    return "".join(out)
+
+
 def _comments(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _SCAN.finditer(text) if m.group().startswith(("--", "/*"))]
 
@@ -337,8 +349,11 @@ def format_cql(text: str, *, width: int = WIDTH) -> str:
     SELECT * FROM cells; -- all of them
     SHOW TABLES;
     """
-    script = parse(text)
     comments = _comments(text)
+    if not _CODE.sub("", _without(text, comments)).strip():
+        # nothing but comments and blank space (a header-only .cql file): keep the comments
+        return "".join(text[s:e].rstrip() + "\n" for s, e in comments)
+    script = parse(text)
     out: list[str] = []
     ci = 0
     prev_end = 0
