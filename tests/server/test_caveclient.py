@@ -422,3 +422,24 @@ def test_caveclient_equals_cql(tiny_served, tiny_datastack, name, caplog):
                     assert _cells(got[col]) == _cells(want[col]), col
                 else:
                     pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
+
+
+def test_answer_encodings(tiny_served):
+    """IPC buffers follow Accept-Encoding (lz4 before zstd, else none); JSON answers are gzipped."""
+    import httpx
+    import pyarrow as pa
+
+    url = tiny_served.url + "/materialize/api/v3/datastack/tiny/version/2/table/cells/query"
+    seen = {}
+    for enc in ("lz4", "zstd", "identity"):
+        r = httpx.post(url + "?return_pyarrow=True", json={}, headers={"Accept-Encoding": enc})
+        assert r.headers["content-type"] == "data.arrow"
+        table = pa.ipc.open_stream(r.content).read_all()
+        assert table.num_rows == 6
+        seen[enc] = r.content
+    assert len({seen["lz4"], seen["zstd"], seen["identity"]}) == 3  # three codecs, three encodings
+    r = httpx.post(url + "?return_pyarrow=False", json={}, headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-type"].startswith("application/json") and r.headers.get("content-encoding") == "gzip"
+    assert [row["id"] for row in r.json()] == [1, 2, 3, 4, 5, 6]
+    assert r.headers.get_list("dataframe_resolution") == ["4.0", "4.0", "40.0"]
+    assert "cells" in r.headers["column_names"]

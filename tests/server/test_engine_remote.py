@@ -65,7 +65,8 @@ def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 # Through a server capped at 3 rows per call the engine must split every call (by id ranges or
 # key batches) and still return the whole answer. (Kept to a few statements: the engine makes
 # many small calls at such a cap.)
-CAPPED = [STATEMENTS[1], STATEMENTS[8], STATEMENTS[15]]
+CAPPED = [STATEMENTS[1], STATEMENTS[15], "SELECT * FROM synapses AT VERSION 1",
+          "SELECT * FROM synapses WHERE pre_pt_root_id IN (1001, 1002, 1005)"]
 
 
 @pytest.mark.parametrize("cql", STATEMENTS + VIEWS)
