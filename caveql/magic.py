@@ -229,6 +229,90 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def cql_at_cursor(full_text: str, line: int, column: int) -> tuple[str, int] | None:
+    """The CQL text of a ``%cql`` line or ``%%cql`` cell and the cursor's offset in it (``None``:
+    the cursor is not in CQL).
+
+    >>> cql_at_cursor("%%cql -o df\\nSELECT * FROM nuc", 1, 17)
+    ('SELECT * FROM nuc', 17)
+    >>> cql_at_cursor("x = 1\\ndf = %cql --path d/ SHOW TAB", 1, 29)
+    ('SHOW TAB', 8)
+    >>> cql_at_cursor("print(1)", 0, 3) is None
+    True
+    """
+    lines = full_text.split("\n")
+    if lines and lines[0].lstrip().startswith("%%cql"):
+        if line == 0:
+            return None
+        body = "\n".join(lines[1:])
+        return body, sum(len(x) + 1 for x in lines[1:line]) + column
+    current = lines[line] if 0 <= line < len(lines) else ""
+    at = current.find("%cql")
+    if at < 0 or column < at + 4:
+        return None
+    try:
+        _opts, rest = magic_args(current[at + 4:column])
+    except ConfigError:
+        return None
+    return rest, len(rest)
+
+
+def _matcher(magics: Any) -> Any:
+    """An IPython completion matcher for %cql/%%cql: the REPL's completion on the magic's
+    connection (tables, scoped columns, values), nothing else (Jedi is suppressed there)."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    from caveql.repl.completion import CompletionCatalog, suggest
+
+    state: dict[str, Any] = {"conn": None, "catalog": None}
+
+    def catalog() -> CompletionCatalog:
+        conn = magics.connection
+        if conn is None:
+            return CompletionCatalog()
+        if state["conn"] is not conn:
+            cat = conn.engine.catalog()
+            state["conn"], state["catalog"] = conn, CompletionCatalog(
+                tables=list(cat.tables()), views=list(cat.views()), load_columns=cat.columns,
+                load_values=lambda t, c: _values(cat, t, c))
+        return state["catalog"]
+
+    @context_matcher()
+    def cql_matcher(context: Any) -> dict[str, Any]:
+        found = cql_at_cursor(context.full_text, context.cursor_line, context.cursor_position)
+        if found is None:
+            return {"completions": [], "suppress": False}
+        text, cursor = found
+        try:
+            got = suggest(text, cursor, catalog())
+        except CaveqlError:
+            got = []
+        token = context.token
+        out = []
+        for c in got:
+            fragment = text[cursor + c.start:cursor]
+            if token.endswith(fragment):
+                out.append(SimpleCompletion(text=c.text, type=c.kind))
+        fragment = text[cursor + got[0].start:cursor] if got else ""
+        return {"completions": out, "matched_fragment": fragment, "suppress": bool(out),
+                "ordered": True}
+
+    return cql_matcher
+
+
+def _values(cat: Any, table: str, column: str) -> list[str | None]:
+    info = cat.source(table)
+    col = info.column(column)
+    if col is None:
+        return []
+    return list(cat.backend.unique_string_values(col.owner).get(col.owner_column, []))
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics on an IPython shell (``%load_ext caveql`` calls this)."""
-    ipython.register_magics(_magics_class())
+    """Register the magics (``%load_ext caveql`` calls this) and their Tab completion."""
+    cls = _magics_class()
+    magics = cls(ipython)
+    ipython.register_magics(magics)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None and hasattr(completer, "custom_matchers"):
+        completer.custom_matchers.append(_matcher(magics))

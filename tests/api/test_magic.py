@@ -78,3 +78,18 @@ def test_bind_text_literals_and_params() -> None:
         bind_text("SELECT {e}", {"e": []})
     with pytest.raises(ConfigError):
         bind_text("SELECT {e}", {"e": object()})
+
+
+def test_tab_completion_in_the_notebook(ip, tiny_datastack) -> None:
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(text: str) -> list[str]:
+        with provisionalcompleter():
+            return [c.text for c in ip.Completer.completions(text, len(text))]
+
+    ip.run_line_magic("cql", f"--path {tiny_datastack} SHOW TABLES")
+    assert "synapses" in complete("%cql SELECT * FROM syna")
+    assert "BC'" in complete("%%cql\nSELECT id FROM cells WHERE cell_type = 'B")
+    assert "pre_pt_root_id" in complete("df = %cql SELECT pre_pt FROM synapses")[:3] or \
+        "pre_pt_root_id" in complete("%%cql\nSELECT * FROM synapses WHERE pre_pt")
+    assert "cells" not in complete("x = cel")  # outside the magic: IPython's own completion
