@@ -40,6 +40,7 @@ fuzz: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/parse.py
+	$(BIN)/python benchmarks/cli.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -299,4 +299,4 @@ def _prompt_text(session: Session) -> str:
             return f"{session.connection.datastack}> "
         except Exception:  # noqa: BLE001 - the prompt must always render
             return "caveql> "
-    return "caveql> "
+    return "caveql> "  # until connected (the toolbar says "connecting…")

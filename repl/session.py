@@ -359,7 +359,11 @@ class Session:
     def describe_connection(self) -> list[str]:
         """Lines for ``\\conninfo``."""
         conn = self.connection
+        backend = getattr(conn.engine, "backend", None)
+        where = getattr(backend, "server", None) or getattr(backend, "path", None) or getattr(
+            backend, "root", None)
         return [f"datastack:  {conn.datastack}",
+                f"source:     {where if where is not None else type(backend).__name__}",
                 f"version:    {conn.version if conn.version is not None else 'latest'}",
                 f"resolution: {conn.resolution or 'table voxels'}",
                 f"timestamp:  {conn.timestamp or '-'}",
