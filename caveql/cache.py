@@ -39,7 +39,11 @@ _META = b"caveql.cache"
 
 
 def default_cache_dir() -> Path:
-    """``<user cache dir>/caveql/results`` (``CAVEQL_CACHE_DIR`` overrides)."""
+    """``<user cache dir>/caveql/results`` (``CAVEQL_CACHE_DIR`` overrides).
+
+    >>> isinstance(default_cache_dir(), Path)
+    True
+    """
     override = os.environ.get("CAVEQL_CACHE_DIR")
     if override:
         return Path(override).expanduser()

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import random
 import traceback
 from collections.abc import Callable
 from functools import cached_property
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -302,9 +302,8 @@ class Service:
             total = table.num_rows
         if n >= total or total == 0:
             return table
-        rng = random.Random(n)
-        mask = pa.array([rng.random() < n / total for _ in range(table.num_rows)])
-        return table.filter(mask)
+        mask = np.random.default_rng(n).random(table.num_rows) < n / total
+        return table.filter(pa.array(mask))
 
     def _resolution(self, req: QueryRequest, result: QueryResult) -> tuple[float, float, float] | None:
         if req.desired_resolution is not None:

@@ -67,7 +67,11 @@ def bool_arg(args: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def positive_int_arg(args: Mapping[str, str], name: str) -> int | None:
-    """An optional positive integer argument."""
+    """An optional positive integer argument.
+
+    >>> positive_int_arg({"random_sample": "50"}, "random_sample"), positive_int_arg({}, "random_sample")
+    (50, None)
+    """
     if name not in args:
         return None
     try:
@@ -158,7 +162,12 @@ def simple_request(body: Any, table: str, version: int, *, kind: str = "table", 
 
 def join_request(body: Any, version: int, columns_of: Any = None) -> QueryRequest:
     """A join body (``ComplexQuerySchema``). ``columns_of(table)`` resolves the deprecated
-    ``select_columns`` list (each name goes to the first table that has it)."""
+    ``select_columns`` list (each name goes to the first table that has it).
+
+    >>> join_request({"tables": [["s", "post_pt_root_id"], ["n", "pt_root_id"]],
+    ...               "suffix_map": {"s": "", "n": "_n"}}, 661).join
+    (('s', 'post_pt_root_id'), ('n', 'pt_root_id'))
+    """
     body = _check_keys(body, _COMPLEX)
     errors: dict[str, list[str]] = {}
     tables = body.get("tables")
@@ -218,7 +227,11 @@ def _timestamp(value: Any, errors: dict[str, list[str]]) -> datetime | None:
 
 
 def live_request(body: Any) -> QueryRequest:
-    """A live_live body (``V2QuerySchema``)."""
+    """A live_live body (``V2QuerySchema``); the timestamp becomes naive UTC.
+
+    >>> live_request({"table": "t", "timestamp": "2024-01-01T01:00:00+01:00"}).timestamp
+    datetime.datetime(2024, 1, 1, 0, 0)
+    """
     body = _check_keys(body, _LIVE)
     errors: dict[str, list[str]] = {}
     table = body.get("table")
