@@ -443,3 +443,19 @@ def test_answer_encodings(tiny_served):
     assert [row["id"] for row in r.json()] == [1, 2, 3, 4, 5, 6]
     assert r.headers.get_list("dataframe_resolution") == ["4.0", "4.0", "40.0"]
     assert "cells" in r.headers["column_names"]
+
+
+def test_random_sample_and_metadata_options(tiny_served, caplog):
+    caplog.set_level(logging.ERROR)
+    c = tiny_served.caveclient()
+    full = c.materialize.query_table("synapses", split_positions=True)
+    # at or above the row count the service does not sample (materialization-server.md §2.1)
+    same = c.materialize.query_table("synapses", random_sample=len(full), split_positions=True)
+    pd.testing.assert_frame_equal(same, full)
+    before = len(tiny_served.recorder.log)
+    some = c.materialize.query_table("synapses", random_sample=3, split_positions=True, metadata=False)
+    post = [e for e in tiny_served.recorder.log[before:] if e["method"] == "POST"][0]
+    assert "random_sample=3" in post["query"]
+    assert set(some["id"]) <= set(full["id"]) and len(some) < len(full)
+    assert some.attrs == {}  # metadata=False: caveclient adds no attrs
+    assert full.attrs["dataframe_resolution"] == [4.0, 4.0, 40.0]  # parsed from our header
