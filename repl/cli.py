@@ -259,7 +259,7 @@ def _cmd_default(args: argparse.Namespace) -> int:
         session = _session(args)
         session.variables.update(_typed(_params(args)))
         try:
-            return 0 if session.run_cql(text, filename="<stdin>") else 1
+            return 0 if session.run_script(text, filename="<stdin>") else 1
         finally:
             session.close()
     return _cmd_repl(args)

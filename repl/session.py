@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,15 @@ def is_command(text: str) -> bool:
     """
     stripped = text.strip()
     return stripped.startswith("\\") or stripped.startswith(".mode") or stripped.lower() in _QUIT_WORDS
+
+
+def _only(text: str, span: Any) -> str:
+    """``text`` with everything outside ``span`` blanked (newlines kept): the statement keeps
+    its line and column, so its errors point into the whole script."""
+    if span is None:
+        return text
+    blank = re.compile(r"[^\n]")
+    return blank.sub(" ", text[: span.start]) + text[span.start:span.end] + blank.sub(" ", text[span.end:])
 
 
 class Session:
@@ -142,29 +152,77 @@ class Session:
 
     def run_cql(self, text: str, params: Mapping[str, Any] | None = None, *,
                 cancellable: bool = False, filename: str | None = None) -> bool:
-        """Run a CQL script and print every result; errors are rendered with a caret."""
+        """Run a CQL script, printing each statement's result as it completes.
+
+        Statements run one at a time, so those before a failing one have printed their results
+        (as psql and DuckDB do); a script that does not parse runs nothing. Errors are rendered
+        with a caret, at the script's own line and column.
+        """
+        from caveql.syntax import parse
+
         self.last_query = text
         values = {**self.variables, **(params or {})}
         start = time.perf_counter()
-        try:
-            if cancellable:
-                results = self._run_cancellable(lambda c: c.execute_script(text, **values))
-                if results is None:
-                    return False
-            else:
-                results = self.connection.execute_script(text, **values)
-        except CaveqlError as err:
-            self.show_error(err, text, filename)
-            return False
-        try:
-            for result in results:
-                self.show_result(result)
-        except CaveqlError as err:  # writing the output failed (-o path, parquet of odd objects)
-            self.show_error(err, None)
-            return False
+        pieces = [text]
+        if ";" in text.strip().rstrip(";"):  # maybe several statements (one needs no split)
+            try:
+                statements = parse(text).statements
+            except CaveqlError as err:
+                self.show_error(err, text, filename)
+                return False
+            if len(statements) > 1:
+                pieces = [_only(text, st.span) for st in statements]
+        for piece in pieces:
+            try:
+                if cancellable:
+                    results = self._run_cancellable(lambda c, p=piece: c.execute_script(p, **values))
+                    if results is None:
+                        return False
+                else:
+                    results = self.connection.execute_script(piece, **values)
+            except CaveqlError as err:
+                if err.source is not None and err.source != text and len(pieces) > 1:
+                    err.source = text  # the statement was run masked; show it in the whole script
+                self.show_error(err, text, filename)
+                return False
+            try:
+                for result in results:
+                    self.show_result(result)
+            except CaveqlError as err:  # writing the output failed (-o path, parquet of odd objects)
+                self.show_error(err, None)
+                return False
         if self.timing:
             self.info(f"Time: {time.perf_counter() - start:.3f}s")
         return True
+
+    def run_script(self, text: str, *, filename: str | None = None) -> bool:
+        """Run a script that may mix CQL and backslash-command lines (stdin, like psql/DuckDB).
+
+        A line starting with ``\\`` between statements is a command; the CQL between commands
+        runs as one script, padded with blank lines so errors keep the script's line numbers.
+        Stops at the first failure (False).
+        """
+        lines = text.split("\n")
+        pending: list[str] = []
+        start = 0
+
+        def flush() -> bool:
+            chunk = "\n".join(pending)
+            if not chunk.strip():
+                return True
+            return self.run_cql("\n" * start + chunk, filename=filename)
+
+        for i, line in enumerate(lines):
+            before = "\n".join(pending).strip()
+            if line.lstrip().startswith("\\") and (not before or before.endswith(";")):
+                if not flush() or not self.run(line):
+                    return False
+                if self.quit:
+                    return True
+                pending, start = [], i + 1
+            else:
+                pending.append(line)
+        return flush()
 
     def run_file(self, path: str, params: Mapping[str, str], *, cancellable: bool = False) -> bool:
         """Run a ``.cql`` file with command-line ``params`` (strings, typed by its header)."""

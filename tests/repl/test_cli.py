@@ -274,3 +274,13 @@ def test_datastack_server_token_reach_the_http_backend(monkeypatch, capsys) -> N
     assert main(["-d", "minnie65_public", "--server", "http://127.0.0.1:9", "--token", "T", "-c", "SHOW TABLES"]) == 1
     assert seen == {"datastack": "minnie65_public", "server": "http://127.0.0.1:9", "token": "T"}
     assert "CQL041" in capsys.readouterr().err
+
+
+def test_stdin_script_with_backslash_commands(tiny, capsys, monkeypatch) -> None:
+    script = "\\T csv\nSELECT id FROM cells\n  WHERE id = 2;\n\\T jsonl\nSELECT id FROM cells WHERE id = 3;\n" \
+             "SELECT id\n  FROM cels;\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    assert main(["--path", tiny]) == 1
+    cap = capsys.readouterr()
+    assert cap.out == 'id\n2\n{"id":3}\n'
+    assert "<stdin>:7:8" in cap.err and "7 |   FROM cels;" in cap.err
