@@ -80,3 +80,20 @@ def test_no_cache_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CAVEQL_NO_CACHE", "1")
     with HttpBackend("x", token="t") as b:
         assert b.cache is None
+
+
+def test_cli_queries_a_served_datastack(tiny_served, tmp_path, monkeypatch, capsys):
+    """`caveql -d tiny --server URL -c ...` goes through the HTTP backend to `caveql serve`."""
+    from caveql.repl.cli import main
+
+    monkeypatch.setenv("CAVEQL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CAVE_TOKEN", "cli-token-0123456789")
+    before = len(tiny_served.recorder.log)
+    code = main(["-d", "tiny", "--server", tiny_served.url, "--format", "csv",
+                 "-c", "SELECT id, cell_type FROM cells WHERE cell_type = 'BC'"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines() == ["id,cell_type", "2,BC", "5,BC"]
+    posts = [e for e in tiny_served.recorder.log[before:] if e["method"] == "POST"]
+    assert posts and all(e["headers"]["authorization"] == "Bearer cli-token-0123456789" for e in posts)
+    assert "cli-token-0123456789" not in out
