@@ -293,6 +293,11 @@ def suggest(text: str, cursor: int, catalog: CompletionCatalog, *, limit: int = 
     if scan.in_string is not None:
         return _value_completions(text, scan, cursor, catalog)[:limit]
     stmt_before = text[scan.statement_start:cursor]
+    star = re.search(r"(?:\bSELECT\s+(?:DISTINCT\s+)?|,\s*)(?:([A-Za-z_][A-Za-z0-9_]*)\.)?\*$",
+                     stmt_before, re.IGNORECASE)
+    if star:  # Tab after `*` / `alias.*`: the column list it stands for (pgcli's expansion)
+        width = len(star.group(1)) + 2 if star.group(1) else 1  # replaces "*" or "alias.*"
+        return _star_expansion(text, scan, star.group(1), width, catalog)[:limit]
     m = re.search(r":[A-Za-z_][A-Za-z0-9_]*$|:$", stmt_before)
     if m:
         word = m.group()[1:]
@@ -398,6 +403,26 @@ def _join_conditions(tokens: list[Any], scope: dict[str, str], catalog: Completi
                 if x.endswith("pt_root_id") and y.endswith("pt_root_id"):
                     out.append(f"{alias}.{x} = {new}.{y}")
     return out
+
+
+def _star_expansion(text: str, scan: _Scan, alias: str | None, width: int,
+                    catalog: CompletionCatalog) -> list[Completion]:
+    """``*`` -> every column of the statement's sources, in catalog order (qualified when there
+    are several sources); ``a.*`` -> the columns of ``a``."""
+    tokens = _lex(text[scan.statement_start:scan.statement_end]) or []
+    scope = _scope(tokens)
+    if alias is not None:
+        table = scope.get(alias)
+        if table is None:
+            return []
+        cols = [f"{alias}.{c}" for c, _t in catalog.columns_of(table)]
+    else:
+        aliases = {a: t for a, t in scope.items() if a != t or list(scope.values()).count(t) == 1}
+        many = len(aliases) > 1
+        cols = [f"{a}.{c}" if many else c for a, t in aliases.items() for c, _t in catalog.columns_of(t)]
+    if not cols:
+        return []
+    return [Completion(", ".join(cols), -width, "expansion", f"{len(cols)} columns")]
 
 
 def _in_expr(tokens: list[Any]) -> bool:

@@ -180,3 +180,16 @@ def test_never_raises(text: str, cursor: int) -> None:
 def test_join_condition_first_after_on(cat: CompletionCatalog) -> None:
     got = texts("SELECT * FROM " + SYN + " s JOIN " + CT + " c ON ", cat)
     assert got[:2] == ["s.pre_pt_root_id = c.pt_root_id", "s.post_pt_root_id = c.pt_root_id"]
+
+
+def test_star_expansion(cat: CompletionCatalog) -> None:
+    [c] = suggest("SELECT * FROM " + NUC, 8, cat)
+    assert c.text == "id, volume, pt_root_id, pt_position" and c.start == -1 and c.kind == "expansion"
+    text = "SELECT s.*, c.cell_type FROM " + SYN + " s JOIN " + CT + " c ON s.post_pt_root_id = c.pt_root_id"
+    [c] = suggest(text, 10, cat)
+    assert c.text.startswith("s.id, s.size, s.pre_pt_root_id") and c.start == -3
+    text = "SELECT * FROM " + SYN + " s JOIN " + CT + " c ON s.post_pt_root_id = c.pt_root_id"
+    [c] = suggest(text, 8, cat)
+    assert c.text.startswith("s.id, ") and "c.cell_type" in c.text
+    assert suggest("SELECT x.* FROM " + SYN, 10, cat) == []
+    assert [c.text for c in suggest("SELECT 2 * ", 11, cat)][:1] != ["id"]  # multiplication, not a star
