@@ -284,3 +284,12 @@ def test_stdin_script_with_backslash_commands(tiny, capsys, monkeypatch) -> None
     cap = capsys.readouterr()
     assert cap.out == 'id\n2\n{"id":3}\n'
     assert "<stdin>:7:8" in cap.err and "7 |   FROM cels;" in cap.err
+
+
+def test_python_dash_m_caveql(tiny) -> None:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "caveql", "--path", tiny, "-c", "SELECT id FROM cells WHERE id = 4",
+                          "-F", "csv"], capture_output=True, text=True, env={**__import__("os").environ,
+                                                                            "CAVEQL_CONFIG": "/nonexistent"})
+    assert (out.returncode, out.stdout) == (0, "id\n4\n"), out.stderr
