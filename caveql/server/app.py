@@ -516,11 +516,13 @@ def _json_route(service: Service, name: str) -> Callable[[Request], Any]:
 
 
 def create_app(backend: Backend, *, row_cap: int | None = QUERY_LIMIT_SIZE, token: str | None = None,
-               datastack: str | None = None) -> Starlette:
+               datastack: str | None = None, api_versions: tuple[int, ...] = (2, 3)) -> Starlette:
     """The Starlette app serving ``backend`` as a CAVE deployment (one datastack).
 
     ``row_cap`` is the per-call cap (``None``: none); ``token`` makes every route
-    require ``Authorization: Bearer <token>`` or the ``middle_auth_token`` cookie.
+    require ``Authorization: Bearer <token>`` or the ``middle_auth_token`` cookie;
+    ``api_versions`` is what ``/materialize/api/versions`` offers (``(2,)`` mimics an
+    old deployment, for clients' API negotiation).
     """
     svc = Service(backend, row_cap=row_cap, token=token, datastack=datastack)
     ds = "/datastack/{ds}"
@@ -529,7 +531,7 @@ def create_app(backend: Backend, *, row_cap: int | None = QUERY_LIMIT_SIZE, toke
         Route("/info/version", lambda r: JSONResponse("4.6.0")),
         Route("/info/api/v2/datastack/full/{ds}", _json_route(svc, "info")),
         Route("/info/api/v2/datastacks", lambda r: JSONResponse([svc.datastack])),
-        Route("/materialize/api/versions", lambda r: JSONResponse([2, 3])),
+        Route("/materialize/api/versions", lambda r: JSONResponse(list(api_versions))),
         Route("/materialize/version", lambda r: JSONResponse(SERVER_VERSION)),
         Route("/schema/versions", lambda r: JSONResponse([2])),
         Route("/schema/api/v2/type", _json_route(svc, "schema_names")),

@@ -459,3 +459,32 @@ def test_random_sample_and_metadata_options(tiny_served, caplog):
     assert set(some["id"]) <= set(full["id"]) and len(some) < len(full)
     assert some.attrs == {}  # metadata=False: caveclient adds no attrs
     assert full.attrs["dataframe_resolution"] == [4.0, 4.0, 40.0]  # parsed from our header
+
+
+def test_api_v2_deployment(tiny_datastack, caplog):
+    """Against a server offering only API v2, caveclient and HttpBackend both fall back to the v2
+    routes; positions come back in voxels and are converted client-side, identically."""
+    from caveql.backends.http import HttpBackend
+    from caveql.backends.local import LocalBackend
+    from caveql.server import ServerThread, create_app
+
+    import caveclient
+
+    caplog.set_level(logging.ERROR)
+    with LocalBackend(tiny_datastack, server_compat=True) as backend, \
+            ServerThread(create_app(backend, api_versions=(2,))) as s:
+        c = caveclient.CAVEclient("tiny", server_address=s.url, auth_token="t" * 32, write_server_cache=False)
+        assert c.materialize.api_version == 2
+        want = c.materialize.query_table("cells", desired_resolution=[1, 1, 1], split_positions=True)
+        with HttpBackend("tiny", server=s.url, token="t" * 32, cache=False) as hb:
+            assert hb.api_version == 2
+            got = hb.query(R(kind="table", table="cells", desired_resolution=(1, 1, 1)))
+            assert got.resolution == (1.0, 1.0, 1.0)
+            frame = got.table.to_pandas()
+            for axis, scale in zip("xyz", (4, 4, 40), strict=True):
+                col = f"pt_position_{axis}"
+                assert [int(v) for v in frame[col]] == [int(v) for v in want[col]]
+                assert [int(v) for v in frame[col]] == [int(v) * scale for v in
+                                                         backend.query(R(kind="table", table="cells")).table
+                                                         .column(col).to_pylist()]
+        c.materialize.session.close()
