@@ -115,6 +115,7 @@ class LocalBackend:
         self.capabilities = Capabilities(row_cap=row_cap, max_in_batch=10_000,
                                          filters=frozenset(filters), parallel=parallel)
         self._lock = threading.Lock()
+        self._local = threading.local()
         try:
             self._con = duckdb.connect(":memory:", config={"threads": threads} if threads else {})
         except duckdb.Error as exc:
@@ -277,10 +278,21 @@ class LocalBackend:
     # -- protocol: query -------------------------------------------------------------------
 
     def _cursor(self, version: int) -> _Cursor:
-        with self._lock:  # cursor() on a shared connection is not thread-safe
-            cur = self._con.cursor()
-        cur.execute(f"SET search_path = '{'v' + str(int(version))}'; SET enable_progress_bar = false")
-        return _Cursor(cur)
+        """This thread's cursor, set to ``version``'s schema (cursors are reused per thread:
+        opening one and setting it up costs about as much as a small lookup)."""
+        state = self._local.__dict__
+        cur = state.get("cur")
+        if cur is None:
+            with self._lock:  # cursor() on a shared connection is not thread-safe
+                cur = self._con.cursor()
+            cur.execute("SET enable_progress_bar = false")
+            if self.profile:
+                cur.execute("SET enable_profiling = 'no_output'")
+            state["cur"], state["version"] = cur, None
+        if state["version"] != version:
+            cur.execute(f"SET search_path = '{'v' + str(int(version))}'")
+            state["version"] = version
+        return _Cursor(cur, state)
 
     def live_version(self, timestamp: datetime | None) -> int:
         """The version a live query at ``timestamp`` reads (materialization-server.md §2.10):
@@ -300,8 +312,6 @@ class LocalBackend:
         sql, params, out_fields, res, warnings, limit = Builder(self, request).build()
         try:
             with self._cursor(self._request_version(request)) as cur:
-                if self.profile:
-                    cur.execute("SET enable_profiling = 'no_output'")
                 table = cur.sql(sql, params=params).to_arrow_table()
                 nbytes = _bytes_read(cur) if self.profile else 0
         except duckdb.Error as exc:
@@ -318,14 +328,19 @@ class LocalBackend:
 
 
 class _Cursor:
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    """Hands out a thread's cursor; drops it when a statement failed (its state is unknown)."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> None:
         self.cur = cur
+        self.state = state
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         return self.cur
 
-    def __exit__(self, *exc: object) -> None:
-        self.cur.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.state.pop("cur", None)
+            self.cur.close()
 
 
 def _bytes_read(cur: duckdb.DuckDBPyConnection) -> int:
