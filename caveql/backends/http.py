@@ -513,7 +513,7 @@ class HttpBackend:
         want = request.desired_resolution
         for i, name in enumerate(table.column_names):
             for axis, (v, d) in zip("xyz", zip(vox, want, strict=True), strict=True):
-                if name.endswith(f"_{axis}") and pa.types.is_integer(table.schema.field(name).type):
+                if name.endswith(f"position_{axis}") and pa.types.is_integer(table.schema.field(name).type):
                     scaled = pc.multiply(pc.cast(table.column(name), pa.float64()), v / d)
                     table = table.set_column(i, name, pc.cast(pc.trunc(scaled), pa.int32()))
         return table, (float(want[0]), float(want[1]), float(want[2]))
