@@ -501,7 +501,11 @@ class HttpBackend:
             # API v2 does not convert positions; do what caveclient does on v2
             table, resolution = self._convert_v2(request, table)
         result = QueryResult(table, warnings, resolution, bytes_read=len(content))
-        if key is not None and self.cache is not None and not result.capped:
+        # a capped answer is cut short and will be re-split: not worth keeping; one that merely hit
+        # the limit it asked for (e.g. the limit-1 schema probe) is the whole answer to its request
+        complete = not result.capped or (request.limit is not None and table.num_rows == request.limit
+                                          and request.limit < self.row_cap)
+        if key is not None and self.cache is not None and complete:
             self.cache.put(key, table, warnings=warnings, resolution=resolution)
         return result
 

@@ -414,3 +414,12 @@ def test_no_progress_line_off_a_terminal(ms, capsys):
     b, _ = make(ms, ms.MockService(fault=slow))
     b.query(NUCQ)
     assert capsys.readouterr().err == ""
+
+
+def test_an_answer_that_hit_its_own_limit_is_cached(ms, tmp_path):
+    svc = ms.MockService(warnings=('201 - "Limited query to 2 rows',))
+    b, _ = make(ms, svc, cache=ResultCache(tmp_path))
+    req = QueryRequest(kind="table", table="nucleus_detection_v0", version=661, limit=2)
+    assert b.query(req).capped
+    b.query(req)
+    assert len(svc.posts()) == 1

@@ -102,3 +102,28 @@ def test_explain_shows_the_requests_sent(engines, tiny_served):
     assert first["body"].decode() in text
     json.loads(first["body"])
     assert "fedcba9876543210" not in text  # never the token
+
+
+def test_disk_cache_serves_a_repeated_versioned_statement(tiny_served, tmp_path):
+    """A fresh engine repeating a versioned statement sends no query at all: every answer (and the
+    limit-1 schema probes) comes from the disk cache; a live statement is always sent."""
+    from caveql.backends.http import HttpBackend
+    from caveql.cache import ResultCache
+
+    cache = ResultCache(tmp_path)
+    cql = "SELECT s.id, c.cell_type FROM synapses s JOIN cells c ON s.post_pt_root_id = c.pt_root_id AT VERSION 2"
+    frames, posts = [], []
+    for _ in range(2):
+        with HttpBackend("tiny", server=tiny_served.url, token=TOKEN, cache=cache) as b:
+            before = len(tiny_served.recorder.log)
+            frames.append(Engine(b).execute(cql).frame)
+            posts.append(sum(e["method"] == "POST" for e in tiny_served.recorder.log[before:]))
+    assert posts[0] > 0 and posts[1] == 0
+    same(frames[1], frames[0])
+    live = "SELECT id FROM cells AT TIMESTAMP '2024-01-01T00:00:00'"
+    with HttpBackend("tiny", server=tiny_served.url, token=TOKEN, cache=cache) as b:
+        before = len(tiny_served.recorder.log)
+        Engine(b).execute(live)
+        Engine(b).execute(live)
+        assert sum(e["method"] == "POST" and e["path"].endswith("/tiny/query")
+                   for e in tiny_served.recorder.log[before:]) == 2
