@@ -23,6 +23,8 @@ def drive(session: Session, chunks: list[str], history: str = "") -> None:
         for chunk in chunks:
             time.sleep(0.15)
             inp.send_text(chunk)  # type: ignore[attr-defined]
+            if "\t" in chunk:
+                time.sleep(1.0)  # completion runs asynchronously (values may need a backend call)
         time.sleep(0.2)
         inp.close()  # type: ignore[attr-defined]
 
