@@ -193,7 +193,7 @@ def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch) -> None:
 
     def query(self, request):  # type: ignore[no-untyped-def]
         if slow["on"]:
-            time.sleep(1.5)
+            time.sleep(3.0)
         return real(self, request)
 
     monkeypatch.setattr(LocalBackend, "query", query)
@@ -201,7 +201,7 @@ def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch) -> None:
     threading.Timer(0.2, _thread.interrupt_main).start()
     t0 = time.perf_counter()
     assert not session.run("SELECT id FROM cells", cancellable=True)
-    assert time.perf_counter() - t0 < 1.0 and "Cancelled." in err(session)
+    assert time.perf_counter() - t0 < 2.5 and "Cancelled." in err(session)  # before the call ends
     slow["on"] = False
     assert session.run("SHOW DATASTACK", cancellable=True)
     assert session.connection is not first  # a fresh connection with the same settings
