@@ -104,6 +104,7 @@ def bench_demo(path: Path, repeat: int, pandas_max: float = PANDAS_MAX) -> list[
     backend = LocalBackend(path)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET GLOBAL parquet_metadata_cache = true")  # the same settings as LocalBackend
     n = backend.table_count(661, SYN)
     cols = backend.table_columns(661, SYN)
     rows = []
