@@ -83,14 +83,15 @@ def _looks_built(path: str) -> bool:
         return any(True for _ in entries)
 
 
-def _http_backend(datastack: str, server: str, token: str | None) -> Backend:
+def _http_backend(datastack: str, server: str, token: str | None, cache: bool = True) -> Backend:
     from caveql.backends.http import HttpBackend
 
-    return HttpBackend(datastack, server, token=token)
+    return HttpBackend(datastack, server, token=token, cache=cache)
 
 
 def _open_backend(
-    datastack: str | None, server: str | None, path: str | os.PathLike[str] | None, token: str | None
+    datastack: str | None, server: str | None, path: str | os.PathLike[str] | None, token: str | None,
+    cache: bool = True,
 ) -> tuple[Backend, Callable[[str], Backend] | None]:
     if path is not None:
         if datastack is not None or server is not None:
@@ -117,7 +118,8 @@ def _open_backend(
     if datastack is None:
         raise ConfigError("server= needs a datastack name, e.g. connect('minnie65_public', server=...)")
     base = server or os.environ.get("CAVEQL_SERVER") or DEFAULT_SERVER
-    return _http_backend(datastack, base, token), (lambda name: _http_backend(name, base, token))
+    return (_http_backend(datastack, base, token, cache),
+            (lambda name: _http_backend(name, base, token, cache)))
 
 
 class Connection:
@@ -316,8 +318,12 @@ def connect(
     version: int | None = None,
     resolution: Any = None,
     timestamp: datetime | str | None = None,
+    cache: bool = True,
 ) -> Connection:
     """Open a :class:`Connection` (see the module docstring for the three kinds).
+
+    ``cache=False`` neither reads nor writes the HTTP backend's disk cache of answers from
+    materialized versions (local datastacks have none).
 
     >>> import tempfile; from caveql.datastack.tiny import build_tiny
     >>> with connect(path=build_tiny(tempfile.mkdtemp()), version=1) as db:
@@ -327,7 +333,7 @@ def connect(
     """
     from caveql.engine import Engine, Settings
 
-    backend, opener = _open_backend(datastack, server, path, token)
+    backend, opener = _open_backend(datastack, server, path, token, cache)
     try:
         engine = Engine(backend, settings=Settings(), opener=opener)
         conn = Connection(engine, name=datastack or (os.path.basename(os.fspath(path).rstrip("/\\"))

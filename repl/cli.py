@@ -59,6 +59,8 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
         conn.add_argument("--version", metavar="N", default=d, help="materialization version.")
     conn.add_argument("--token", metavar="TOKEN", default=d,
                       help="auth token (default: found as caveclient finds it).")
+    conn.add_argument("--no-cache", action="store_true", default=d or False,
+                      help="neither read nor write the disk cache of versioned answers.")
     out = p.add_argument_group("output")
     out.add_argument("--format", "-F", metavar="FMT", choices=FORMAT_NAMES, default=d,
                      help="table, vertical, csv, tsv, json, jsonl, markdown or parquet "
@@ -187,7 +189,8 @@ def _connection_factory(args: argparse.Namespace, config: Any) -> Any:
     def connect() -> Any:
         from caveql.api import connect as open_connection
 
-        return open_connection(datastack, server=server, path=path, token=token, version=version)
+        return open_connection(datastack, server=server, path=path, token=token, version=version,
+                               cache=not getattr(args, "no_cache", False))
 
     return connect
 

@@ -97,3 +97,28 @@ def test_cli_queries_a_served_datastack(tiny_served, tmp_path, monkeypatch, caps
     posts = [e for e in tiny_served.recorder.log[before:] if e["method"] == "POST"]
     assert posts and all(e["headers"]["authorization"] == "Bearer cli-token-0123456789" for e in posts)
     assert "cli-token-0123456789" not in out
+
+
+def test_cli_no_cache_neither_writes_nor_reads_the_cache(tiny_served, tmp_path, monkeypatch, capsys):
+    """`--no-cache` sends every versioned query to the server and leaves the cache folder empty;
+    without it the repeated query is answered from the cache."""
+    from caveql.repl.cli import main
+
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("CAVEQL_CACHE_DIR", str(cache_dir))
+    monkeypatch.delenv("CAVEQL_NO_CACHE", raising=False)
+    argv = ["-d", "tiny", "--server", tiny_served.url, "--format", "csv",
+            "-c", "SELECT id FROM cells WHERE cell_type = 'BC'"]
+
+    def posts_during(args: list[str]) -> int:
+        before = len(tiny_served.recorder.log)
+        assert main(args) == 0
+        assert capsys.readouterr().out.splitlines() == ["id", "2", "5"]
+        return sum(1 for e in tiny_served.recorder.log[before:] if e["method"] == "POST")
+
+    assert posts_during([*argv, "--no-cache"]) >= 1
+    assert posts_during([*argv, "--no-cache"]) >= 1
+    assert not any(p.is_file() for p in cache_dir.rglob("*"))
+    assert posts_during(argv) >= 1  # fills the cache
+    assert any(p.is_file() for p in cache_dir.rglob("*"))
+    assert posts_during(argv) == 0  # answered from the cache
