@@ -115,18 +115,18 @@ def test_connect_http_builds_http_backend(monkeypatch) -> None:
         def close(self) -> None:
             seen["closed"] = True
 
-    def fake_http(datastack, server, token):  # type: ignore[no-untyped-def]
-        seen.update(datastack=datastack, server=server, token=token)
+    def fake_http(datastack, server, token, cache):  # type: ignore[no-untyped-def]
+        seen.update(datastack=datastack, server=server, token=token, cache=cache)
         return Fake()
 
     monkeypatch.setattr(api, "_http_backend", fake_http)
     conn = caveql.connect("minnie65_public", token="tok")
-    assert seen == {"datastack": "minnie65_public", "server": api.DEFAULT_SERVER, "token": "tok"}
+    assert seen == {"datastack": "minnie65_public", "server": api.DEFAULT_SERVER, "token": "tok", "cache": True}
     assert conn.datastack == "minnie65_public"
     conn.close()
     assert seen["closed"]
-    caveql.connect("minnie65_demo", server="http://127.0.0.1:8765").close()
-    assert seen["server"] == "http://127.0.0.1:8765"
+    caveql.connect("minnie65_demo", server="http://127.0.0.1:8765", cache=False).close()
+    assert seen["server"] == "http://127.0.0.1:8765" and seen["cache"] is False
 
 
 def test_use_switches_to_sibling_folder(tiny_datastack, tmp_path) -> None:

@@ -266,14 +266,16 @@ def test_datastack_server_token_reach_the_http_backend(monkeypatch, capsys) -> N
 
     seen = {}
 
-    def fake_http(datastack, server, token):  # type: ignore[no-untyped-def]
-        seen.update(datastack=datastack, server=server, token=token)
+    def fake_http(datastack, server, token, cache):  # type: ignore[no-untyped-def]
+        seen.update(datastack=datastack, server=server, token=token, cache=cache)
         raise TransportError(f"cannot reach {server}")
 
     monkeypatch.setattr(api, "_http_backend", fake_http)
     assert main(["-d", "minnie65_public", "--server", "http://127.0.0.1:9", "--token", "T", "-c", "SHOW TABLES"]) == 1
-    assert seen == {"datastack": "minnie65_public", "server": "http://127.0.0.1:9", "token": "T"}
+    assert seen == {"datastack": "minnie65_public", "server": "http://127.0.0.1:9", "token": "T", "cache": True}
     assert "CQL041" in capsys.readouterr().err
+    assert main(["-d", "minnie65_public", "--server", "http://127.0.0.1:9", "--no-cache", "-c", "SHOW TABLES"]) == 1
+    assert seen["cache"] is False
 
 
 def test_stdin_script_with_backslash_commands(tiny, capsys, monkeypatch) -> None:
