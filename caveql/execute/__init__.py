@@ -45,13 +45,15 @@ def _apply_rename(table: pa.Table, call: RemoteCall) -> pa.Table:
     return table.select(list(call.columns))
 
 
-def execute_arrow(p: PhysicalPlan, backend: Backend) -> tuple[Any, pa.Table, dict[str, Any]]:
-    """Run a plan; ``(frame, arrow result, stats)``."""
+def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True
+                  ) -> tuple[Any, pa.Table | None, dict[str, Any]]:
+    """Run a plan; ``(frame, arrow result (if ``keep_arrow``), stats)``."""
     t0 = time.perf_counter()
     stats: dict[str, Any] = {"calls": {}, "subplans": []}
     relations: dict[str, pa.Table] = {}
     for i, sp in enumerate(p.subplans):
-        _f, arrow, sstats = execute_arrow(sp, backend)
+        _f, arrow, sstats = execute_arrow(sp, backend, keep_arrow=True)
+        assert arrow is not None
         stats["subplans"].append(sstats)
         relations[f"sub{i}"] = pa.table({"v": arrow.column(0)})
     by_alias: dict[str, pa.Table] = {}
@@ -78,7 +80,8 @@ def execute_arrow(p: PhysicalPlan, backend: Backend) -> tuple[Any, pa.Table, dic
     finally:
         if pool is not None:
             pool.shutdown()
-    frame, arrow, local = run_local(p, relations)
+    by_alias.clear()  # only `relations` holds the results now; run_local lets them go
+    frame, arrow, local = run_local(p, relations, keep_arrow=keep_arrow)
     stats["local"] = local
     stats["ms"] = (time.perf_counter() - t0) * 1000
     return frame, arrow, stats
@@ -87,5 +90,5 @@ def execute_arrow(p: PhysicalPlan, backend: Backend) -> tuple[Any, pa.Table, dic
 def execute(p: PhysicalPlan, backend: Backend) -> Result:
     """Run a physical plan against ``backend``; a ``rows`` :class:`Result`."""
     t0 = time.perf_counter()
-    frame, _arrow, stats = execute_arrow(p, backend)
+    frame, _arrow, stats = execute_arrow(p, backend, keep_arrow=False)
     return Result(kind="rows", frame=frame, elapsed=time.perf_counter() - t0, stats=stats)

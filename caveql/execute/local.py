@@ -37,8 +37,9 @@ _NULLABLE = {
 }
 
 
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow table as a DataFrame with the service's nullable dtypes."""
+def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
+    """An Arrow table as a DataFrame with the service's nullable dtypes (``consume``: the
+    caller holds no other reference, so Arrow buffers are freed while converting)."""
     fixed = []
     for f in table.schema:
         col = table.column(f.name)
@@ -50,6 +51,9 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
             col = col.cast(f.type.value_type)
         fixed.append(col)
     table = pa.Table.from_arrays(fixed, names=table.column_names)
+    if consume:
+        return table.to_pandas(types_mapper=_NULLABLE.get, date_as_object=False,
+                               self_destruct=True, split_blocks=True)
     return table.to_pandas(types_mapper=_NULLABLE.get, date_as_object=False)
 
 
@@ -81,8 +85,15 @@ def shape_frame(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...], split: boo
     puts it; an explicit select item keeps its place. Split positions are named
     ``P_x, P_y, P_z``. Names may repeat, as in SQL.
     """
+    if split or not any(o.position for o in outputs):
+        # nothing to pack or move: rename in place, no copy of the data
+        names: list[str] = []
+        for o in outputs:
+            names += [f"{o.name}_{a}" for a in "xyz"] if o.position else [o.name]
+        frame.columns = names
+        return frame
     cols: list[pd.Series] = []
-    names: list[str] = []
+    names = []
     tail: list[tuple[str, pd.Series]] = []
     for o in outputs:
         if o.position and not split:
@@ -104,7 +115,7 @@ def shape_frame(frame: pd.DataFrame, outputs: tuple[OutputSpec, ...], split: boo
         names.append(name)
     if not cols:
         return pd.DataFrame(index=frame.index)
-    out = pd.concat(cols, axis=1, ignore_index=True)
+    out = pd.concat(cols, axis=1, ignore_index=True, copy=False)
     out.columns = names
     return out
 
@@ -123,8 +134,10 @@ def _connection() -> duckdb.DuckDBPyConnection:
         return _DB.cursor()
 
 
-def run_local(p: PhysicalPlan, relations: dict[str, pa.Table]) -> tuple[pd.DataFrame, pa.Table, dict[str, Any]]:
-    """Run the plan's SQL over ``relations``; the frame, the Arrow result and timings."""
+def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool = False
+              ) -> tuple[pd.DataFrame, pa.Table | None, dict[str, Any]]:
+    """Run the plan's SQL over ``relations`` (emptied once DuckDB has answered, so the calls'
+    results can be freed); the frame, the Arrow result if ``keep_arrow``, and timings."""
     t0 = time.perf_counter()
     con = _connection()
     try:
@@ -138,11 +151,19 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table]) -> tuple[pd.DataF
             raise ExecutionError(f"the local step failed: {str(exc).splitlines()[0]}") from exc
     finally:
         con.close()
+        relations.clear()
     t1 = time.perf_counter()
-    frame = shape_frame(to_frame(result), p.outputs, p.split_positions)
+    stats = {"rows": result.num_rows, "bytes": result.nbytes}
+    if keep_arrow:
+        frame = shape_frame(to_frame(result), p.outputs, p.split_positions)
+        kept: pa.Table | None = result
+    else:
+        frame = shape_frame(to_frame(result, consume=True), p.outputs, p.split_positions)
+        kept = None
+        del result
     t2 = time.perf_counter()
-    return frame, result, {"rows": result.num_rows, "bytes": result.nbytes,
-                           "ms": (t1 - t0) * 1000, "frame_ms": (t2 - t1) * 1000}
+    stats.update(ms=(t1 - t0) * 1000, frame_ms=(t2 - t1) * 1000)
+    return frame, kept, stats
 
 
 def _list_table(values: tuple[Any, ...]) -> pa.Table:

@@ -98,8 +98,12 @@ class _Runner:
         if not self.caps.count or req.kind not in ("table", "view", "join"):
             return False
         if req.kind == "join":
-            return req.join is not None and self.call.id_column is not None \
-                and self.call.id_column[0] == req.join[0][0]
+            # the first table's count bounds the join's rows; it is only a useful bound when
+            # no filter narrows the second table (else fetch and look)
+            first = req.join[0][0] if req.join is not None else None
+            return first is not None and self.call.id_column is not None \
+                and self.call.id_column[0] == first \
+                and all(set(f) <= {first} for f in req.filters().values())
         return True
 
     def count(self, req: QueryRequest) -> int:
