@@ -152,8 +152,8 @@ def compare(
     got_columns = [str(c) for c in frame.columns]
     if got_columns != list(columns):
         return f"columns differ: got {got_columns}, expected {list(columns)}"
-    for name, type_name in zip(columns, types):
-        dtype = frame[name].dtype
+    for i, (name, type_name) in enumerate(zip(columns, types)):
+        dtype = frame.iloc[:, i].dtype
         if str(type_name).upper() in INTEGER_TYPES and dtype.kind == "f":
             return f"column {name!r} is {dtype} where the oracle has {type_name} " \
                    "(ids must stay exact integers)"

@@ -32,6 +32,20 @@ from tests.differential.oracle import AXES, Column, Domain
 __all__ = ["Case", "Src", "X", "anchor", "condition", "lit", "render_box", "select_list"]
 
 NUMERIC = ("int", "float")
+
+#: Engine bugs the generator steps around until they are fixed. Each has a minimal
+#: reproduction in .notes/differential-<name>.md and an exact xfail(strict=True) test in
+#: test_regressions.py: when the engine is fixed that test XPASSes, fails, and the flag goes.
+#: (Fixed so far, now plain regression tests: duplicate-names, position-order — 391fba4.)
+KNOWN_BUGS = {
+    # `P` and `P_y` in one select list: KeyError (.notes/differential-duplicate-names.md)
+    "position_and_component": False,
+    # explicit select lists got packed positions moved last (.notes/differential-position-order.md)
+    "positions_last": False,
+    # a merged reference table call above the row cap cannot be split
+    # (.notes/differential-reference-paging.md): keep their answers under 1,000 rows
+    "reference_paging": True,
+}
 CMP_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=")
 # Statement resolutions: None = the table's own voxels. WITHIN BOX is generated only where
 # every voxel maps to a whole number of units (see `_fine`); coarser ones test P_x ranges.
@@ -77,14 +91,15 @@ class Case:
 
     cql: str
     params: dict[str, Any]
-    sql: str
+    sql: str = field(repr=False)
     columns: tuple[str, ...]
     mode: str  # "set" | "ordered" | "keys"
     key_columns: tuple[int, ...] = ()
     # for "keys" mode: the same query without LIMIT/OFFSET (rows must come from it)
-    unlimited_sql: str | None = None
+    unlimited_sql: str | None = field(default=None, repr=False)
     family: str = ""
     version: int = 0
+    views: bool = False  # reads a view (no id column: a capped answer may be unsplittable)
 
     def describe(self) -> str:
         """The case as a person reads it in a failure report."""
@@ -158,8 +173,8 @@ def _scalar_value(ctx: _Ctx, src: Src, column: Column) -> Any:
     v = ctx.draw(st.sampled_from(values))
     if column.kind == "int" and not column.is_id and ctx.draw(st.booleans()):
         v = v + ctx.draw(st.integers(-3, 3))
-    if column.kind == "float" and ctx.draw(st.booleans()):
-        v = round(float(v) + ctx.draw(st.sampled_from([-10.5, -1.25, 0.5, 3.0, 17.75])), 2)
+    if column.kind == "float" and (column.computed or ctx.draw(st.booleans())):
+        v = round(float(v), 2) + ctx.draw(st.sampled_from([-10.5, -1.25, 0.5, 3.0, 17.75]))
     return v
 
 
@@ -198,6 +213,8 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
         choices = ["eq", "null"]
     elif kind == "ts":
         choices = ["null", "cmp"]
+    if column.computed:  # .notes/differential-view-float-precision.md: ranges only
+        choices = ["cmp", "between", "notbetween", "null"]
     how = ctx.draw(st.sampled_from(choices))
     if how == "null":
         neg = ctx.draw(st.booleans())
@@ -221,7 +238,8 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
         return X(f"{c.cql} {neg}BETWEEN {la.cql} AND {lb.cql}",
                  f"{_num(c, column)} {neg}BETWEEN {la.sql} AND {lb.sql}", "bool")
     if how in ("cmp", "eq", "ne"):
-        op = ctx.draw(st.sampled_from(CMP_OPS)) if how == "cmp" else ("=" if how == "eq" else ctx.draw(st.sampled_from(["!=", "<>"])))
+        ops = ("<", "<=", ">", ">=") if column.computed else CMP_OPS
+        op = ctx.draw(st.sampled_from(ops)) if how == "cmp" else ("=" if how == "eq" else ctx.draw(st.sampled_from(["!=", "<>"])))
         if kind == "bool":
             value: Any = ctx.draw(st.booleans())
         else:
@@ -383,6 +401,15 @@ class _Select:
     # output names usable as ORDER BY keys (non-null scalars), with "is a unique key" flags
     sortable: list[str] = field(default_factory=list)
     unique: set[str] = field(default_factory=set)
+    packed: set[str] = field(default_factory=set)  # outputs that are unsplit positions
+
+    def finish(self) -> _Select:
+        """Apply the engine's documented divergences to the expected column order."""
+        if KNOWN_BUGS["positions_last"] and self.packed:
+            order = sorted(range(len(self.names)), key=lambda i: self.names[i] in self.packed)
+            self.sql = [self.sql[i] for i in order]
+            self.names = [self.names[i] for i in order]
+        return self
 
     def add(self, cql: str, sql: str, name: str, *, sortable: bool = False, unique: bool = False) -> None:
         self.cql.append(cql)
@@ -406,6 +433,7 @@ def _add_position(ctx: _Ctx, sel: _Select, src: Src, name: str, split: bool, out
     else:
         p = src.pos(name)
         sel.add(f"{p.cql}{alias}", p.sql, out)
+        sel.packed.add(out)
 
 
 def _expression(ctx: _Ctx, src: Src, column: Column) -> X | None:
@@ -442,6 +470,7 @@ def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool)
     """
     sel = _Select()
     seen: set[str] = set()
+    positions: dict[tuple[str, str], str] = {}  # (source, position) -> "whole" | "component"
     for _ in range(ctx.draw(st.integers(1, 5))):
         src = ctx.draw(st.sampled_from(list(srcs)))
         column = ctx.draw(st.sampled_from(list(src.columns)))
@@ -450,12 +479,14 @@ def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool)
             axis = ctx.draw(st.sampled_from(AXES))
             name = f"{column.name}_{axis}" if shape == "component" else column.name
             out = f"{src.alias}_{name}" if qualified else name
-            if out in seen:
+            use = "component" if shape == "component" else "whole"
+            if out in seen or (KNOWN_BUGS["position_and_component"]
+                               and positions.setdefault((src.qual, column.name), use) != use):
                 continue
             seen.add(out)
             if shape == "component":
                 c = src.col(name, "int")
-                sel.add(c.cql + (f" AS {out}" if out != name else ""), c.sql, out, sortable=True)
+                sel.add(c.cql + (f" AS {out}" if out != name else ""), c.sql, out, sortable=column.not_null)
             elif not qualified:
                 _add_position(ctx, sel, src, column.name, split)
             continue
@@ -471,7 +502,7 @@ def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool)
         seen.add(out)
         c = src.col(column.name, column.kind)
         sel.add(c.cql + (f" AS {out}" if out != column.name else ""), c.sql, out,
-                sortable=column.not_null and column.kind in ("int", "str", "float"),
+                sortable=column.not_null and column.kind in ("int", "str", "float") and not column.computed,
                 unique=column.unique and len(srcs) == 1)
     if not sel.names:
         src = srcs[0]
@@ -507,7 +538,8 @@ def anchor(ctx: _Ctx, src: Src) -> list[X]:
             return [X(f"{c.cql} = {x.cql}", f"{c.sql} IN {sql}", "bool")]
         cql, sql, _ = _in_list(ctx, picked)
         return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]
-    if not big or ctx.draw(st.integers(0, 11)) == 0:
+    small_refs = KNOWN_BUGS["reference_paging"] and dom.is_reference(ctx.version, src.table)
+    if not big or (ctx.draw(st.integers(0, 11)) == 0 and not small_refs):
         return []
     how = ctx.draw(st.sampled_from(["ids", "roots", "types"] if "cell_type" in names else ["ids", "roots"]))
     if "id" not in names or dom.is_view(ctx.version, src.table):
@@ -526,7 +558,8 @@ def anchor(ctx: _Ctx, src: Src) -> list[X]:
     if how == "types":
         rare = dom.rare_values(ctx.version, src.table, "cell_type")
         if rare:
-            picked = ctx.draw(st.lists(st.sampled_from(rare), min_size=1, max_size=2, unique=True))
+            picked = ctx.draw(st.lists(st.sampled_from(rare), min_size=1, max_size=1 if small_refs else 2,
+                                       unique=True))
             c = src.col("cell_type", "str")
             cql, sql, _ = _in_list(ctx, picked)
             return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]

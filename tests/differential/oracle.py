@@ -44,6 +44,7 @@ class Column:
     is_id: bool = False
     not_null: bool = True
     unique: bool = False
+    computed: bool = False  # a view's float: a double in SQL, Float32 on output (no equality tests)
 
 
 def _kind(duck_type: str) -> str:
@@ -87,6 +88,7 @@ class Oracle:
         self.con.execute("SET threads TO 2")
         self.info = json.loads((self.root / "datastack.json").read_text())
         self._tables: dict[int, dict[str, _Table]] = {}
+        self._remapped: set[tuple[int, str]] = set()
         for folder in sorted((self.root / "versions").iterdir()):
             if not folder.name.isdigit():
                 continue
@@ -108,8 +110,17 @@ class Oracle:
             self._tables[int(folder.name)] = tables
         # schema v<version>: every table as its stored valid rows, every view as its SQL
         # (DuckDB binds a view's unqualified names in the view's own schema)
+        self._remapped: set[tuple[int, str]] = set()
         for v, tables in self._tables.items():
             self.con.execute(f"CREATE SCHEMA v{v}")
+            for t in tables.values():
+                if t.root_id_map is not None:
+                    # root ids rewritten once (a join per root column per query is slow)
+                    cols = [n for n, _ in self.stored_columns(v, t.name)]
+                    order = " ORDER BY pre_pt_root_id" if "pre_pt_root_id" in cols else ""
+                    self.con.execute(f"CREATE TABLE v{v}.{_q('remapped__' + t.name)} AS "
+                                     f"{self._remap_sql(v, t.name)}{order}")
+                    self._remapped.add((v, t.name))
             for t in tables.values():
                 if t.view_sql is None:
                     self.con.execute(f"CREATE VIEW v{v}.{_q(t.name)} AS {self._base_sql(v, t.name)}")
@@ -199,9 +210,20 @@ class Oracle:
         t = self._tables[version][table]
         if t.view_sql is not None:
             return f"SELECT * FROM v{version}.{_q(table)}"
+        cols = [n for n, _ in self.stored_columns(version, table)]
+        if (version, table) in self._remapped:
+            src = f"SELECT * FROM v{version}.{_q('remapped__' + table)}"
+        else:
+            src = self._remap_sql(version, table)
+        where = " WHERE valid" if "valid" in cols else ""
+        return f"SELECT * FROM ({src}){where}"
+
+    def _remap_sql(self, version: int, table: str) -> str:
+        """The stored rows, every ``*_root_id`` rewritten through the version's root id map."""
+        t = self._tables[version][table]
         files = "[" + ", ".join(_s(str(f)) for f in t.files[:1]) + "]"
         cols = [n for n, _ in self.stored_columns(version, table)]
-        src = f"read_parquet({files})"
+        src = f"SELECT * FROM read_parquet({files})"
         if t.root_id_map is not None:
             remap = f"read_parquet({_s(str(t.root_id_map))})"
             items, joins = [], []
@@ -211,9 +233,8 @@ class Oracle:
                     items.append(f"coalesce(m{i}.version_root_id, b.{_q(n)}) AS {_q(n)}")
                 else:
                     items.append(f"b.{_q(n)}")
-            src = f"(SELECT {', '.join(items)} FROM {src} AS b{''.join(joins)})"
-        where = " WHERE valid" if "valid" in cols else ""
-        return f"SELECT * FROM {src}{where}"
+            src = f"SELECT {', '.join(items)} FROM read_parquet({files}) AS b{''.join(joins)}"
+        return src
 
     def relation_sql(self, version: int, table: str, resolution: Sequence[int] | None) -> str:
         """SQL of the source ``table`` at ``version`` as seen at ``resolution``."""
@@ -352,26 +373,35 @@ class Domain:
     def _load(self, version: int, table: str) -> None:
         o = self.oracle
         rel = o.relation_sql(version, table, None)
+        if table in o.views(version):
+            # a view is computed once here, not once per question
+            o.con.execute(f"CREATE OR REPLACE TEMP TABLE domain_view AS {rel}")
+            rel = "SELECT * FROM domain_view"
         merged = o.merged_columns(version, table)
         is_syn = table == self._synapse_table
         if is_syn:
             self._load_anchors(version, rel)
-        scalar = [n for n, ty, _o, _s in merged if ty != "pos"]
-        stats = ", ".join(f"count({_q(n)}) = count(*), count(DISTINCT {_q(n)}) = count(*)" for n in scalar)
+        # positions: "not null" is about the x component; uniqueness matters for ids only
+        scalar = [n + "_x" if ty == "pos" else n for n, ty, _o, _s in merged]
+        stats = ", ".join(f"count({_q(n)}) = count(*), "
+                          + (f"count(DISTINCT {_q(n)}) = count(*)" if n in ("id", "id_ref") else "FALSE")
+                          for n in scalar)
         row = o.con.sql(f"SELECT count(*), {stats} FROM ({rel})").fetchall()[0]
         assert row is not None
         self._counts[(version, table)] = int(row[0])
         cols = []
         for i, (n, ty, _owner, _stored) in enumerate(merged):
+            k = 1 + 2 * i
+            not_null, unique = bool(row[k]), bool(row[k + 1])
             if ty == "pos":
-                cols.append(Column(n, "pos", not_null=False))
+                cols.append(Column(n, "pos", not_null=not_null))
                 continue
-            not_null, unique = bool(row[1 + 2 * scalar.index(n)]), bool(row[2 + 2 * scalar.index(n)])
             kind = _kind(ty)
             if kind == "other":
                 continue
             cols.append(Column(n, kind, is_id=n == "id" or n.endswith("_id"), not_null=not_null,
-                               unique=unique and self._counts[(version, table)] > 0))
+                               unique=unique and self._counts[(version, table)] > 0,
+                               computed=kind == "float" and table in o.views(version)))
         self._columns[(version, table)] = tuple(cols)
         # samples: for the synapse table, from the anchors' rows so filters meet real values
         if is_syn:
@@ -399,6 +429,7 @@ class Domain:
         if any(c.name == "id" for c in cols) and not is_syn:
             ids = o.con.sql(f"SELECT id FROM ({rel}) ORDER BY id").fetchall()
             self._ids[(version, table)] = [r[0] for r in ids] or [0]
+        o.con.execute("DROP TABLE IF EXISTS domain_view")
 
     def _load_anchors(self, version: int, rel: str) -> None:
         for side in ("pre", "post"):

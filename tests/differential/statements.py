@@ -8,12 +8,14 @@ both versions and the statement resolutions of ``generator.RESOLUTIONS``; see
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
 
 from tests.differential.generator import (
-    RESOLUTIONS, Case, Src, X, _add_position, _Ctx, _in_list, _num, _Select, anchor, condition, select_list,
+    KNOWN_BUGS, RESOLUTIONS, Case, Src, X, _add_position, _Ctx, _in_list, _num, _Select, anchor,
+    condition, select_list,
 )
 from tests.differential.oracle import Domain
 
@@ -111,6 +113,7 @@ def single_table(ctx: _Ctx) -> Case:
     else:
         sel = select_list(ctx, [src], split, qualified=False)
         distinct = ctx.draw(st.integers(0, 4)) == 0
+    sel.finish()
     plain = not distinct and not dom.is_reference(ctx.version, table) and any(
         c.name == "id" and c.unique for c in src.columns)
     o_cql, o_sql, mode, keys, limited = _order_limit(
@@ -122,7 +125,8 @@ def single_table(ctx: _Ctx) -> Case:
     cql = f"SELECT {d}{', '.join(sel.cql)} FROM {table}{alias_text}{w_cql}{o_cql}{_cave_clauses(ctx, split)}"
     head = f"SELECT {d}{', '.join(sel.sql)} FROM {_from_sql(ctx, src)}{w_sql}"
     return Case(cql, dict(ctx.params), head + o_sql, tuple(sel.names), mode, keys,
-                unlimited_sql=head if limited else None, family="single", version=ctx.version)
+                unlimited_sql=head if limited else None, family="single", version=ctx.version,
+                views=dom.is_view(ctx.version, table))
 
 
 def _aggregates(ctx: _Ctx, srcs: Sequence[Src], sel: _Select, qualified: bool) -> list[X]:
@@ -197,7 +201,8 @@ def aggregate(ctx: _Ctx) -> Case:
     table = ctx.draw(st.sampled_from(ctx.domain.sources(ctx.version)))
     src = _source(ctx, table, None, "t0")
     terms = anchor(ctx, src) + condition(ctx, [src], max_terms=2)
-    return grouped(ctx, [src], table, _from_sql(ctx, src), terms, "aggregate")
+    case = grouped(ctx, [src], table, _from_sql(ctx, src), terms, "aggregate")
+    return replace(case, views=ctx.domain.is_view(ctx.version, table))
 
 
 def _join_sources(ctx: _Ctx) -> tuple[list[Src], str, str, list[X]]:
@@ -254,6 +259,8 @@ def subquery(ctx: _Ctx) -> Case:
     inner_table = ctx.draw(st.sampled_from(dom.root_tables(ctx.version)))
     inner = _source(ctx, inner_table, None, "t9")
     inner_terms = condition(ctx, [inner], max_terms=2, exclude=[c.name for c in inner.columns if c.kind == "pos"])
+    if KNOWN_BUGS["reference_paging"] and dom.is_reference(ctx.version, inner_table):
+        inner_terms = anchor(ctx, inner) + inner_terms
     if ctx.draw(st.booleans()):
         outer = _source(ctx, syn, None, "t0")
         column = f"{ctx.draw(st.sampled_from(['pre', 'post']))}_pt_root_id"
@@ -269,7 +276,7 @@ def subquery(ctx: _Ctx) -> Case:
             f"{c.sql} {neg}IN (SELECT t9.\"pt_root_id\" FROM {_from_sql(ctx, inner)}{w_i_sql})", "bool")
     terms = terms + [sub] + condition(ctx, [outer], max_terms=1)
     split = ctx.draw(st.booleans())
-    sel = select_list(ctx, [outer], split, qualified=False)
+    sel = select_list(ctx, [outer], split, qualified=False).finish()
     o_cql, o_sql, mode, keys, limited = _order_limit(
         ctx, sel, id_order='t0."id"' if not dom.is_reference(ctx.version, outer.table) else None,
         total_if=lambda ks: bool(set(ks) & sel.unique))
