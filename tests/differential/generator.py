@@ -36,7 +36,7 @@ NUMERIC = ("int", "float")
 #: Engine bugs the generator steps around until they are fixed. Each has a minimal
 #: reproduction in .notes/differential-<name>.md and an exact xfail(strict=True) test in
 #: test_regressions.py: when the engine is fixed that test XPASSes, fails, and the flag goes.
-#: (Fixed so far, now plain regression tests: duplicate-names, position-order — 391fba4.)
+#: (Fixed so far, now plain regression tests: duplicate-names, position-order, reference-paging.)
 KNOWN_BUGS = {
     # `P` and `P_y` in one select list: KeyError (.notes/differential-duplicate-names.md)
     "position_and_component": False,
@@ -44,7 +44,7 @@ KNOWN_BUGS = {
     "positions_last": False,
     # a merged reference table call above the row cap cannot be split
     # (.notes/differential-reference-paging.md): keep their answers under 1,000 rows
-    "reference_paging": True,
+    "reference_paging": False,
 }
 CMP_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=")
 # Statement resolutions: None = the table's own voxels. WITHIN BOX is generated only where

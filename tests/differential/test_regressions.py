@@ -53,9 +53,10 @@ def test_explicit_select_keeps_position_place(tiny: tuple[Engine, Oracle]) -> No
     assert not KNOWN_BUGS["positions_last"]
 
 
-@pytest.mark.xfail(strict=True, reason=".notes/differential-reference-paging.md: a merged reference "
-                                       "table cannot be paged at row_cap=1000 (TruncatedResultError)")
 def test_reference_table_pages(demo_path: Path, oracle: Oracle) -> None:
+    """differential-reference-paging (fixed by H3 before 42626b6): a merged reference table above
+    the row cap failed with TruncatedResultError."""
+    assert not KNOWN_BUGS["reference_paging"]
     engine = Engine(LocalBackend(demo_path, row_cap=1000))
     rel = oracle.relation_sql(661, "aibs_soma_nuc_metamodel_preds_v117", None)
     same_as_oracle(engine, "SELECT id_ref, cell_type FROM aibs_soma_nuc_metamodel_preds_v117", oracle,
