@@ -45,6 +45,12 @@ KNOWN_BUGS = {
     # a merged reference table call above the row cap cannot be split
     # (.notes/differential-reference-paging.md): keep their answers under 1,000 rows
     "reference_paging": False,
+    # LIMIT n with row cap <= n: TruncatedResultError (.notes/differential-limit-at-cap.md);
+    # the paging run skips LIMIT/OFFSET cases while set (the uncapped run still checks them)
+    "limit_at_cap": True,
+    # a reference table with its own points (nucleus_alternative_points): selecting its `_ref`
+    # columns gives a KeyError (.notes/differential-ref-own-points.md); such tables are left out
+    "ref_own_points": True,
 }
 CMP_OPS = ("=", "!=", "<>", "<", "<=", ">", ">=")
 # Statement resolutions: None = the table's own voxels. WITHIN BOX is generated only where

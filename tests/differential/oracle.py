@@ -294,6 +294,11 @@ class Domain:
         for v in self.versions:
             for t in self.sources(v):
                 self._load(v, t)
+        from tests.differential.generator import KNOWN_BUGS  # noqa: PLC0415 (generator imports us)
+
+        if KNOWN_BUGS["ref_own_points"]:
+            self.skip = frozenset((v, t) for v in self.versions for t in self.oracle.tables(v)
+                                  if any(c.name == "pt_supervoxel_id_ref" for c in self.columns(v, t)))
 
     @cached_property
     def _synapse_table(self) -> str:
@@ -302,12 +307,15 @@ class Domain:
     def synapse_table(self, version: int) -> str:
         return self._synapse_table
 
+    #: sources the generator leaves out (engine bugs being fixed; see generator.KNOWN_BUGS)
+    skip: frozenset[tuple[int, str]] = frozenset()
+
     def tables(self, version: int) -> list[str]:
-        return self.oracle.tables(version)
+        return [t for t in self.oracle.tables(version) if (version, t) not in self.skip]
 
     def sources(self, version: int) -> list[str]:
         """Tables and views at ``version``."""
-        return self.oracle.tables(version) + self.oracle.views(version)
+        return self.tables(version) + self.oracle.views(version)
 
     def is_view(self, version: int, table: str) -> bool:
         return table in self.oracle.views(version)
