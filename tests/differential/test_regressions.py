@@ -63,10 +63,9 @@ def test_reference_table_pages(demo_path: Path, oracle: Oracle) -> None:
                    f"SELECT id_ref, cell_type FROM ({rel})", mode="set")
 
 
-@pytest.mark.xfail(strict=True, reason=".notes/differential-limit-at-cap.md: LIMIT n at row_cap <= n "
-                                       "raises TruncatedResultError")
 def test_limit_at_cap(tiny_datastack: Path, tiny: tuple[Engine, Oracle]) -> None:
-    assert KNOWN_BUGS["limit_at_cap"]
+    """.notes/differential-limit-at-cap.md: LIMIT n at row_cap <= n used to raise TruncatedResultError."""
+    assert not KNOWN_BUGS["limit_at_cap"]
     _engine, oracle = tiny
     capped = Engine(LocalBackend(tiny_datastack, row_cap=3))
     rel = oracle.relation_sql(1, "cells", None)

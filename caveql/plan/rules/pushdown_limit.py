@@ -1,7 +1,7 @@
 """Rule: push LIMIT/OFFSET into the only scan when no local step can drop or reorder rows.
 
 That means one scan, no join, no residual WHERE, no aggregate, DISTINCT or ORDER
-BY, no key feeds, and a limit within the backend's row cap (so the call is never
+BY, no key feeds, and a limit below the backend's row cap (so the call is never
 split). Otherwise LIMIT/OFFSET run locally after the deterministic sort.
 
 >>> pushdown_limit.__name__
@@ -33,7 +33,9 @@ def pushdown_limit(plan: Query, *, catalog: Catalog, capabilities: Capabilities)
     scan = plan.scans[0]
     if scan.feeds or scan.nullable:
         return plan
-    if capabilities.row_cap is not None and plan.limit > capabilities.row_cap:
+    # an answer of exactly cap rows is indistinguishable from a capped one (Warning: 201), so a
+    # limit of cap or more is not pushed: the scan is fetched complete and limited locally
+    if capabilities.row_cap is not None and plan.limit >= capabilities.row_cap:
         return plan
     big_in = any(f.kind == "in" and len(f.value) > capabilities.max_in_batch for f in scan.filters)
     if big_in:
