@@ -180,8 +180,9 @@ def test_messages_and_results(session: Session) -> None:
     assert out(session) == render(session.last_frame, "table", max_width=120) + "\n"
 
 
-def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch) -> None:
+def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch, request) -> None:
     import _thread
+    import signal
     import time
 
     from caveql.backends.local import LocalBackend
@@ -198,6 +199,10 @@ def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch) -> None:
         return real(self, request)
 
     monkeypatch.setattr(LocalBackend, "query", query)
+    # Ctrl-C means Python's default SIGINT handler (KeyboardInterrupt); another test in the same
+    # process (an IPython shell, a server) may have left its own handler installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     first = session.connection
     t0 = time.perf_counter()
     assert not session.run("SELECT id FROM cells", cancellable=True)
