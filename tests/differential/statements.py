@@ -168,6 +168,7 @@ def grouped(ctx: _Ctx, srcs: list[Src], from_cql: str, from_sql: str, terms: lis
     sel = _Select()
     groups_cql: list[str] = []
     groups_sql: list[str] = []
+    group_outs: list[str] = []
     for _ in range(ctx.draw(st.integers(0, 2))):
         src = ctx.draw(st.sampled_from(srcs))
         cands = [c for c in src.columns if c.kind in ("str", "int", "bool")]
@@ -181,12 +182,13 @@ def grouped(ctx: _Ctx, srcs: list[Src], from_cql: str, from_sql: str, terms: lis
                 sortable=column.not_null and column.kind != "float")
         groups_cql.append(out if by_alias else c.cql)
         groups_sql.append(c.sql)
+        group_outs.append(out)
     aggs = _aggregates(ctx, srcs, sel, qualified)
     h_cql, h_sql = _having(ctx, aggs)
-    group_names = [n for n in sel.names if n in sel.sortable][: len(groups_cql)]
+    # the order is total only when every group column is an order key (a nullable
+    # group column is never sortable, so its groups may tie)
     o_cql, o_sql, mode, keys, limited = _order_limit(
-        ctx, sel, id_order=None,
-        total_if=lambda ks: set(group_names) <= set(ks) and len(group_names) == len(groups_cql))
+        ctx, sel, id_order=None, total_if=lambda ks: set(group_outs) <= set(ks))
     w_cql, w_sql = _where(terms)
     g_cql = (" GROUP BY " + ", ".join(groups_cql)) if groups_cql else ""
     g_sql = (" GROUP BY " + ", ".join(groups_sql)) if groups_sql else ""
