@@ -32,17 +32,21 @@ def _empty(call: RemoteCall) -> pa.Table:
 
 
 def _apply_rename(table: pa.Table, call: RemoteCall) -> pa.Table:
+    """The call's columns, in its order and under its local names, picked from the answer by
+    the backend's names for them (other columns the service added are left out)."""
     if not call.rename:
         missing = [c for c in call.columns if c not in table.column_names]
+        if not missing:
+            return table.select(list(call.columns))
     else:
-        mapping = dict(call.rename)
-        names = [mapping.get(n, n) for n in table.column_names]
-        table = table.rename_columns(names)
-        missing = [c for c in call.columns if c not in names]
-    if missing:
-        raise ExecutionError(f"the backend's answer for {call.alias} lacks column(s) "
-                             f"{', '.join(missing)}")
-    return table.select(list(call.columns))
+        names = call.answer_names(table.column_names)
+        wanted = [names[c] for c in call.columns]
+        present = set(table.column_names)
+        missing = [c for c, b in zip(call.columns, wanted, strict=True) if b not in present]
+        if not missing:
+            return table.select(wanted).rename_columns(list(call.columns))
+    raise ExecutionError(f"the backend's answer for {call.alias} lacks column(s) "
+                         f"{', '.join(missing)}")
 
 
 def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True

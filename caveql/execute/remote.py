@@ -258,7 +258,10 @@ class _Runner:
     def _sample_bounds(self, res: QueryResult | None, lo: int, hi: int,
                        allow_full: bool = False) -> tuple[int, int] | None:
         """``(min, max + 1)`` of the split column in a capped answer, when it narrows [lo, hi)."""
-        name = self.call.id_output
+        local = self.call.id_local
+        name = None
+        if res is not None and local is not None:
+            name = self.call.answer_names(res.table.column_names).get(local, local)
         if res is None or name is None or name not in res.table.column_names or res.table.num_rows < 2:
             return None
         import pyarrow.compute as pc

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,11 +54,32 @@ class RemoteCall:
     rename: tuple[tuple[str, str], ...] = ()
     columns: tuple[str, ...] = ()
     id_column: tuple[str, str] | None = None
-    id_output: str | None = None  # the split column's name in the backend's answer
+    id_local: str | None = None  # the split column's local name (see :meth:`answer_names`)
+    suffixed: tuple[tuple[str, str], ...] = ()  # (backend name if suffixed, local name)
     may_exceed_cap: bool = False
     label: str = "query_table"
     est_rows: int | None = None
     table_rows: int | None = None
+
+    def answer_names(self, present: Collection[str]) -> dict[str, str]:
+        """Local name -> the backend's name for it in an answer with columns ``present``.
+
+        A reference column selected only from the reference table comes back bare
+        (``pt_supervoxel_id``) — unless the service also returns that name from the
+        target (a supervoxel id it adds before a selected root id), when it comes back
+        suffixed (``pt_supervoxel_id_ref``); the answer's names tell which.
+
+        >>> c = RemoteCall("a", "r0", QueryRequest(kind="join"), columns=("sv_ref",),
+        ...                rename=(("sv", "sv_ref"),), suffixed=(("sv_ref", "sv_ref"),))
+        >>> c.answer_names(["sv"]), c.answer_names(["sv", "sv_ref"])
+        ({'sv_ref': 'sv'}, {'sv_ref': 'sv_ref'})
+        """
+        out = {c: c for c in self.columns}
+        out.update((local, backend) for backend, local in self.rename)
+        if self.suffixed:
+            have = set(present)
+            out.update((local, backend) for backend, local in self.suffixed if backend in have)
+        return out
 
 
 @dataclass(frozen=True)
@@ -109,21 +131,29 @@ def _selected(info: SourceInfo, scan: Scan) -> list[ColumnInfo]:
 
 
 def _rename(info: SourceInfo, cols: list[ColumnInfo], suffixes: dict[str, str]
-            ) -> tuple[tuple[str, str], ...]:
+            ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """Backend output names -> catalog names (the service suffixes a name only when
-    it is selected from both tables)."""
+    it is selected from both tables), and the suffixed names of columns the rule
+    leaves bare: a column the service adds on its own (the supervoxel id before a
+    root id) can make it suffix them too, which only the answer shows."""
     counts: dict[str, int] = {}
     for c in cols:
         counts[c.owner_column] = counts.get(c.owner_column, 0) + 1
     pairs = []
+    alts = []
     for c in cols:
-        sfx = suffixes.get(c.owner, "") if counts[c.owner_column] > 1 else ""
+        own = suffixes.get(c.owner, "")
+        sfx = own if counts[c.owner_column] > 1 else ""
         if c.type == "position":
             for a in "xyz":
                 pairs.append((f"{c.owner_column}{sfx}_{a}", f"{c.name}_{a}"))
+                if own and not sfx:
+                    alts.append((f"{c.owner_column}{own}_{a}", f"{c.name}_{a}"))
         else:
             pairs.append((c.owner_column + sfx, c.name))
-    return tuple(pairs)
+            if own and not sfx:
+                alts.append((c.owner_column + own, c.name))
+    return tuple(pairs), tuple(alts)
 
 
 def _local_columns(cols: list[ColumnInfo]) -> tuple[str, ...]:
@@ -152,6 +182,7 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     if scan.count:
         common.update(count=True, select_columns=None, desired_resolution=None)
     rename: tuple[tuple[str, str], ...] = ()
+    suffixed: tuple[tuple[str, str], ...] = ()
     if info.kind == "reference":
         assert info.target is not None
         suffixes = {info.name: REF_SUFFIXES[0], info.target: REF_SUFFIXES[1]}
@@ -162,7 +193,7 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
         else:
             req = QueryRequest(kind="join", join=((info.name, "target_id"), (info.target, "id")),
                                suffix_map=suffixes, **common)
-        rename = _rename(info, cols, suffixes)
+        rename, suffixed = _rename(info, cols, suffixes)
         label = "tables." + info.name + "().query  [reference merged: join on target_id = id]"
     else:
         kind = "live" if live else ("view" if info.kind == "view" else "table")
@@ -177,10 +208,6 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     # may carry several reference rows), else the table's id
     idc = info.column("id_ref") if info.kind == "reference" else info.column("id")
     id_column = (idc.owner, idc.owner_column) if idc is not None and idc.type == "int" else None
-    id_output = None
-    if idc is not None:
-        names = dict((local, backend) for backend, local in rename) if rename else {}
-        id_output = names.get(idc.name, idc.name)
     feeds = []
     for src, scol, dst in scan.feeds:
         c = info.column(dst)
@@ -194,7 +221,7 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     return RemoteCall(
         alias=scan.alias, relation=f"r{index}", request=req, feeds=tuple(feeds), rename=rename,
         columns=("count",) if scan.count else _local_columns(cols), id_column=id_column,
-        id_output=id_output,
+        id_local=idc.name if idc is not None else None, suffixed=suffixed,
         may_exceed_cap=may_exceed and not scan.count, label=label,
         est_rows=scan.est_rows, table_rows=count,
     )
