@@ -12,10 +12,12 @@ and the engine has an exact twin of the service to test against:
   ``filter_notin`` honoured (``server_compat=True`` ignores it like the service);
 - positions split into ``<col>_x/_y/_z`` int32, rescaled as
   ``trunc(round_half_even(v) * table_res / desired)``;
-- ``select_columns`` order with the supervoxel id added before a root id; joins
+- ``select_columns``: exactly the columns given, in their order (no supervoxel id is
+  added before a root id: the seed page's real output has none); joins
   with the service's suffix rule; views; live queries = frozen at the version
   the service would pick; ``count``;
-- rows ordered by ``id`` (joins: first table's id, then the next);
+- rows ordered by ``id`` (joins: first table's id, then the next; a reference merge: the
+  target's id, then the reference's);
 - an optional row cap with the service's silent truncation and ``Warning: 201``.
 
 >>> import tempfile

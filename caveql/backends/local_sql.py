@@ -143,7 +143,13 @@ class Builder:
             sql = f"SELECT count(*) AS {q('count')} FROM {from_sql} WHERE {where}"
             return sql, self.params, [pa.field("count", pa.int64())], desired, warnings, None
         proj, fields = self._projection(srcs, aliases, desired, joined)
-        order = ", ".join(f"{aliases[s.name]}.{q('id')}" for s in srcs if any(
+        keyed = srcs
+        if r.kind == "join" and r.join is not None and (r.join[0][1], r.join[1][1]) == ("target_id", "id"):
+            # a reference merge: the merged row's id is the target's (the seed's frames), so rows
+            # follow it, then the reference's id; a pushed LIMIT then takes the rows an ORDER BY
+            # id would (caveql serve puts the target first for caveclient: same rows)
+            keyed = [srcs[1], srcs[0]]
+        order = ", ".join(f"{aliases[s.name]}.{q('id')}" for s in keyed if any(
             c.name == "id" for c in s.columns))
         limit = self._limit()
         sql = f"SELECT {proj} FROM {from_sql} WHERE {where}"
@@ -272,10 +278,9 @@ class Builder:
                 c = s.col(name) if isinstance(name, str) else s.col(repr(name))
                 if c in cols:
                     continue
-                sv = c.name[: -len("_root_id")] + "_supervoxel_id"
-                if (r.kind != "live" and c.name.endswith("_root_id")
-                        and any(x.name == sv for x in s.columns) and all(x.name != sv for x in cols)):
-                    cols.append(s.col(sv))  # the service adds it right before the root id
+                # exactly the columns asked for: the seed page's real output (select_columns
+                # pt_position, pt_root_id) has no pt_supervoxel_id, although the server source
+                # reads as if it added one before a root id (materialization-server.md §2.4)
                 cols.append(c)
             chosen.append((s, cols))
         counts: dict[str, int] = {}

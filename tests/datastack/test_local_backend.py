@@ -166,12 +166,16 @@ def test_unknown_names_come_with_did_you_mean(tiny):
 
 # -- columns, positions, limits ------------------------------------------------------------
 
-def test_select_columns_adds_the_supervoxel_before_a_root_id(tiny):
+def test_select_columns_are_exactly_the_columns_given(tiny):
+    # the seed page: select_columns=['pt_position', 'pt_root_id'] gives no pt_supervoxel_id
     t = q(tiny, select_columns={"cells": ("cell_type", "pt_root_id", "pt_position", "id")}).table
-    assert t.schema.names == ["cell_type", "pt_supervoxel_id", "pt_root_id", "pt_position_x",
-                              "pt_position_y", "pt_position_z", "id"]
+    assert t.schema.names == ["cell_type", "pt_root_id", "pt_position_x", "pt_position_y",
+                              "pt_position_z", "id"]
+    assert t.column("pt_root_id").to_pylist() == q(tiny).table.column("pt_root_id").to_pylist()
     t = q(tiny, select_columns={"cells": ("pt_supervoxel_id", "id", "pt_root_id")}).table
     assert t.schema.names == ["pt_supervoxel_id", "id", "pt_root_id"]
+    t = q(tiny, select_columns={"cells": ("pt_root_id", "pt_root_id")}).table
+    assert t.schema.names == ["pt_root_id"]
 
 
 @pytest.mark.parametrize(("desired", "expected_x"), [
@@ -277,10 +281,33 @@ def test_join_filters_go_to_their_table_and_default_suffixes(tiny):
                                                 "nuclei": ("id", "pt_root_id", "pt_position")},
                                 desired_resolution=(4, 4, 40)))
     t = r.table
-    assert t.schema.names == ["idx", "cell_type", "idy", "pt_supervoxel_id", "pt_root_id",
+    assert t.schema.names == ["idx", "cell_type", "idy", "pt_root_id",
                               "pt_position_x", "pt_position_y", "pt_position_z"]
     assert t.column("idx").to_pylist() == [1, 2, 4]
     assert t.column("pt_position_x").to_pylist() == [100, 150, 302]
+
+
+def test_reference_merge_rows_follow_the_target_id(tmp_path):
+    # the merged frame's id is the target's: rows (and so a LIMIT) follow it, then the reference's
+    import pyarrow.parquet as pq
+
+    from caveql.datastack.tiny import build_tiny
+
+    root = build_tiny(tmp_path)
+    path = root / "versions" / "2" / "tables" / "cell_types.parquet"
+    refs = pq.read_table(path)
+    pq.write_table(refs.set_column(refs.schema.get_field_index("target_id"), "target_id",
+                                   pa.array([14, 11, 10, 11], pa.int64())), path)
+    with LocalBackend(root) as b:
+        def merged(**kw):
+            r = b.query(QueryRequest(kind="join", version=2, join=(("cell_types", "target_id"), ("nuclei", "id")),
+                                     select_columns={"cell_types": ("id",), "nuclei": ("id",)},
+                                     suffix_map={"cell_types": "_ref", "nuclei": ""}, **kw))
+            return list(zip(r.table.column("id").to_pylist(), r.table.column("id_ref").to_pylist(), strict=True))
+
+        assert merged() == [(10, 3), (11, 2), (11, 4), (14, 1)]
+        assert merged(limit=2) == [(10, 3), (11, 2)]
+        assert merged(limit=2, offset=2) == [(11, 4), (14, 1)]
 
 
 def test_synapse_join_orders_by_both_ids(tiny):

@@ -77,11 +77,7 @@ SEED = [
 ]
 
 
-# LocalBackend adds pt_supervoxel_id before a selected pt_root_id (materialization-server.md §2.4);
-# the seed page's output has none. Reported in .notes/h4-supervoxel-autoadd.md; strict, so a fix
-# shows up as a failure here and the marks get removed.
-_SV = pytest.mark.xfail(strict=True, reason="LocalBackend auto-adds pt_supervoxel_id; the seed has none")
-PARAMS = [pytest.param(s, id=s[0], marks=[_SV] if s[0].endswith("_formatted") else []) for s in SEED]
+PARAMS = [pytest.param(s, id=s[0]) for s in SEED]
 
 
 @pytest.mark.parametrize("case", PARAMS)
