@@ -132,8 +132,8 @@ class Builder:
         if len(set(names)) != len(names):
             raise error(f"a table appears twice in the query: {names}")
         aliases = {n: f"t{i}" for i, n in enumerate(names)}
-        conds, eq_cols, box_cols = self._filters(srcs, aliases)
-        from_sql = self._from(srcs, aliases, eq_cols, box_cols)
+        conds, filtered = self._filters(srcs, aliases)
+        from_sql = self._from(srcs, aliases, filtered)
         joined = len(srcs) > 1
         desired = self._desired(srcs)
         warnings = [f"Table Owner Notice on {s.name}: {s.notice}".replace("\n", " ")
@@ -199,16 +199,17 @@ class Builder:
 
     # -- FROM with the sorted copy that suits the filters ----------------------------------
 
-    def _from(self, srcs: list[Source], aliases: dict[str, str], eq_cols: dict[str, set[str]],
-              box_cols: dict[str, set[str]]) -> str:
+    def _from(self, srcs: list[Source], aliases: dict[str, str],
+              filtered: dict[str, dict[str, set[str]]]) -> str:
         def rel(s: Source) -> str:
             # a copy sorted by a column with an equality/IN filter reads a few row groups; else
-            # a copy sorted by a position (its x) when a spatial filter applies
-            wanted = eq_cols.get(s.name, set())
+            # a copy sorted by a position (its x) when a spatial filter applies; else a copy
+            # sorted by a column with a range (its matches are contiguous there, spread elsewhere)
+            used = filtered.get(s.name, {})
             for col, relation in s.copies:
-                if col in wanted:
+                if col in used.get("eq", ()):
                     return relation
-            boxes = box_cols.get(s.name, set())
+            boxes = used.get("box", set())
             if boxes:
                 spatial = [(c, r) for c, r in s.copies if any(x.name == c and x.position for x in s.columns)]
                 for col, relation in spatial:
@@ -216,6 +217,9 @@ class Builder:
                         return relation
                 if spatial:
                     return spatial[0][1]
+            for col, relation in s.copies:
+                if col in used.get("range", ()):
+                    return relation
             return s.relation
 
         first = srcs[0]
@@ -315,10 +319,11 @@ class Builder:
     # -- filters -----------------------------------------------------------------------------
 
     def _filters(self, srcs: list[Source], aliases: dict[str, str]
-                 ) -> tuple[list[str], dict[str, set[str]], dict[str, set[str]]]:
+                 ) -> tuple[list[str], dict[str, dict[str, set[str]]]]:
+        """The WHERE conjuncts, and per table the columns filtered by equality/IN (``eq``), a
+        box (``box``) or a bound (``range``): they choose the sorted copy to read."""
         conds: list[str] = []
-        eq_cols: dict[str, set[str]] = {}
-        box_cols: dict[str, set[str]] = {}
+        filtered: dict[str, dict[str, set[str]]] = {}
         by_name = {s.name: s for s in srcs}
         for s in srcs:
             if not s.view:
@@ -342,11 +347,11 @@ class Builder:
                 for name, value in cols.items():
                     c = s.col(str(name))
                     conds.append(self._cond(kind, s, aliases[s.name], c, value))
-                    if kind in ("in", "equal") and not c.position:
-                        eq_cols.setdefault(s.name, set()).add(c.name)
-                    elif kind == "spatial":
-                        box_cols.setdefault(s.name, set()).add(c.name)
-        return conds, eq_cols, box_cols
+                    use = ("eq" if kind in ("in", "equal") else "box" if kind == "spatial"
+                           else "range" if kind in _OPS else None)
+                    if use is not None and (use == "box") == c.position:
+                        filtered.setdefault(s.name, {}).setdefault(use, set()).add(c.name)
+        return conds, filtered
 
     def _cond(self, kind: str, s: Source, a: str, c: Col, value: Any) -> str:
         col = f"{a}.{q(c.name)}"

@@ -7,10 +7,12 @@ seed page's figures planted. Deterministic from the seed; idempotent (a marker f
 the generator version and parameters, a mismatch rebuilds); built in a temporary sibling
 folder and renamed into place, so an interrupted build never leaves a half datastack.
 
-Storage: synapses are written once, in three copies sorted by ``pre_pt_root_id``, by
-``post_pt_root_id`` and by the x of ``ctr_pt_position`` (row groups of :data:`ROW_GROUP`
-rows, so a root-id lookup or a small box reads one or two row groups), shared by both
-versions; version 343 rewrites the root ids of the cells edited since through a root id map.
+Storage: synapses are written once, in the copies of :data:`SORTS` (sorted by
+``pre_pt_root_id``, by ``post_pt_root_id``, by the x of ``ctr_pt_position`` and by ``size``;
+row groups of :data:`ROW_GROUP` rows, so a root-id lookup, a small box or a narrow size range
+reads one or two row groups), shared by both versions; version 343 rewrites the root ids of the
+cells edited since through a root id map. A demo built before a copy joined :data:`SORTS` gains
+it in place (sorted from an existing copy) instead of being rebuilt: the rows are the same.
 
 >>> default_demo_path().name if "CAVEQL_DEMO_PATH" not in os.environ else "minnie65_demo"
 'minnie65_demo'
@@ -51,6 +53,7 @@ __all__ = [
     "DEFAULT_SYNAPSES",
     "GENERATOR_VERSION",
     "ROW_GROUP",
+    "SORTS",
     "build_demo",
     "default_demo_path",
     "read_marker",
@@ -62,6 +65,11 @@ ROW_GROUP = 65_536
 IN_MEMORY_SORT = 12_000_000  # above this many synapses, DuckDB sorts out of core
 MARKER = ".caveql-demo.json"
 SYN = "synapses_pni_2"
+#: The synapse copies: (sort column, file suffix). Root-id equalities read by_pre/by_post, a
+#: spatial box by_x (pre/post points lie within ~100 voxels of the centre), a size range by_size
+#: (sizes are spread through every row group of the other copies: a range decoded them all).
+SORTS = (("pre_pt_root_id", "by_pre"), ("post_pt_root_id", "by_post"),
+         ("ctr_pt_position_x", "by_x"), ("size", "by_size"))
 
 Progress = Callable[[str], None]
 
@@ -113,12 +121,14 @@ def build_demo(path: str | Path | None = None, synapses: int = DEFAULT_SYNAPSES,
         raise DatastackError(f"--synapses must be an integer of at least 2000, not {synapses!r}")
     root = Path(path) if path is not None else default_demo_path()
     wanted = _wanted(synapses, seed)
+    report = progress if progress is not None else (_stderr_progress() or (lambda _m: None))
     if not force and read_marker(root) == wanted:
+        if _add_missing_copies(root, report, memory_limit):
+            report(f"done: {root}\n")
         return root
     if root.exists() and not (root / MARKER).exists() and any(root.iterdir()):
         raise DatastackError(f"{root} exists and is not a caveql demo; refusing to overwrite it",
                              hint="choose another --path, or remove the folder")
-    report = progress if progress is not None else (_stderr_progress() or (lambda _m: None))
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -190,42 +200,93 @@ def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress,
         _write(chunk, parts / f"part-{c:04d}.parquet")
         done += chunk.num_rows
         report(f"synapses {done:,}/{total:,}")
-    files = []
-    # pre/post root lookups read one or two row groups of their copy; the copy in x order of
-    # the synapse centre serves spatial boxes (pre/post points lie within ~100 voxels of it)
-    sorts = (("pre_pt_root_id", "by_pre"), ("post_pt_root_id", "by_post"), ("ctr_pt_position_x", "by_x"))
-    if total <= IN_MEMORY_SORT:
-        # small demos: sort in memory with Arrow (much faster than a spilling sort)
-        table = pa.concat_tables(pq.read_table(p) for p in sorted(parts.glob("*.parquet")))
-        for col, suffix in sorts:
-            report(f"sorting synapses by {col}")
-            _write(table.sort_by([(col, "ascending"), ("id", "ascending")]),
-                   root / "shared" / f"{SYN}.{suffix}.parquet")
-            files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": _sort_name(col)})
-        del table
-    else:
-        con = duckdb.connect(":memory:", config={
-            "memory_limit": memory_limit, "temp_directory": str(root / "shared" / "_tmp"),
-            "preserve_insertion_order": True})
-        try:
-            con.execute("SET enable_progress_bar = false")
-            src = str(parts / "*.parquet").replace("'", "''")
-            for col, suffix in sorts:
-                report(f"sorting synapses by {col}")
-                out = str(root / "shared" / f"{SYN}.{suffix}.parquet").replace("'", "''")
-                con.execute(f"COPY (SELECT * FROM read_parquet('{src}') ORDER BY {col}, id) TO "
-                            f"'{out}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP}, COMPRESSION zstd)")
-                files.append({"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": _sort_name(col)})
-        finally:
-            con.close()
+    _sort_copies(root, sorted(parts.glob("*.parquet")), total, SORTS, report, memory_limit)
     shutil.rmtree(parts)
-    shutil.rmtree(root / "shared" / "_tmp", ignore_errors=True)
     for v in VERSIONS:
-        storage: dict[str, Any] = {"files": files}
+        storage: dict[str, Any] = {"files": _files()}
         if v != 661:
             _write(cells.root_map(), root / "versions" / str(v) / "root_id_map.parquet")
             storage["root_id_map"] = f"versions/{v}/root_id_map.parquet"
         write_table_metadata(root, v, SYN, table_metadata(SYN, v, 0), storage)
+
+
+def _files() -> list[dict[str, str]]:
+    """``_storage.files`` of the synapse table: every copy of :data:`SORTS`, in that order."""
+    return [{"path": f"shared/{SYN}.{suffix}.parquet", "sorted_by": _sort_name(col)} for col, suffix in SORTS]
+
+
+def _sort_copies(root: Path, sources: list[Path], total: int, sorts: tuple[tuple[str, str], ...],
+                 report: Progress, memory_limit: str) -> None:
+    """Write ``shared/<SYN>.<suffix>.parquet`` for each ``(column, suffix)``: the rows of the
+    ``sources`` sorted by the column, then ``id`` (unique, so the order is deterministic).
+    Each file is written under a temporary name and renamed into place."""
+    shared = root / "shared"
+    tmp_dir = shared / f"_tmp-{os.getpid()}"
+    done: list[Path] = []
+    try:
+        if total <= IN_MEMORY_SORT:
+            # small demos: sort in memory with Arrow (much faster than a spilling sort)
+            table = pa.concat_tables(pq.read_table(p) for p in sources)
+            for col, suffix in sorts:
+                report(f"sorting synapses by {col}")
+                out = shared / f".{SYN}.{suffix}.parquet.{os.getpid()}"
+                done.append(out)
+                _write(table.sort_by([(col, "ascending"), ("id", "ascending")]), out)
+                out.replace(shared / f"{SYN}.{suffix}.parquet")
+            del table
+            return
+        con = duckdb.connect(":memory:", config={
+            "memory_limit": memory_limit, "temp_directory": str(tmp_dir), "preserve_insertion_order": True})
+        try:
+            con.execute("SET enable_progress_bar = false")
+            src = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in sources) + "]"
+            for col, suffix in sorts:
+                report(f"sorting synapses by {col}")
+                out = shared / f".{SYN}.{suffix}.parquet.{os.getpid()}"
+                done.append(out)
+                lit = str(out).replace("'", "''")
+                con.execute(f"COPY (SELECT * FROM read_parquet({src}) ORDER BY {col}, id) TO "
+                            f"'{lit}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP}, COMPRESSION zstd)")
+                out.replace(shared / f"{SYN}.{suffix}.parquet")
+        finally:
+            con.close()
+    finally:
+        for p in done:
+            p.unlink(missing_ok=True)  # (only left over when interrupted)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _add_missing_copies(root: Path, report: Progress, memory_limit: str) -> bool:
+    """Give a demo built before a copy joined :data:`SORTS` that copy, sorted from an existing
+    one (minutes at 100M instead of a rebuild of hours); True when something was added.
+
+    The table JSONs are rewritten atomically after the file is in place, so a reader sees the
+    old list or the new one; two processes doing this at once write identical files.
+    """
+    metas = [root / "versions" / str(v) / "tables" / f"{SYN}.json" for v in VERSIONS]
+    try:
+        docs = [json.loads(m.read_text(encoding="utf-8")) for m in metas]
+        listed = [f["path"] for f in docs[-1]["_storage"]["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatastackError(f"{root}: cannot read the synapse table's storage: {exc}",
+                             hint="rebuild the demo with `caveql demo --force`") from exc
+    present = [p for p in listed if (root / p).exists()]
+    missing = tuple((col, suffix) for col, suffix in SORTS
+                    if f"shared/{SYN}.{suffix}.parquet" not in present)
+    if not missing:
+        return False
+    if not present:
+        raise DatastackError(f"{root}: every synapse file is missing",
+                             hint="rebuild the demo with `caveql demo --force`")
+    source = root / present[0]
+    total = pq.ParquetFile(source).metadata.num_rows
+    _sort_copies(root, [source], total, missing, report, memory_limit)
+    for meta, doc in zip(metas, docs, strict=True):
+        doc["_storage"]["files"] = _files()
+        tmp = meta.with_name(f".{meta.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(meta)
+    return True
 
 
 def _sort_name(col: str) -> str:

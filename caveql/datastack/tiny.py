@@ -8,8 +8,9 @@ Cell 5 was edited between them: its root is 905 at version 1 and 1005 at version
   ``BC`` = cells 2 and 5; cell 4 has root 0; cell 6 has no cell_type.
 - ``nuclei`` (nucleus_detection, 8×8×40 nm): ids 10–14, bounding boxes all NULL.
 - ``cell_types`` (cell_type_reference → nuclei): ids 1–4 with target ids 10, 11, 12, 14.
-- ``synapses`` (synapse, 4×4×40 nm): ids 100–109, copies sorted by pre root, by post root and
-  (descending, to make order bugs visible) by the centre's x.
+- ``synapses`` (synapse, 4×4×40 nm): ids 100–109, sizes 40–400 (40 · (id − 99)); copies sorted
+  by pre root, by post root and (descending, to make order bugs visible) by the centre's x and
+  by size.
 - view ``syn_counts``: synapses per (pre, post) root pair without autapses.
 
 >>> import tempfile
@@ -155,12 +156,15 @@ def build_tiny(path: str | Path) -> Path:
                    shared / "synapses.by_post.parquet", row_group_size=3)
     pq.write_table(syn.sort_by([("ctr_pt_position_x", "descending"), ("id", "ascending")]),
                    shared / "synapses.by_x.parquet", row_group_size=3)
+    pq.write_table(syn.sort_by([("size", "descending"), ("id", "ascending")]),
+                   shared / "synapses.by_size.parquet", row_group_size=3)
     pq.write_table(pa.table({"root_id": pa.array([1005], pa.int64()),
                              "version_root_id": pa.array([905], pa.int64())}),
                    root / "versions" / "1" / "root_id_map.parquet")
     files = [{"path": "shared/synapses.by_pre.parquet", "sorted_by": "pre_pt_root_id"},
              {"path": "shared/synapses.by_post.parquet", "sorted_by": "post_pt_root_id"},
-             {"path": "shared/synapses.by_x.parquet", "sorted_by": "ctr_pt_position"}]
+             {"path": "shared/synapses.by_x.parquet", "sorted_by": "ctr_pt_position"},
+             {"path": "shared/synapses.by_size.parquet", "sorted_by": "size"}]
     for v in (1, 2):
         storage: dict[str, object] = {"files": files}
         if v == 1:

@@ -215,6 +215,17 @@ def test_synapse_shape(demo, demo_path):
     assert 0.2 < (~np.isin(partners, soma_roots)).mean() < 0.4
 
 
+def test_size_range_reads_the_size_sorted_copy(demo, demo_path):
+    r = demo.query(QueryRequest(kind="table", table=SYN, version=661,
+                                filter_greater_equal={SYN: {"size": 40_000}},
+                                filter_less_equal={SYN: {"size": 40_400}}))
+    by_pre = demo_path / "shared" / f"{SYN}.by_pre.parquet"
+    want = pq.read_table(by_pre, columns=["id"], filters=[("size", ">=", 40_000), ("size", "<=", 40_400)])
+    assert r.table.num_rows > 0 and r.table["id"].to_pylist() == sorted(want["id"].to_pylist())
+    # the matches are contiguous in the by_size copy: a row group or two, not the whole table
+    assert 0 < r.bytes_read < by_pre.stat().st_size / 10
+
+
 def test_edited_cells_have_new_larger_roots(demo):
     old = demo.query(QueryRequest(kind="table", table=NUC, version=343,
                                   select_columns={NUC: ("id", "pt_root_id")})).table
@@ -266,6 +277,47 @@ def test_determinism_and_idempotence(small_demo, tmp_path):
     with LocalBackend(b) as backend:
         assert backend.table_count(661, SYN) == 21_000
     assert not list(tmp_path.glob(".*building*"))
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_an_older_demo_gains_a_missing_copy_in_place(small_demo, tmp_path, monkeypatch, in_memory):
+    import shutil
+
+    from caveql.datastack import demo as demo_module
+
+    old = tmp_path / "old"
+    shutil.copytree(small_demo, old)
+    copy = old / "shared" / f"{SYN}.by_size.parquet"
+    want = pq.read_table(copy)
+    metas = [Path("versions") / str(v) / "tables" / f"{SYN}.json" for v in (343, 661)]
+    copy.unlink()  # as a demo built before the by_size copy existed
+    for m in metas:
+        doc = json.loads((old / m).read_text())
+        doc["_storage"]["files"] = [f for f in doc["_storage"]["files"] if "by_size" not in f["path"]]
+        (old / m).write_text(json.dumps(doc))
+    request = QueryRequest(kind="table", table=SYN, version=343, filter_greater={SYN: {"size": 20_000}})
+    with LocalBackend(old) as b:
+        before = b.query(request).table
+    assert before.num_rows > 0
+    stamp = (old / ".caveql-demo.json").stat().st_mtime_ns
+    if not in_memory:
+        monkeypatch.setattr(demo_module, "IN_MEMORY_SORT", 0)  # DuckDB's out-of-core sort
+    messages: list[str] = []
+    assert build_demo(old, synapses=20_000, seed=3, progress=messages.append) == old
+    assert (old / ".caveql-demo.json").stat().st_mtime_ns == stamp  # not rebuilt
+    assert any("size" in m for m in messages)
+    got = pq.read_table(copy)
+    # the same rows in the same order (DuckDB's sort writes the columns as nullable)
+    assert got.schema.names == want.schema.names and got.to_pydict() == want.to_pydict()
+    for m in metas:
+        assert json.loads((old / m).read_text())["_storage"] == json.loads((small_demo / m).read_text())["_storage"]
+    with LocalBackend(old) as b:
+        assert b.query(request).table.equals(before)
+    assert sorted(p.name for p in (old / "shared").iterdir()) == sorted(
+        p.name for p in (small_demo / "shared").iterdir())  # no temporary files left
+    messages.clear()
+    build_demo(old, synapses=20_000, seed=3, progress=messages.append)
+    assert messages == []  # complete: nothing to do
 
 
 def test_refuses_foreign_folders_and_bad_sizes(tmp_path):

@@ -435,3 +435,26 @@ def test_spatial_filters_read_the_position_sorted_copy(tiny, version):
     r = q(tiny, "synapses", version, filter_spatial={"synapses": {"pre_pt_position": box}},
           filter_equal={"synapses": {"post_pt_root_id": 1003}})
     assert ids(r) == [102, 105]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_size_filters_read_the_size_sorted_copy(tiny, version):
+    from caveql.backends.local_sql import Builder
+
+    def check(expected, **filters):
+        request = QueryRequest(kind="table", table="synapses", version=version, **filters)
+        assert ids(tiny.query(request)) == expected
+        return Builder(tiny, request).build()[0]
+
+    sql = check([102, 103], filter_greater_equal={"synapses": {"size": 120}},
+                filter_less={"synapses": {"size": 200}})
+    assert '"synapses__copy3"' in sql  # the by_size copy
+    assert '"synapses__copy3"' in check([109], filter_equal={"synapses": {"size": 400}})
+    # an equality on a root id or a box takes precedence: it is the narrower filter
+    sql = check([106, 107], filter_greater={"synapses": {"size": 200}},
+                filter_equal={"synapses": {"pre_pt_root_id": 1005 if version == 2 else 905}})
+    assert '"synapses__copy3"' not in sql and '"synapses"' in sql
+    sql = check([103, 104, 105], filter_greater={"synapses": {"size": 120}},
+                filter_spatial={"synapses": {"ctr_pt_position": [[20, 40, 0], [60, 120, 9]]}})
+    assert '"synapses__copy2"' in sql
+
