@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/remote.py                 # the default 2M-synapse demo
     .venv/bin/python benchmarks/remote.py --path DIR --json out.json
+    .venv/bin/python benchmarks/remote.py --only d        # just the memory measurement
 
 The server runs in its own process (``caveql serve --path <demo>``, the service's 200,000-row
 cap), so the client's memory is measured alone. Four measurements:
@@ -14,11 +15,15 @@ cap), so the client's memory is measured alone. Four measurements:
     that no call reaches the cap, then ``pd.concat``). Same rows checked; time ratio.
 (c) a repeated versioned query (the query of (b) at version 661) with the disk cache cold vs
     warm (a fresh engine each time, so only the disk cache carries over).
-(d) peak RSS growth of the client during (a) relative to the final frame's size (target <= 3x),
-    and of fetching the same calls alone (``HttpBackend.query_many`` in a fresh process) relative
-    to the Arrow data they return.
+(d) peak RSS growth of the client during (a), in a fresh process, relative to the final frame's
+    size (target <= 3x), and of fetching the same calls alone (``HttpBackend.query_many`` in
+    another fresh process) relative to the Arrow data they return. On Linux the peak is the
+    kernel's high-water mark (``VmHWM``, reset before the statement), so no short peak is missed.
 
-Timings are medians of ``--repeat`` runs (default 3), warm server.
+(e) the local step of (a) alone (sort by id, project, build the frame) on the same fetched
+    answers: caveql's direct step vs the same step through DuckDB, interleaved, same frame checked.
+
+Timings are medians of ``--repeat`` runs (default 3; at least 3 for (e)), warm server.
 """
 
 from __future__ import annotations
@@ -84,15 +89,21 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 class PeakRss:
-    """Peak resident set size of this process while the block runs (sampled every 2 ms)."""
+    """Peak resident set size of this process while the block runs.
+
+    Exact on Linux: the kernel's high-water mark (``VmHWM``) is reset on entry (``clear_refs``)
+    and read on exit. Elsewhere, RSS sampled every 2 ms (may miss a short peak).
+    """
 
     def __enter__(self) -> PeakRss:
         self._proc = psutil.Process()
         self.base = self._proc.memory_info().rss
         self.peak = self.base
+        self.exact = _reset_hwm()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._watch, daemon=True)
-        self._t.start()
+        if not self.exact:
+            self._t.start()
         return self
 
     def _watch(self) -> None:
@@ -102,8 +113,31 @@ class PeakRss:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._t.join()
+        if self.exact:
+            self.peak = max(self.peak, _hwm())
+        else:
+            self._t.join()
         self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # 5: reset the peak RSS to the current RSS
+        return _hwm() > 0
+    except OSError:
+        return False
+
+
+def _hwm() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def caveclient_for(url: str) -> Any:
@@ -197,9 +231,72 @@ def bench_c(url: str, repeat: int) -> dict[str, Any]:
 
 
 def bench_d(url: str, size: int) -> dict[str, Any]:
+    """(d) in fresh processes: the engine's peak RSS growth (its usual local step, then with the
+    local step forced through DuckDB), then the same calls fetched alone."""
+    import pickle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sent = Path(tmp) / "requests.pickle"
+        out = subprocess.run([sys.executable, __file__, "--engine-memory", str(size), "--url", url,
+                              "--requests-out", str(sent)], capture_output=True, text=True, check=True)
+        requests = pickle.loads(sent.read_bytes())
+        duck = subprocess.run([sys.executable, __file__, "--engine-memory", str(size), "--url", url,
+                               "--requests-out", str(sent), "--duckdb"], capture_output=True, text=True,
+                              check=True)
+    d = json.loads(out.stdout)
+    d["duckdb_rss_growth_bytes"] = json.loads(duck.stdout)["rss_growth_bytes"]
+    d["duckdb_growth_over_frame"] = d["duckdb_rss_growth_bytes"] / d["frame_bytes"]
+    return {**d, **_fetch_only(url, requests)}
+
+
+def bench_e(url: str, size: int, repeat: int) -> dict[str, Any]:
+    """(e) the local step of (a) alone, on the same fetched answers: direct vs DuckDB, interleaved."""
+    from unittest import mock
+
+    import caveql.execute as ex
+    from caveql.execute.local import run_local
+
+    cql = f"SELECT * FROM synapses_pni_2 WHERE size > {size} SPLIT POSITIONS"
+    eng = engine_for(url)
+    captured: list[Any] = []
+
+    def capture(p: Any, relations: dict[str, Any], keep_arrow: bool = False) -> Any:
+        captured.append((p, dict(relations)))
+        return run_local(p, relations, keep_arrow=keep_arrow)
+
+    with mock.patch.object(ex, "run_local", capture):
+        want = eng.execute(cql).frame
+    eng.backend.close()
+    p, relations = captured[-1]
+    direct, duck = [], []
+    for _ in range(repeat):
+        for times, patch in ((direct, None), (duck, mock.patch("caveql.execute.local.direct_step",
+                                                                  return_value=None))):
+            if patch is not None:
+                patch.start()
+            t = time.perf_counter()
+            frame, _a, _s = run_local(p, dict(relations))
+            times.append(time.perf_counter() - t)
+            if patch is not None:
+                patch.stop()
+            pd.testing.assert_frame_equal(frame, want, check_exact=True)
+            del frame
+    d_s, k_s = statistics.median(direct), statistics.median(duck)
+    return {"rows": len(want), "direct_s": d_s, "duckdb_s": k_s, "duckdb_over_direct": k_s / d_s}
+
+
+def engine_memory_child(size: int, url: str, requests_out: Path, duckdb: bool = False) -> int:
+    import dataclasses
+    import pickle
+    from unittest import mock
+
+    if duckdb:  # the local step as it was before caveql.execute.direct: through DuckDB
+        mock.patch("caveql.execute.local.direct_step", return_value=None).start()
+
     cql = f"SELECT * FROM synapses_pni_2 WHERE size > {size} SPLIT POSITIONS"
     eng = engine_for(url)
     eng.execute("SHOW TABLES")  # discovery and catalog outside the measurement
+    eng.execute("SELECT id FROM synapses_pni_2 WHERE id = 0")  # warm the code paths (imports, DuckDB)
     sent: list[Any] = []
     query = eng.backend.query
 
@@ -213,18 +310,19 @@ def bench_d(url: str, size: int) -> dict[str, Any]:
     eng.backend.close()
     frame_bytes = int(frame.memory_usage(deep=True).sum())
     growth = rss.peak - rss.base
-    fetch = _fetch_only(url, [r for r in sent if r.table == "synapses_pni_2" and r.limit != 1])
-    return {"rows": len(frame), "frame_bytes": frame_bytes, "rss_growth_bytes": growth,
-            "growth_over_frame": growth / frame_bytes, **fetch}
+    requests_out.write_bytes(pickle.dumps(
+        [dataclasses.asdict(r) for r in sent if r.table == "synapses_pni_2" and r.limit != 1]))
+    print(json.dumps({"rows": len(frame), "frame_bytes": frame_bytes, "rss_growth_bytes": growth,
+                      "growth_over_frame": growth / frame_bytes, "exact_peak": rss.exact}))
+    return 0
 
 
-def _fetch_only(url: str, requests: list[Any]) -> dict[str, Any]:
+def _fetch_only(url: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
     """RSS growth of fetching the same calls with ``HttpBackend.query_many`` alone, in a fresh process."""
-    import dataclasses
     import pickle
 
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as fh:
-        pickle.dump([dataclasses.asdict(r) for r in requests], fh)
+        pickle.dump(requests, fh)
     out = subprocess.run([sys.executable, __file__, "--fetch-only", fh.name, "--url", url],
                          capture_output=True, text=True, check=True)
     Path(fh.name).unlink()
@@ -255,10 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--fetch-only", metavar="REQUESTS", help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="abcde", help="which measurements to run, e.g. de (default abcde)")
+    parser.add_argument("--engine-memory", metavar="SIZE", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--requests-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--duckdb", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fetch_only:
         return fetch_only_child(args.fetch_only, args.url)
+    if args.engine_memory is not None:
+        return engine_memory_child(args.engine_memory, args.url, args.requests_out, args.duckdb)
     logging.getLogger("caveclient").setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     if args.path is None:
@@ -267,26 +371,48 @@ def main(argv: list[str] | None = None) -> int:
         args.path = build_demo()
     size = median_size(args.path)
     server = Server(args.path)
+    out: dict[str, dict[str, Any]] = {}
     try:
-        out = {"d": bench_d(server.url, size)}  # first: the cleanest process state for the RSS figure
-        out["a"] = bench_a(server.url, size, args.repeat)
-        out["b"] = bench_b(server.url, args.repeat)
-        out["c"] = bench_c(server.url, args.repeat)
+        if "d" in args.only:
+            out["d"] = bench_d(server.url, size)  # first (its own process anyway)
+        if "a" in args.only:
+            out["a"] = bench_a(server.url, size, args.repeat)
+        if "b" in args.only:
+            out["b"] = bench_b(server.url, args.repeat)
+        if "c" in args.only:
+            out["c"] = bench_c(server.url, args.repeat)
+        if "e" in args.only:
+            out["e"] = bench_e(server.url, size, max(args.repeat, 3))
     finally:
         server.stop()
-    a, b, c, d = out["a"], out["b"], out["c"], out["d"]
-    print(f"(a) {a['caveql_rows']:,} rows: caveql {a['caveql_s']:.2f} s ({a['caveql_rows_per_s']:,.0f} rows/s, "
-          f"complete); caveclient {a['caveclient_s']:.2f} s for {a['caveclient_rows']:,} rows "
-          f"({a['caveclient_rows_per_s']:,.0f} rows/s, truncated at the cap)")
-    print(f"(b) synapses onto BC cells, {b['rows']:,} rows: caveql {b['caveql_s']:.2f} s, caveclient idiom "
-          f"{b['caveclient_s']:.2f} s -> caveclient/caveql = {b['caveclient_over_caveql']:.2f}x, "
-          f"same answer: {b['same_answer']}")
-    print(f"(c) repeated versioned query: cold {c['cold_s'] * 1000:.0f} ms (incl. discovery ~"
-          f"{c['discovery_s'] * 1000:.0f} ms), warm {c['warm_s'] * 1000:.0f} ms -> {c['cold_over_warm']:.1f}x")
-    print(f"(d) peak RSS growth during (a): {d['rss_growth_bytes'] / 1e6:,.0f} MB for a "
-          f"{d['frame_bytes'] / 1e6:,.0f} MB frame -> {d['growth_over_frame']:.2f}x (target <= 3x); the "
-          f"{d['fetch_calls']} calls alone: {d['fetch_rss_growth_bytes'] / 1e6:,.0f} MB for "
-          f"{d['fetch_arrow_bytes'] / 1e6:,.0f} MB of Arrow -> {d['fetch_growth_over_arrow']:.2f}x")
+    if "a" in out:
+        a = out["a"]
+        print(f"(a) {a['caveql_rows']:,} rows: caveql {a['caveql_s']:.2f} s ({a['caveql_rows_per_s']:,.0f} rows/s, "
+              f"complete); caveclient {a['caveclient_s']:.2f} s for {a['caveclient_rows']:,} rows "
+              f"({a['caveclient_rows_per_s']:,.0f} rows/s, truncated at the cap)")
+    if "b" in out:
+        b = out["b"]
+        print(f"(b) synapses onto BC cells, {b['rows']:,} rows: caveql {b['caveql_s']:.2f} s, caveclient idiom "
+              f"{b['caveclient_s']:.2f} s -> caveclient/caveql = {b['caveclient_over_caveql']:.2f}x, "
+              f"same answer: {b['same_answer']}")
+    if "c" in out:
+        c = out["c"]
+        print(f"(c) repeated versioned query: cold {c['cold_s'] * 1000:.0f} ms (incl. discovery ~"
+              f"{c['discovery_s'] * 1000:.0f} ms), warm {c['warm_s'] * 1000:.0f} ms -> {c['cold_over_warm']:.1f}x")
+    if "d" in out:
+        d = out["d"]
+        print(f"(d) peak RSS growth during (a), fresh process: {d['rss_growth_bytes'] / 1e6:,.0f} MB for a "
+              f"{d['frame_bytes'] / 1e6:,.0f} MB frame -> {d['growth_over_frame']:.2f}x (target <= 3x); the "
+              f"{d['fetch_calls']} calls alone: {d['fetch_rss_growth_bytes'] / 1e6:,.0f} MB for "
+              f"{d['fetch_arrow_bytes'] / 1e6:,.0f} MB of Arrow -> {d['fetch_growth_over_arrow']:.2f}x"
+              f" ({'exact high-water mark' if d['exact_peak'] else 'sampled every 2 ms'}); with the local "
+              f"step forced through DuckDB: {d['duckdb_rss_growth_bytes'] / 1e6:,.0f} MB -> "
+              f"{d['duckdb_growth_over_frame']:.2f}x")
+    if "e" in out:
+        e = out["e"]
+        print(f"(e) the local step of (a) on the same answers ({e['rows']:,} rows): direct "
+              f"{e['direct_s'] * 1000:.0f} ms, DuckDB {e['duckdb_s'] * 1000:.0f} ms -> DuckDB/direct = "
+              f"{e['duckdb_over_direct']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0

@@ -81,6 +81,7 @@ def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True
             by_alias[call.alias] = table
             relations[call.relation] = table
             stats["calls"][call.alias] = cstats.as_dict()
+        table = None  # the loop variable too: run_local must hold the only references, to free them
     finally:
         if pool is not None:
             pool.shutdown()
