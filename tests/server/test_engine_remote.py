@@ -127,3 +127,24 @@ def test_disk_cache_serves_a_repeated_versioned_statement(tiny_served, tmp_path)
         Engine(b).execute(live)
         assert sum(e["method"] == "POST" and e["path"].endswith("/tiny/query")
                    for e in tiny_served.recorder.log[before:]) == 2
+
+
+@pytest.mark.parametrize("cql", [
+    "SELECT * FROM synapses AT VERSION 1",
+    "SELECT * FROM cell_types SPLIT POSITIONS",
+    "SELECT id, pt_position, cell_type FROM cells",
+    "SELECT size, id FROM synapses WHERE size > 50",
+])
+def test_direct_local_step_same_frame_as_duckdb(engines, cql):
+    """Answers decoded from Arrow IPC (one chunk per id-range call at a 3-row cap): the local step
+    without DuckDB (caveql.execute.direct) gives the DuckDB step's frame exactly."""
+    from unittest import mock
+
+    from caveql.execute.direct import direct_step
+
+    for eng in engines[1:]:
+        assert direct_step(eng.physical_plan(cql)) is not None
+        direct = eng.execute(cql).frame
+        with mock.patch("caveql.execute.local.direct_step", return_value=None):
+            duck = eng.execute(cql).frame
+        pd.testing.assert_frame_equal(direct, duck, check_exact=True)
