@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from caveql.backends.endpoints import encode_body, query_target
-from caveql.plan.logical import Query, show
+from caveql.plan.logical import Lit, Query, show, walk
 from caveql.plan.physical import PhysicalPlan, RemoteCall
 
 __all__ = ["explain_text", "logical_text"]
@@ -45,7 +45,8 @@ def logical_text(q: Query, indent: str = "") -> list[str]:
             line += " [null-extended by LEFT JOIN]"
         out.append(line)
         for f in s.filters:
-            out.append(f"{indent}    pushed {f.kind}: {f.table}.{f.column} {_short(f.value)}")
+            out.append(f"{indent}    pushed {f.kind}: {f.table}.{f.column} {_short(f.value)}"
+                       + _float32_note(f.origin))
         if s.columns is not None:
             out.append(f"{indent}    columns: {', '.join(s.columns)}")
         if s.limit is not None or s.offset is not None:
@@ -67,6 +68,13 @@ def logical_text(q: Query, indent: str = "") -> list[str]:
     if q.order:
         out.append(f"{indent}  fetch order: {' -> '.join(q.order)}")
     return out
+
+
+def _float32_note(origin: Any) -> str:
+    """Where a pushed bound is the float32 edge of a comparison, the comparison it comes from."""
+    if origin is None or not any(isinstance(x, Lit) and x.type == "float32" for x in walk(origin)):
+        return ""
+    return f"  [{show(origin)} in float32]"
 
 
 def _short(v: Any) -> str:

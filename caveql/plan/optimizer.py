@@ -1,8 +1,8 @@
 """The rule driver: :data:`RULES` in order, each given only the keywords it declares.
 
 >>> [r.__name__ for r in RULES]
-['normalize', 'spatial_box', 'pushdown_filters', 'join_order', 'prune_columns', 'pushdown_limit',
- 'pushdown_count']
+['normalize', 'float32_compare', 'spatial_box', 'pushdown_filters', 'join_order', 'prune_columns',
+ 'pushdown_limit', 'pushdown_count']
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
 from caveql.plan.logical import Query
+from caveql.plan.rules.float32 import float32_compare
 from caveql.plan.rules.join_order import join_order
 from caveql.plan.rules.normalize import normalize
 from caveql.plan.rules.prune_columns import prune_columns
@@ -28,7 +29,7 @@ Rule = Callable[..., Query]
 
 #: The planner's rules, in the order they run.
 RULES: tuple[Rule, ...] = (
-    normalize, spatial_box, pushdown_filters, join_order, prune_columns, pushdown_limit,
+    normalize, float32_compare, spatial_box, pushdown_filters, join_order, prune_columns, pushdown_limit,
     pushdown_count,
 )
 

@@ -7,7 +7,9 @@ Pushed (when the backend's ``Capabilities.filters`` has the kind): ``col = v``,
 true in SQL, but the service reads it as IS NULL), comparisons between columns,
 timestamps, anything on the null-extended side of a LEFT JOIN, and a second
 conjunct of the same kind on the same column (the body holds one). A filter on a
-merged reference table is keyed by the table that owns the column.
+merged reference table is keyed by the table that owns the column. A comparison
+with a float32 column (its number already rounded by the ``float32_compare`` rule)
+is pushed as the range of doubles that round into it (:mod:`.float32`).
 
 >>> from caveql.plan.rules.pushdown_filters import filter_for
 >>> from caveql.plan.logical import Call, Col, Lit
@@ -24,6 +26,7 @@ from typing import Any
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
 from caveql.plan.logical import Call, Col, Expr, Filter, InList, Lit, Query, Scan
+from caveql.plan.rules.float32 import edge_filters
 
 __all__ = ["filter_for", "pushdown_filters"]
 
@@ -53,6 +56,8 @@ def filter_for(e: Expr) -> list[tuple[str, str, Any]]:
         col, lit = e.args
         if col.type in ("position", "timestamp") or not _sendable(lit.value):
             return []
+        if lit.type == "float32":  # compared in float32: the doubles that round into the answer
+            return [(k, col.name, v) for k, v in edge_filters(e.op, lit.value)]
         if col.type == "string" and e.op != "=":
             return []  # collations differ between the service and local engines
         if col.type == "bool" and e.op != "=":
@@ -74,6 +79,9 @@ def filter_for(e: Expr) -> list[tuple[str, str, Any]]:
         return [("in", col.name, tuple(dict.fromkeys(vals)))]
     if isinstance(e, Call) and e.op == "BETWEEN" and not e.negated and isinstance(e.args[0], Col):
         col, lo, hi = e.args
+        if (isinstance(lo, Lit) and isinstance(hi, Lit) and lo.type == hi.type == "float32"
+                and _sendable(lo.value) and _sendable(hi.value)):
+            return [(k, col.name, v) for k, v in edge_filters("BETWEEN", lo.value, hi.value)]
         if (col.type in ("int", "float") and isinstance(lo, Lit) and isinstance(hi, Lit)
                 and lo.type in ("int", "float") and hi.type in ("int", "float")
                 and _sendable(lo.value) and _sendable(hi.value)):
