@@ -17,7 +17,8 @@ cap), so the client's memory is measured alone. Four measurements:
     warm (a fresh engine each time, so only the disk cache carries over).
 (d) peak RSS growth of the client during (a), in a fresh process, relative to the final frame's
     size (target <= 3x), and of fetching the same calls alone (``HttpBackend.query_many`` in
-    another fresh process) relative to the Arrow data they return. On Linux the peak is the
+    another fresh process) relative to the Arrow data they return; also with the local step
+    forced through DuckDB, and with the disk cache cold (written) and warm (read). On Linux the peak is the
     kernel's high-water mark (``VmHWM``, reset before the statement), so no short peak is missed.
 
 (e) the local step of (a) alone (sort by id, project, build the frame) on the same fetched
@@ -231,21 +232,25 @@ def bench_c(url: str, repeat: int) -> dict[str, Any]:
 
 
 def bench_d(url: str, size: int) -> dict[str, Any]:
-    """(d) in fresh processes: the engine's peak RSS growth (its usual local step, then with the
-    local step forced through DuckDB), then the same calls fetched alone."""
+    """(d) in fresh processes: the engine's peak RSS growth (as it runs; with the local step forced
+    through DuckDB; with the disk cache cold, then warm), then the same calls fetched alone."""
     import pickle
+
+    def child(*extra: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, __file__, "--engine-memory", str(size), "--url", url,
+                              "--requests-out", str(sent), *extra], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
 
     with tempfile.TemporaryDirectory() as tmp:
         sent = Path(tmp) / "requests.pickle"
-        out = subprocess.run([sys.executable, __file__, "--engine-memory", str(size), "--url", url,
-                              "--requests-out", str(sent)], capture_output=True, text=True, check=True)
+        d = child()
         requests = pickle.loads(sent.read_bytes())
-        duck = subprocess.run([sys.executable, __file__, "--engine-memory", str(size), "--url", url,
-                               "--requests-out", str(sent), "--duckdb"], capture_output=True, text=True,
-                              check=True)
-    d = json.loads(out.stdout)
-    d["duckdb_rss_growth_bytes"] = json.loads(duck.stdout)["rss_growth_bytes"]
-    d["duckdb_growth_over_frame"] = d["duckdb_rss_growth_bytes"] / d["frame_bytes"]
+        d["duckdb_rss_growth_bytes"] = child("--duckdb")["rss_growth_bytes"]
+        # with the disk cache (the default for users): first run writes it, second reads it
+        d["cache_cold_rss_growth_bytes"] = child("--cache-dir", str(Path(tmp) / "cache"))["rss_growth_bytes"]
+        d["cache_warm_rss_growth_bytes"] = child("--cache-dir", str(Path(tmp) / "cache"))["rss_growth_bytes"]
+    for k in ("duckdb", "cache_cold", "cache_warm"):
+        d[f"{k}_growth_over_frame"] = d[f"{k}_rss_growth_bytes"] / d["frame_bytes"]
     return {**d, **_fetch_only(url, requests)}
 
 
@@ -285,16 +290,19 @@ def bench_e(url: str, size: int, repeat: int) -> dict[str, Any]:
     return {"rows": len(want), "direct_s": d_s, "duckdb_s": k_s, "duckdb_over_direct": k_s / d_s}
 
 
-def engine_memory_child(size: int, url: str, requests_out: Path, duckdb: bool = False) -> int:
+def engine_memory_child(size: int, url: str, requests_out: Path, duckdb: bool = False,
+                        cache_dir: Path | None = None) -> int:
     import dataclasses
     import pickle
     from unittest import mock
+
+    from caveql.cache import ResultCache
 
     if duckdb:  # the local step as it was before caveql.execute.direct: through DuckDB
         mock.patch("caveql.execute.local.direct_step", return_value=None).start()
 
     cql = f"SELECT * FROM synapses_pni_2 WHERE size > {size} SPLIT POSITIONS"
-    eng = engine_for(url)
+    eng = engine_for(url, ResultCache(cache_dir) if cache_dir is not None else False)
     eng.execute("SHOW TABLES")  # discovery and catalog outside the measurement
     eng.execute("SELECT id FROM synapses_pni_2 WHERE id = 0")  # warm the code paths (imports, DuckDB)
     sent: list[Any] = []
@@ -358,11 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--requests-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--duckdb", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fetch_only:
         return fetch_only_child(args.fetch_only, args.url)
     if args.engine_memory is not None:
-        return engine_memory_child(args.engine_memory, args.url, args.requests_out, args.duckdb)
+        return engine_memory_child(args.engine_memory, args.url, args.requests_out, args.duckdb,
+                                   args.cache_dir)
     logging.getLogger("caveclient").setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     if args.path is None:
@@ -407,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{d['fetch_arrow_bytes'] / 1e6:,.0f} MB of Arrow -> {d['fetch_growth_over_arrow']:.2f}x"
               f" ({'exact high-water mark' if d['exact_peak'] else 'sampled every 2 ms'}); with the local "
               f"step forced through DuckDB: {d['duckdb_rss_growth_bytes'] / 1e6:,.0f} MB -> "
-              f"{d['duckdb_growth_over_frame']:.2f}x")
+              f"{d['duckdb_growth_over_frame']:.2f}x; with the disk cache cold (written) "
+              f"{d['cache_cold_growth_over_frame']:.2f}x, warm (read) {d['cache_warm_growth_over_frame']:.2f}x")
     if "e" in out:
         e = out["e"]
         print(f"(e) the local step of (a) on the same answers ({e['rows']:,} rows): direct "
