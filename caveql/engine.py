@@ -195,7 +195,7 @@ class Engine:
         p = self._plan(stmt, params)
         if not analyze_:
             return explain_text(p)
-        _frame, _arrow, stats = execute_arrow(p, self.backend)
+        _frame, _arrow, stats = execute_arrow(p, self.backend, keep_arrow=False, analyze=True)
         return explain_text(p, stats)
 
     # ------------------------------------------------------------------ SHOW / DESCRIBE

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from caveql.backends.base import Backend
 from caveql.errors import ExecutionError
+from caveql.execute.analyze import run_steps
 from caveql.execute.local import run_local
 from caveql.execute.remote import run_call
 from caveql.execute.result import Result
@@ -49,14 +50,15 @@ def _apply_rename(table: pa.Table, call: RemoteCall) -> pa.Table:
                          f"{', '.join(missing)}")
 
 
-def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True
+def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True, analyze: bool = False
                   ) -> tuple[Any, pa.Table | None, dict[str, Any]]:
-    """Run a plan; ``(frame, arrow result (if ``keep_arrow``), stats)``."""
+    """Run a plan; ``(frame, arrow result (if ``keep_arrow``), stats)``. ``analyze`` (EXPLAIN
+    ANALYZE) also runs the local part step by step for per-step figures (``stats["steps"]``)."""
     t0 = time.perf_counter()
     stats: dict[str, Any] = {"calls": {}, "subplans": []}
     relations: dict[str, pa.Table] = {}
     for i, sp in enumerate(p.subplans):
-        _f, arrow, sstats = execute_arrow(sp, backend, keep_arrow=True)
+        _f, arrow, sstats = execute_arrow(sp, backend, keep_arrow=True, analyze=analyze)
         assert arrow is not None
         stats["subplans"].append(sstats)
         relations[f"sub{i}"] = pa.table({"v": arrow.column(0)})
@@ -86,6 +88,8 @@ def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True
         if pool is not None:
             pool.shutdown()
     by_alias.clear()  # only `relations` holds the results now; run_local lets them go
+    if analyze:
+        stats["steps"] = run_steps(p, relations)
     frame, arrow, local = run_local(p, relations, keep_arrow=keep_arrow)
     stats["local"] = local
     stats["ms"] = (time.perf_counter() - t0) * 1000

@@ -122,8 +122,11 @@ def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent
         cs = stats["calls"].get(c.alias) if stats else None
         lines += _call_lines(c, p, n, cs)
     lines.append("Local steps (DuckDB over the calls' Arrow results):")
-    for s in p.steps:
-        lines.append(f"  - {s}")
+    measured = {m["step"]: m for m in stats.get("steps", ())} if stats else {}
+    for i, s in enumerate(p.steps):
+        m = measured.get(i)
+        lines.append(f"  - {s}" + (f"  -> {m['rows']:,} rows, {m['bytes']:,} bytes, {m['ms']:.1f} ms"
+                                    if m else ""))
     lines.append(f"  sql: {p.sql}")
     if p.params:
         lines.append(f"  params: {list(p.params)!r}")
@@ -131,7 +134,10 @@ def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent
         lines.append(f"  relation {name}: {len(vals)} values bound as a table")
     if stats is not None:
         ls = stats["local"]
-        lines.append(f"  actual: {ls['rows']:,} rows out, {ls['bytes']:,} bytes, sql {ls['ms']:.1f} ms, "
-                     f"frame {ls['frame_ms']:.1f} ms")
+        if measured:
+            lines.append("  (per step: each step run on its own over the previous step's result)")
+        how = "sql" if ls.get("engine", "duckdb") == "duckdb" else "sort without DuckDB"
+        lines.append(f"  actual: {ls['rows']:,} rows out, {ls['bytes']:,} bytes, {how} {ls['ms']:.1f} ms "
+                     f"(as one statement), frame {ls['frame_ms']:.1f} ms")
         lines.append(f"Total: {stats['ms']:.1f} ms")
     return "\n".join(indent + x for x in lines)

@@ -25,6 +25,7 @@ from caveql.analyze.catalog import Catalog, ColumnInfo, SourceInfo
 from caveql.backends.base import Capabilities, QueryRequest
 from caveql.plan.logical import Col, Expr, Query, Scan, show
 from caveql.plan.sql import SqlBuilder, quote
+from caveql.plan.steps import LocalParts
 
 __all__ = ["Feed", "OutputSpec", "PhysicalPlan", "RemoteCall", "lower"]
 
@@ -109,6 +110,9 @@ class PhysicalPlan:
     split_positions: bool
     datastack: str
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # the local SQL's fragments, from which EXPLAIN ANALYZE builds one statement per step
+    # (caveql.plan.steps.local_steps; built only when asked, so planning costs nothing more)
+    local_parts: LocalParts | None = field(default=None, compare=False, repr=False)
 
 
 def _request_filters(scan: Scan) -> dict[str, dict[str, dict[str, Any]]]:
@@ -227,10 +231,14 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     )
 
 
-def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: Catalog
-                  ) -> tuple[str, tuple[OutputSpec, ...], list[str]]:
+def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: Catalog,
+                  columns: dict[str, tuple[str, ...]]
+                  ) -> tuple[str, tuple[OutputSpec, ...], list[str], LocalParts]:
     steps: list[str] = []
     select: list[str] = []
+    first = q.scans[0]
+    parts = LocalParts((relations[first.alias], first.alias), columns,
+                       aggregate=q.aggregate, distinct=q.distinct)
     outputs: list[OutputSpec] = []
     first_col: dict[int, int] = {}
     n = 0
@@ -241,38 +249,47 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
             names = tuple(f"c{n + k}" for k in range(3))
             for expr, name in zip(b.position(o.expr), names, strict=True):
                 select.append(f"{expr} AS {quote(name)}")
+                parts.select.append((expr, name))
             outputs.append(OutputSpec(o.name, True, names, at_end=i in q.star_tail))
             n += 3
         else:
-            select.append(f"{b.expr(o.expr)} AS {quote(f'c{n}')}")
+            expr = b.expr(o.expr)
+            select.append(f"{expr} AS {quote(f'c{n}')}")
+            parts.select.append((expr, f"c{n}"))
             outputs.append(OutputSpec(o.name, False, (f"c{n}",)))
             n += 1
-    first = q.scans[0]
     sql_from = f"{relations[first.alias]} AS {quote(first.alias)}"
     for j in q.joins:
         conds = [f"{b.expr(a)} = {b.expr(c)}" for a, c in j.pairs] + [b.expr(x) for x in j.extra]
         on = " AND ".join(conds) if conds else "TRUE"
         sql_from += f" {j.kind} JOIN {relations[j.alias]} AS {quote(j.alias)} ON {on}"
+        parts.lines[f"join{len(parts.joins)}"] = len(steps)
+        parts.joins.append((j.kind, relations[j.alias], j.alias, on))
         steps.append(f"{j.kind.lower()} join {j.alias} ON "
                      + " AND ".join([f"{show(a)} = {show(c)}" for a, c in j.pairs]
                                     + [show(x) for x in j.extra]))
     sql = "SELECT " + ("DISTINCT " if q.distinct else "") + ", ".join(select) + " FROM " + sql_from
     if q.where:
-        sql += " WHERE " + " AND ".join(b.expr(w) for w in q.where)
+        parts.where = " AND ".join(b.expr(w) for w in q.where)
+        sql += " WHERE " + parts.where
+        parts.lines["filter"] = len(steps)
         steps.append("filter " + " AND ".join(show(w) for w in q.where))
     if q.group_by:
-        parts: list[str] = []
         for g in q.group_by:
-            parts += b.position(g) if isinstance(g, Col) and g.type == "position" else [b.expr(g)]
-        sql += " GROUP BY " + ", ".join(parts)
+            parts.group += b.position(g) if isinstance(g, Col) and g.type == "position" else [b.expr(g)]
+        sql += " GROUP BY " + ", ".join(parts.group)
     if q.aggregate:
+        parts.lines["aggregate"] = len(steps)
         aggs = sorted({show(x) for o in q.outputs for x in _aggs(o.expr)})
         steps.append("aggregate " + (("GROUP BY " + ", ".join(show(g) for g in q.group_by)) if q.group_by
                                      else "(one group)") + (": " + ", ".join(aggs) if aggs else ""))
     if q.having is not None:
-        sql += " HAVING " + b.expr(q.having)
+        parts.having = b.expr(q.having)
+        sql += " HAVING " + parts.having
+        parts.lines["having"] = len(steps)
         steps.append("having " + show(q.having))
     if q.distinct:
+        parts.lines["distinct"] = len(steps)
         steps.append("distinct")
     order: list[str] = []
     for o in q.order_by:
@@ -281,17 +298,22 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
         if idx is not None:
             count = 3 if outputs[idx].position else 1
             order += [f"{first_col[idx] + k}{suffix}" for k in range(count)]
+            parts.order += [(first_col[idx] + k, "", suffix) for k in range(count)]
         elif isinstance(o.expr, Col) and o.expr.type == "position":
             order += [p + suffix for p in b.position(o.expr)]
+            parts.order += [(None, p, suffix) for p in b.position(o.expr)]
         else:
-            order.append(b.expr(o.expr) + suffix)
+            expr = b.expr(o.expr)
+            order.append(expr + suffix)
+            parts.order.append((None, expr, suffix))
     user_order = bool(order)
     # deterministic rows: the sources' ids in FROM order, else every output column
     if q.aggregate or q.distinct:
         order += [str(i) for i in range(1, n + 1)]
+        parts.order += [(i, "", "") for i in range(1, n + 1)]
         tie = "output columns"
     else:
-        tie_parts = []
+        tie_parts: list[str] = []
         for s in q.scans:
             info = catalog.source(s.table)
             keys = [k for k in ("id", "id_ref") if info.column(k) is not None]
@@ -300,25 +322,31 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
             else:
                 tie_parts += [str(i) for i in range(1, n + 1)]
         order += list(dict.fromkeys(tie_parts))
+        parts.order += [(int(t), "", "") if t.isdigit() else (None, t, "")
+                        for t in dict.fromkeys(tie_parts)]
         tie = ", ".join(f"{s.alias}.id" for s in q.scans)
     if order:
         sql += " ORDER BY " + ", ".join(order)
+    parts.lines["sort"] = len(steps)
     steps.append("sort " + (", ".join(
         f"{show(o.expr)}{' DESC' if o.descending else ''}" for o in q.order_by) + ", then "
         if user_order else "") + f"by {tie} (deterministic order)")
     pushed = any(s.limit is not None for s in q.scans)
     if (q.limit is not None or q.offset) and not pushed:
         if q.limit is not None:
-            sql += f" LIMIT {int(q.limit)}"
+            parts.limit += f" LIMIT {int(q.limit)}"
         if q.offset:
-            sql += f" OFFSET {int(q.offset)}"
+            parts.limit += f" OFFSET {int(q.offset)}"
+        sql += parts.limit
+        parts.lines["limit"] = len(steps)
         steps.append(f"limit {q.limit if q.limit is not None else 'ALL'}"
                      + (f" offset {q.offset}" if q.offset else ""))
+    parts.lines["project"] = len(steps)
     steps.append("project " + ", ".join(o.name for o in q.outputs)
                  + ("" if q.split_positions or not any(o.position for o in outputs)
                     else "; positions packed as [x, y, z]" + (" (from *: at the end, as caveclient)"
                                                               if q.star_tail else "")))
-    return sql, tuple(outputs), steps
+    return sql, tuple(outputs), steps, parts
 
 
 def _aggs(e: Expr) -> list[Expr]:
@@ -336,9 +364,11 @@ def lower(q: Query, capabilities: Capabilities, catalog: Catalog) -> PhysicalPla
     b = SqlBuilder()
     if len(q.scans) == 1 and q.scans[0].count:
         b.count_source = q.scans[0].alias
-    sql, outputs, steps = _render_local(q, relations, b, catalog)
+    columns = {c.alias: c.columns for c in calls}
+    sql, outputs, steps, parts = _render_local(q, relations, b, catalog, columns)
     return PhysicalPlan(
         logical=q, calls=calls, subplans=subplans, sql=sql, params=tuple(b.params),
         lists=tuple((k, tuple(v)) for k, v in b.lists.items()), steps=tuple(steps), outputs=outputs,
         split_positions=q.split_positions, datastack=q.datastack, capabilities=capabilities,
+        local_parts=parts,
     )

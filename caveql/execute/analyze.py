@@ -1,0 +1,58 @@
+"""EXPLAIN ANALYZE's per-step figures: the local part run step by step, each step measured.
+
+:func:`run_steps` runs the plan's local part as one statement per step, each over the
+previous step's Arrow result (:func:`caveql.plan.steps.local_steps`, built from the
+fragments the planner kept in ``PhysicalPlan.local_parts``) and records, per step, the rows and bytes of its result and the
+milliseconds DuckDB took to produce it. Only EXPLAIN ANALYZE calls it, before the
+ordinary one-statement run over the same call results, so ordinary execution does not
+change. The figures are measured, not estimated; the chained statements materialize
+every intermediate result, so their times add up to more than the fused statement's.
+
+>>> run_steps.__name__
+'run_steps'
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from caveql.errors import ExecutionError
+from caveql.execute.local import _connection, _list_table
+from caveql.plan.physical import PhysicalPlan
+from caveql.plan.steps import local_steps
+
+__all__ = ["run_steps"]
+
+
+def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table]) -> list[dict[str, Any]]:
+    """``[{"step": line index, "rows", "bytes", "ms"}]`` of each local step, in run order
+    (``relations`` is read, not consumed)."""
+    out: list[dict[str, Any]] = []
+    if p.local_parts is None:
+        return out
+    steps = local_steps(p.local_parts, p.params)
+    con = _connection()
+    try:
+        for name, table in relations.items():
+            con.register(name, table)
+        for name, values in p.lists:
+            con.register(name, _list_table(values))
+        for i, step in enumerate(steps):
+            t0 = time.perf_counter()
+            try:
+                result = con.sql(step.sql, params=list(step.params)).to_arrow_table()
+            except duckdb.Error as exc:
+                raise ExecutionError(f"local step {i + 1} failed: {str(exc).splitlines()[0]}") from exc
+            ms = (time.perf_counter() - t0) * 1000
+            out.append({"step": step.step, "rows": result.num_rows, "bytes": result.nbytes, "ms": ms})
+            if i:
+                con.unregister(f"__step{i - 1}")  # keep one intermediate result alive at a time
+            con.register(f"__step{i}", result)
+            del result
+    finally:
+        con.close()
+    return out
