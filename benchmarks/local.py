@@ -17,7 +17,8 @@ each run three ways, all returning the same rows in the same (id) order:
    (skipped above 20M synapses: the frame alone needs more than 10 GB).
 
 Reported: median wall time (warm), the ratios local/DuckDB (target <= 1.2) and pandas/local
-(target >= 10), and bytes read (``rchar`` of /proc/self/io: every byte read() returned, page
+(target >= 10), the 1-minute load average when the query's runs ended (the machine is shared:
+read the times with it), and bytes read (``rchar`` of /proc/self/io: every byte read() returned, page
 cache or disk). ``--rss`` also runs the pre-root lookup in a fresh process per demo and reports its
 peak RSS (target < 1 GB at 100M).
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -67,11 +69,13 @@ def measure(fns: list[Callable[[], object]], repeat: int) -> list[tuple[float, i
         answers.append(fn())
         nbytes.append(rchar() - b0)
     times: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     for _ in range(repeat):
-        for i, fn in enumerate(fns):
+        for i in order:
             t0 = time.perf_counter()
-            fn()
+            fns[i]()
             times[i].append(time.perf_counter() - t0)
+        order.reverse()  # neither side always runs first (caches, CPU frequency)
     return [(statistics.median(t), b, a) for t, b, a in zip(times, nbytes, answers, strict=True)]
 
 
@@ -119,7 +123,7 @@ def bench_demo(path: Path, repeat: int, pandas_max: float = PANDAS_MAX) -> list[
         assert ids == r_duck.column("id").to_pylist(), name
         row = {"synapses": n, "query": name, "rows": len(ids), "local_ms": t_local * 1e3,
                "duckdb_ms": t_duck * 1e3, "local_over_duckdb": t_local / t_duck,
-               "local_bytes": b_local, "duckdb_bytes": b_duck}
+               "local_bytes": b_local, "duckdb_bytes": b_duck, "load": os.getloadavg()[0]}
         if n <= pandas_max:
             def by_pandas(file=file, mask=mask):
                 d = pd.read_parquet(file)
@@ -167,14 +171,15 @@ def main() -> int:
                                  capture_output=True, text=True).stdout
             print(f"rss {n}: {out.strip()}", flush=True)
     print("\n| synapses | query | rows | local ms | DuckDB ms | local/DuckDB | pandas ms | pandas/local "
-          "| local MB read | pandas MB read |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| local MB read | pandas MB read | load |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in table:
         pd_ms = f"{r['pandas_ms']:.0f}" if "pandas_ms" in r else "—"
         pd_x = f"{r['pandas_over_local']:.0f}×" if "pandas_ms" in r else "—"
         pd_b = f"{r['pandas_bytes'] / 1e6:.0f}" if "pandas_ms" in r else "—"
         print(f"| {r['synapses']:,} | {r['query']} | {r['rows']:,} | {r['local_ms']:.1f} | {r['duckdb_ms']:.1f} "
-              f"| {r['local_over_duckdb']:.2f} | {pd_ms} | {pd_x} | {r['local_bytes'] / 1e6:.1f} | {pd_b} |")
+              f"| {r['local_over_duckdb']:.2f} | {pd_ms} | {pd_x} | {r['local_bytes'] / 1e6:.1f} | {pd_b} "
+              f"| {r['load']:.1f} |")
     return 0
 
 

@@ -40,6 +40,7 @@ class Col:
     name: str
     position: bool
     type: pa.DataType  # output type (a position's component type)
+    cast: bool = True  # a position whose stored components are not int32 (so need a CAST)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Source:
     name: str
     version: int
     view: bool
-    relation: str  # qualified DuckDB relation of the primary copy
+    relation: str  # DuckDB relation of the primary copy (a table function or a subquery)
     copies: tuple[tuple[str, str], ...]  # (sort column, relation) of alternative copies
     columns: tuple[Col, ...]
     resolution: tuple[float, float, float]
@@ -304,7 +305,8 @@ class Builder:
                 if c.position:
                     for axis, ratio in zip("xyz", ratios, strict=True):
                         stored = f"{a}.{q(c.name + '_' + axis)}"
-                        e = _scale_sql(stored, ratio, self.params) if scale else f"CAST({stored} AS INTEGER)"
+                        e = (_scale_sql(stored, ratio, self.params) if scale
+                             else f"CAST({stored} AS INTEGER)" if c.cast else stored)
                         exprs.append(f"{e} AS {q(name + '_' + axis)}")
                         fields.append(pa.field(f"{name}_{axis}", pa.int32()))
                 else:
