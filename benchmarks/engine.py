@@ -125,6 +125,9 @@ def main() -> int:
     ap.add_argument("--synapses", type=int, default=20_000_000)
     ap.add_argument("--path", default="/tmp/caveql-bench-demo")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--plan-only", action="store_true",
+                    help="only the plan times, one line (to compare code versions: run it with "
+                         "PYTHONPATH pointing at an exported older tree, interleaved)")
     args = ap.parse_args()
     path = Path(args.path)
     from caveql.datastack.demo import build_demo
@@ -138,6 +141,12 @@ def main() -> int:
     rng = np.random.default_rng(0)
     ids = sorted(int(x) for x in rng.choice(ct.pt_root_id.to_numpy(dtype="int64"), 50, replace=False))
     params = {"root_id": ids[0], "proofread_ids": ids}
+    if args.plan_only:
+        import caveql
+        times = [ms for _c, ms in plan_times(eng, params)]
+        print(f"{Path(caveql.__file__).parent}: plan ms per spec example "
+              + " ".join(f"{ms:.3f}" for ms in times) + f"; sum {sum(times):.3f}")
+        return 0
 
     print("\nPlan time per spec example (median of 200, warm catalog):")
     for cql, ms in plan_times(eng, params):

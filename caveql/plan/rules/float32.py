@@ -118,14 +118,12 @@ def _lit32(x: Lit) -> Lit:
 
 class _Rewriter:
     def __init__(self, q: Query, catalog: Catalog) -> None:
-        self.tables = {s.alias: s.table for s in q.scans}
-        self.catalog = catalog
+        # (alias, column) of every float32 column of the query's sources
+        self.f32 = {(s.alias, c.name) for s in q.scans for c in catalog.source(s.table).columns
+                    if c.type == "float" and c.arrow == pa.float32()}
 
     def is32(self, e: Expr) -> bool:
-        if not isinstance(e, Col) or e.type != "float" or e.source not in self.tables:
-            return False
-        c = self.catalog.source(self.tables[e.source]).column(e.name)
-        return c is not None and c.arrow == pa.float32()
+        return isinstance(e, Col) and e.type == "float" and (e.source, e.name) in self.f32
 
     def num(self, e: Expr) -> bool:
         return isinstance(e, Lit) and _number(e.value) and e.type != "float32"
@@ -141,13 +139,16 @@ class _Rewriter:
             elif e.op == "BETWEEN" and self.is32(a[0]):
                 args = tuple(_lit32(x) if self.num(x) else x for x in a[1:])  # type: ignore[arg-type]
                 return replace(e, args=(a[0],) + args)
-            return replace(e, args=tuple(self.expr(x) for x in a))
+            args = tuple(self.expr(x) for x in a)
+            return e if all(x is y for x, y in zip(args, a, strict=True)) else replace(e, args=args)
         if isinstance(e, InList):
             if self.is32(e.expr):
                 return replace(e, values=tuple(f32(v) if _number(v) else v for v in e.values))
-            return replace(e, expr=self.expr(e.expr))
+            inner = self.expr(e.expr)
+            return e if inner is e.expr else replace(e, expr=inner)
         if isinstance(e, Agg) and e.arg is not None:
-            return replace(e, arg=self.expr(e.arg))
+            arg = self.expr(e.arg)
+            return e if arg is e.arg else replace(e, arg=arg)
         return e
 
 
@@ -155,14 +156,26 @@ def float32_compare(plan: Query, *, catalog: Catalog) -> Query:
     """Round the numbers compared with float32 columns to float32 (see the module docstring)."""
     subs = tuple(float32_compare(s, catalog=catalog) for s in plan.subqueries)
     rw = _Rewriter(plan, catalog)
+    if not rw.f32:
+        return replace(plan, subqueries=subs) if plan.subqueries else plan
     ex = rw.expr
+
+    def keep(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+        return old if all(x is y for x, y in zip(old, new, strict=True)) else new
+
     # every expression, so that a comparison in the select list, GROUP BY or ORDER BY means
     # what it means in WHERE (and GROUP BY items still match their select items)
-    return replace(
-        plan, where=tuple(ex(w) for w in plan.where),
-        joins=tuple(replace(j, extra=tuple(ex(x) for x in j.extra)) for j in plan.joins),
-        outputs=tuple(replace(o, expr=ex(o.expr)) for o in plan.outputs),
-        group_by=tuple(ex(g) for g in plan.group_by),
+    fields = dict(
+        where=keep(plan.where, tuple(ex(w) for w in plan.where)),
+        joins=keep(plan.joins, tuple(j if not j.extra else replace(j, extra=tuple(ex(x) for x in j.extra))
+                                     for j in plan.joins)),
+        outputs=keep(plan.outputs, tuple(o if ex(o.expr) is o.expr else replace(o, expr=ex(o.expr))
+                                         for o in plan.outputs)),
+        group_by=keep(plan.group_by, tuple(ex(g) for g in plan.group_by)),
         having=ex(plan.having) if plan.having is not None else None,
-        order_by=tuple(replace(o, expr=ex(o.expr)) for o in plan.order_by),
-        subqueries=subs)
+        order_by=keep(plan.order_by, tuple(o if ex(o.expr) is o.expr else replace(o, expr=ex(o.expr))
+                                           for o in plan.order_by)),
+        subqueries=keep(plan.subqueries, subs))
+    if all(v is getattr(plan, k) for k, v in fields.items()):
+        return plan
+    return replace(plan, **fields)
