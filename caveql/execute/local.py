@@ -45,7 +45,7 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
     """An Arrow table as a DataFrame with the service's nullable dtypes.
 
     ``consume``: the caller passed its only reference (e.g. ``to_frame(holder.pop(), True)``),
-    so the frame is built column by column and each Arrow column is freed once converted:
+    so a large table is converted a few columns at a time, each group freed once converted:
     the peak is about the frame, not the frame plus the table.
 
     >>> to_frame(pa.table({"a": [1.5, None]}), consume=True).dtypes["a"]
@@ -64,24 +64,34 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
             col = col.cast(f.type.value_type)
         fixed.append(col)
     del table, col
-    if not consume or not fixed:
-        return pa.Table.from_arrays(fixed, names=names).to_pandas(types_mapper=_NULLABLE.get,
-                                                                   date_as_object=False)
-    columns = {}
+    if not consume or sum(c.nbytes for c in fixed) < 2 * _RELEASE_BYTES:
+        # small: one conversion (pyarrow converts the columns on several threads); unique names
+        # inside, as pyarrow maps a repeated name's dtype from the wrong column
+        frame = pa.Table.from_arrays(fixed, names=[str(i) for i in range(len(fixed))]).to_pandas(
+            types_mapper=_NULLABLE.get, date_as_object=False)
+        frame.columns = names
+        return frame
+    # large: groups of columns of ~_RELEASE_BYTES, each freed once converted (threads within a
+    # group; one group at a time, so at most one group is held twice)
+    columns: dict[int, pd.Series] = {}
     pool = pa.default_memory_pool()
-    freed = 0
-    for i in range(len(fixed)):
-        one = pa.Table.from_arrays([fixed[i]], names=["v"])
-        freed += one.nbytes
-        fixed[i] = None
-        # the same conversion as the whole table's to_pandas, one column at a time
-        columns[i] = one.to_pandas(types_mapper=_NULLABLE.get, date_as_object=False)["v"]
-        del one
-        if freed >= _RELEASE_BYTES:
-            # Arrow's allocator keeps freed pages for reuse, but pandas allocates with malloc:
-            # hand them back, or the process holds the table and the frame at once (~0.5 ms)
-            pool.release_unused()
-            freed = 0
+    start = 0
+    while start < len(fixed):
+        end, size = start, 0
+        while end < len(fixed) and (end == start or size + fixed[end].nbytes <= _RELEASE_BYTES):
+            size += fixed[end].nbytes
+            end += 1
+        group = pa.Table.from_arrays(fixed[start:end], names=[str(i) for i in range(start, end)])
+        fixed[start:end] = [None] * (end - start)
+        part = group.to_pandas(types_mapper=_NULLABLE.get, date_as_object=False, split_blocks=True)
+        del group
+        for i in range(start, end):
+            columns[i] = part[str(i)]
+        del part
+        # Arrow's allocator keeps freed pages for reuse, but pandas allocates with malloc: hand
+        # them back, or the process holds the table and the frame at once (~0.5 ms a call)
+        pool.release_unused()
+        start = end
     frame = pd.DataFrame(columns, copy=False)
     frame.columns = names
     return frame

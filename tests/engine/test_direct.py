@@ -164,13 +164,21 @@ def test_to_frame_consuming_matches_the_whole_table_conversion():
         })
 
     want = to_frame(table())
-    got = to_frame(table(), consume=True)
-    pd.testing.assert_frame_equal(got, want, check_exact=True)
-    # a repeated name keeps each column's own dtype (pyarrow's whole-table conversion does not)
-    dup = to_frame(table().rename_columns(["i", "u", "f", "b", "s", "ls", "d", "ts", "tz", "date", "dec",
-                                           "null", "i"]), consume=True)
-    assert list(dup.columns) == ["i", "u", "f", "b", "s", "ls", "d", "ts", "tz", "date", "dec", "null", "i"]
-    assert [str(t) for t in dup.dtypes] == [str(t) for t in want.dtypes]
+    # large enough (~64 MB) for the grouped conversion; each kind of column at several places
+    big = pa.concat_tables([table()] * 250_000).combine_chunks()
+    got = to_frame(big, consume=True)
+    del big
+    assert len(got) == 750_000 and got.index.equals(pd.RangeIndex(750_000))
+    for k in (0, 1, 2, 749_998):
+        pd.testing.assert_frame_equal(got.iloc[[k]].reset_index(drop=True), want.iloc[[k % 3]].reset_index(drop=True),
+                                      check_exact=True)
+    pd.testing.assert_series_equal(got.dtypes, want.dtypes)
+    # a repeated name keeps each column's own dtype (pyarrow's own conversion does not)
+    names = ["i", "u", "f", "b", "s", "ls", "d", "ts", "tz", "date", "dec", "null", "i"]
+    for consume in (False, True):
+        dup = to_frame(table().rename_columns(names), consume=consume)
+        assert list(dup.columns) == names
+        assert [str(t) for t in dup.dtypes] == [str(t) for t in want.dtypes]
     empty = table().slice(0, 0)
     pd.testing.assert_frame_equal(to_frame(empty, consume=True), to_frame(empty), check_exact=True)
 
