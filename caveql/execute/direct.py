@@ -5,8 +5,8 @@ answers; its local SQL is "project these columns, ORDER BY id". DuckDB would hol
 answers, its own sorted copy and its Arrow result at once (~4x the frame at peak). Here
 each answer (chunk) is sorted on its own — most already are — and chunks of disjoint
 id ranges are put in range order without copying; only overlapping chunks are sorted
-together. The frame is then built column by column (:func:`caveql.execute.local.to_frame`
-with ``consume``), each Arrow column freed once converted.
+together. The frame is then built a few columns at a time (:func:`caveql.execute.local.to_frame`
+with ``consume``), each group of Arrow columns freed once converted.
 
 The shortcut is taken only when the plan's SQL is exactly the text this module would
 run in DuckDB (:func:`direct_step` rebuilds it and compares), so a planner change

@@ -184,7 +184,7 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
     """
     t0 = time.perf_counter()
     step = direct_step(p)
-    # one reference to the result, handed to to_frame (which frees it column by column)
+    # one reference to the result, handed to to_frame (which frees it as it converts)
     holder: list[pa.Table] = []
     if step is not None:
         try:
