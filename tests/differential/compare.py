@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["canonical", "canonical_frame", "compare", "INTEGER_TYPES"]
+__all__ = ["canonical", "canonical_frame", "canonical_rows", "compare", "missing_from", "rows_diff", "shape_diff",
+           "INTEGER_TYPES"]
 
 #: DuckDB type names whose values are integers (ids, counts, int32 positions).
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -73,8 +74,48 @@ def canonical(value: Any) -> Any:
 
 def canonical_frame(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     """The rows of a frame in canonical form, in frame order."""
-    columns = [frame.iloc[:, i].astype(object).tolist() for i in range(frame.shape[1])]
-    return [tuple(canonical(col[r]) for col in columns) for r in range(len(frame))]
+    return list(zip(*(_canonical_column(frame.iloc[:, i]) for i in range(frame.shape[1])))) \
+        if frame.shape[1] else [() for _ in range(len(frame))]
+
+
+def _canonical_column(col: pd.Series) -> list[Any]:
+    """One column's values in canonical form; integer, boolean, float and string columns
+    (numpy or pandas' nullable dtypes) convert in bulk, the rest value by value.
+
+    >>> _canonical_column(pd.Series(pd.array([2**62 + 1, None], dtype="Int64")))
+    [4611686018427387905, None]
+    >>> _canonical_column(pd.Series(pd.array([0.5, None], dtype="Float32")))
+    [0.5, None]
+    """
+    dtype = col.dtype
+    kind = getattr(dtype, "kind", "O")
+    if kind in "iub":  # ints stay exact: never through float
+        return col.to_numpy(dtype=object, na_value=None).tolist() if col.hasnans else col.tolist()
+    if kind == "f":
+        values = col.to_numpy(dtype="float64", na_value=np.nan).tolist()
+        return [None if v != v else v for v in values]
+    if isinstance(dtype, pd.StringDtype):
+        return col.to_numpy(dtype=object, na_value=None).tolist()
+    return [canonical(v) for v in col.astype(object).tolist()]
+
+
+def canonical_rows(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The oracle's rows in canonical form (columns of integer, string or boolean type are
+    canonical as DuckDB returns them).
+
+    >>> canonical_rows([(1, [1, 2, 3], "a")], ["BIGINT", "INTEGER[]", "VARCHAR"])
+    [(1, (1, 2, 3), 'a')]
+    """
+    fix = [i for i, t in enumerate(types) if str(t).upper() not in INTEGER_TYPES + ("VARCHAR", "BOOLEAN")]
+    if not fix:
+        return [tuple(r) for r in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in fix:
+            values[i] = canonical(values[i])
+        out.append(tuple(values))
+    return out
 
 
 def _float_equal(a: Any, b: Any) -> bool:
@@ -129,6 +170,60 @@ def _multiset_equal(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> 
     return True
 
 
+def missing_from(got: Sequence[tuple[Any, ...]], want: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of ``got`` left over once each is matched to a distinct row of ``want`` (empty:
+    ``got`` is a sub-multiset of ``want``). Exact matches first (by text, linear time), then
+    the rest within the float tolerance, against rows alike in every non-float value first.
+
+    >>> missing_from([(1, 0.5), (2, 0.1000000001)], [(2, 0.1), (1, 0.5), (3, 1.0)])
+    []
+    >>> missing_from([(1, 0.5), (1, 0.5)], [(1, 0.5)])
+    [(1, 0.5)]
+    >>> missing_from([(7, 2)], [(7, 2.0000001)])
+    []
+    """
+    exact = Counter(map(repr, want))
+    loose: list[tuple[Any, ...]] = []
+    for row in got:
+        text = repr(row)
+        if exact[text] > 0:
+            exact[text] -= 1
+        else:
+            loose.append(row)
+    if not loose:
+        return []
+    # the rows of `want` not matched exactly, bucketed by their non-float values
+    buckets: dict[str, list[tuple[Any, ...]]] = {}
+    for row in want:
+        text = repr(row)
+        if exact[text] > 0:
+            exact[text] -= 1
+            buckets.setdefault(_shape(row), []).append(row)
+    extra = []
+    for row in loose:
+        # its own bucket first; then any (an int matching a float within tolerance)
+        for pool in [buckets.get(_shape(row), [])] + list(buckets.values()):
+            i = next((i for i, cand in enumerate(pool) if _rows_equal(row, cand)), None)
+            if i is not None:
+                del pool[i]
+                break
+        else:
+            extra.append(row)
+    return extra
+
+
+def _shape(row: tuple[Any, ...]) -> str:
+    """A row's text with its floats blanked (rows equal within tolerance share it)."""
+    def blank(v: Any) -> Any:
+        if isinstance(v, float):
+            return float
+        if isinstance(v, tuple):
+            return tuple(blank(x) for x in v)
+        return v
+
+    return repr(tuple(blank(v) for v in row))
+
+
 def compare(
     frame: pd.DataFrame,
     columns: Sequence[str],
@@ -149,6 +244,12 @@ def compare(
     >>> compare(f, ["id"], ["BIGINT"], [(1,), (2,)], mode="ordered")
     "column 'id' is float64 where the oracle has BIGINT (ids must stay exact integers)"
     """
+    return shape_diff(frame, columns, types) or rows_diff(
+        canonical_frame(frame), canonical_rows(rows, types), mode=mode, key_columns=key_columns)
+
+
+def shape_diff(frame: pd.DataFrame, columns: Sequence[str], types: Sequence[str]) -> str | None:
+    """The part of :func:`compare` about columns: names, and integers never as floats."""
     got_columns = [str(c) for c in frame.columns]
     if got_columns != list(columns):
         return f"columns differ: got {got_columns}, expected {list(columns)}"
@@ -157,8 +258,18 @@ def compare(
         if str(type_name).upper() in INTEGER_TYPES and dtype.kind == "f":
             return f"column {name!r} is {dtype} where the oracle has {type_name} " \
                    "(ids must stay exact integers)"
-    got = canonical_frame(frame)
-    want = [tuple(canonical(v) for v in row) for row in rows]
+    return None
+
+
+def rows_diff(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]], *, mode: str,
+              key_columns: Sequence[int] = ()) -> str | None:
+    """The part of :func:`compare` about rows, both sides already canonical.
+
+    >>> rows_diff([(1, "a"), (2, "b")], [(2, "b"), (1, "a")], mode="set") is None
+    True
+    >>> rows_diff([(1, "a"), (2, "b")], [(1, "b"), (2, "a")], mode="keys", key_columns=[0]) is None
+    True
+    """
     if len(got) != len(want):
         return f"row count differs: got {len(got)}, expected {len(want)}" + _sample(got, want)
     if mode == "set":

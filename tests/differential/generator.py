@@ -6,9 +6,11 @@ can only disagree if caveql's answer is wrong. Nothing here imports caveql's
 planner or executor.
 
 The generator knows the demo only through a :class:`~tests.differential.oracle.Domain`
-(tables, column kinds and sampled values per version); queries on the synapse
-table always carry an "anchor" (a root-id filter on a few cells of moderate
-degree) so that every example stays small enough for hundreds of runs.
+(tables, column kinds and sampled values per version); every big source (more than
+:data:`BIG` rows) carries an "anchor" — a pushable filter such as root ids of a few
+cells of moderate degree — so that every example stays small enough for hundreds of
+runs, the paged ones (row cap 1,000) included. Whole reads of big tables are drawn
+only on request (``whole=True``), for the budgeted whole-table test.
 
 Whole statements are assembled in ``statements.py``.
 
@@ -29,7 +31,8 @@ from hypothesis import strategies as st
 
 from tests.differential.oracle import AXES, Column, Domain
 
-__all__ = ["Case", "Src", "X", "anchor", "condition", "lit", "render_box", "select_list"]
+__all__ = ["BIG", "Case", "Src", "X", "anchor", "condition", "is_big", "lit", "render_box", "select_list",
+           "whole_tables"]
 
 NUMERIC = ("int", "float")
 
@@ -123,6 +126,7 @@ class _Ctx:
     resolution: tuple[int, int, int] | None
     params: dict[str, Any] = field(default_factory=dict)
     n_alias: int = 0
+    whole: bool = False  # one big table of the case is read unanchored (see `anchor`)
 
     def param(self, value: Any, sql: str, kind: str) -> X:
         name = f"p{len(self.params)}"
@@ -523,11 +527,33 @@ def select_list(ctx: _Ctx, srcs: Sequence[Src], split: bool, *, qualified: bool)
 # ----------------------------------------------------------------------------- anchors
 
 
-def anchor(ctx: _Ctx, src: Src) -> list[X]:
-    """A selective filter keeping big tables' answers small (synapses: a few cells' root ids)."""
+#: rows above which a source is "big": always anchored, except by ``whole=True``
+BIG = 5000
+
+
+def is_big(domain: Domain, version: int, table: str) -> bool:
+    """True when ``table`` has more than :data:`BIG` rows at ``version``."""
+    return domain.row_count(version, table) > BIG
+
+
+def whole_tables(domain: Domain, version: int) -> list[str]:
+    """Big tables a case may read whole (``anchor(..., whole=True)``): not the synapse table
+    (2M rows: thousands of capped calls) and not views (no id to split a capped call by)."""
+    return [t for t in domain.tables(version)
+            if is_big(domain, version, t) and t != domain.synapse_table(version)]
+
+
+def anchor(ctx: _Ctx, src: Src, *, whole: bool = False) -> list[X]:
+    """A selective, pushable filter keeping a big source's remote calls small (synapses: a few
+    cells' root ids; others: ~1% of the ids, a few root ids or rare cell types), so that the
+    paged run (row cap 1,000) needs a handful of calls. Small sources get none.
+
+    ``whole``: leave a big table (not the synapse table) unanchored: the engine reads it all,
+    which under the cap means 50-450 calls (the budgeted whole-table test only).
+    """
     dom = ctx.domain
     names = {c.name for c in src.columns}
-    big = dom.row_count(ctx.version, src.table) > 5000
+    big = is_big(dom, ctx.version, src.table)
     if src.table == dom.synapse_table(ctx.version) or (big and "pre_pt_root_id" in names
                                                         and "post_pt_root_id" in names):
         side = ctx.draw(st.sampled_from(["pre", "post"]))
@@ -545,7 +571,7 @@ def anchor(ctx: _Ctx, src: Src) -> list[X]:
         cql, sql, _ = _in_list(ctx, picked)
         return [X(f"{c.cql} IN {cql}", f"{c.sql} IN {sql}", "bool")]
     small_refs = KNOWN_BUGS["reference_paging"] and dom.is_reference(ctx.version, src.table)
-    if not big or (ctx.draw(st.integers(0, 11)) == 0 and not small_refs):
+    if not big or whole:
         return []
     how = ctx.draw(st.sampled_from(["ids", "roots", "types"] if "cell_type" in names else ["ids", "roots"]))
     if "id" not in names or dom.is_view(ctx.version, src.table):

@@ -14,15 +14,24 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.differential.generator import (
-    KNOWN_BUGS, RESOLUTIONS, Case, Src, X, _add_position, _Ctx, _in_list, _num, _Select, anchor,
-    condition, select_list,
+    RESOLUTIONS, Case, Src, X, _add_position, _Ctx, _in_list, _num, _Select, anchor, condition,
+    select_list, whole_tables,
 )
 from tests.differential.oracle import Domain
 
-__all__ = ["FAMILIES", "cases"]
+__all__ = ["FAMILIES", "WHOLE_FAMILIES", "cases"]
 
 
 # ----------------------------------------------------------------------------- statements
+
+
+def _tables(ctx: _Ctx, candidates: Sequence[str]) -> list[str]:
+    """The tables a family may draw from: all ``candidates``, or under ``ctx.whole`` the big
+    ones it may read whole (a case whose table is read whole reads exactly one)."""
+    if not ctx.whole:
+        return list(candidates)
+    whole = set(whole_tables(ctx.domain, ctx.version))
+    return [t for t in candidates if t in whole]
 
 
 def _source(ctx: _Ctx, table: str, alias: str | None, qual: str) -> Src:
@@ -94,11 +103,11 @@ def _order_limit(ctx: _Ctx, sel: _Select, *, id_order: str | None, total_if: Cal
 def single_table(ctx: _Ctx) -> Case:
     """SELECT [DISTINCT] items|* FROM t WHERE ... [ORDER BY/LIMIT/OFFSET] + CAVE clauses."""
     dom = ctx.domain
-    table = ctx.draw(st.sampled_from(dom.sources(ctx.version)))
+    table = ctx.draw(st.sampled_from(_tables(ctx, dom.sources(ctx.version))))
     alias = ctx.draw(st.sampled_from([None, "t"]))
     src = _source(ctx, table, alias, "t0")
     split = ctx.draw(st.booleans())
-    terms = anchor(ctx, src) + condition(ctx, [src])
+    terms = anchor(ctx, src, whole=ctx.whole) + condition(ctx, [src])
     if ctx.draw(st.integers(0, 4)) == 0:
         sel = _Select()
         for column in dom.star_columns(ctx.version, table, split):
@@ -200,9 +209,9 @@ def grouped(ctx: _Ctx, srcs: list[Src], from_cql: str, from_sql: str, terms: lis
 
 def aggregate(ctx: _Ctx) -> Case:
     """Aggregates over one table, with or without GROUP BY and HAVING."""
-    table = ctx.draw(st.sampled_from(ctx.domain.sources(ctx.version)))
+    table = ctx.draw(st.sampled_from(_tables(ctx, ctx.domain.sources(ctx.version))))
     src = _source(ctx, table, None, "t0")
-    terms = anchor(ctx, src) + condition(ctx, [src], max_terms=2)
+    terms = anchor(ctx, src, whole=ctx.whole) + condition(ctx, [src], max_terms=2)
     case = grouped(ctx, [src], table, _from_sql(ctx, src), terms, "aggregate")
     return replace(case, views=ctx.domain.is_view(ctx.version, table))
 
@@ -258,11 +267,10 @@ def subquery(ctx: _Ctx) -> Case:
     """``col [NOT] IN (SELECT root FROM cell types WHERE ...)`` on an anchored outer table."""
     dom = ctx.domain
     syn = dom.synapse_table(ctx.version)
-    inner_table = ctx.draw(st.sampled_from(dom.root_tables(ctx.version)))
+    inner_table = ctx.draw(st.sampled_from(_tables(ctx, dom.root_tables(ctx.version))))
     inner = _source(ctx, inner_table, None, "t9")
-    inner_terms = condition(ctx, [inner], max_terms=2, exclude=[c.name for c in inner.columns if c.kind == "pos"])
-    if KNOWN_BUGS["reference_paging"] and dom.is_reference(ctx.version, inner_table):
-        inner_terms = anchor(ctx, inner) + inner_terms
+    inner_terms = anchor(ctx, inner, whole=ctx.whole) + condition(
+        ctx, [inner], max_terms=2, exclude=[c.name for c in inner.columns if c.kind == "pos"])
     if ctx.draw(st.booleans()):
         outer = _source(ctx, syn, None, "t0")
         column = f"{ctx.draw(st.sampled_from(['pre', 'post']))}_pt_root_id"
@@ -290,14 +298,24 @@ def subquery(ctx: _Ctx) -> Case:
 
 
 FAMILIES = {"single": single_table, "aggregate": aggregate, "join": join, "subquery": subquery}
+#: the families that can read one big table whole (``cases(..., whole=True)``): the table of a
+#: single-table select or aggregate, the inner table of an IN-subquery (its outer is anchored)
+WHOLE_FAMILIES = ("single", "aggregate", "subquery")
 
 
 @st.composite
 def cases(draw: Callable[[st.SearchStrategy[Any]], Any], domain: Domain,
-          families: Sequence[str] = tuple(FAMILIES)) -> Case:
-    """A random :class:`Case` over ``domain`` from the given families."""
-    version = draw(st.sampled_from(domain.versions))
+          families: Sequence[str] = tuple(FAMILIES), whole: bool = False) -> Case:
+    """A random :class:`Case` over ``domain`` from the given families.
+
+    Every big source is anchored (see ``generator.anchor``) unless ``whole``: then the
+    case reads one big table (not the synapse table, not a view) with no anchor.
+    """
+    if whole and not set(families) <= set(WHOLE_FAMILIES):
+        raise ValueError(f"whole=True takes families from {WHOLE_FAMILIES}, got {tuple(families)}")
+    version = draw(st.sampled_from([v for v in domain.versions if whole_tables(domain, v)]
+                                   if whole else domain.versions))
     resolution = draw(st.sampled_from(RESOLUTIONS))
-    ctx = _Ctx(draw, domain, version, resolution)
+    ctx = _Ctx(draw, domain, version, resolution, whole=whole)
     family = draw(st.sampled_from(list(families)))
     return FAMILIES[family](ctx)
