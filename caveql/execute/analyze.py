@@ -2,11 +2,12 @@
 
 :func:`run_steps` runs the plan's local part as one statement per step, each over the
 previous step's Arrow result (:func:`caveql.plan.steps.local_steps`, built from the
-fragments the planner kept in ``PhysicalPlan.local_parts``) and records, per step, the rows and bytes of its result and the
-milliseconds DuckDB took to produce it. Only EXPLAIN ANALYZE calls it, before the
-ordinary one-statement run over the same call results, so ordinary execution does not
-change. The figures are measured, not estimated; the chained statements materialize
-every intermediate result, so their times add up to more than the fused statement's.
+fragments the planner kept in ``PhysicalPlan.local_parts``) and records, per step, the
+rows and bytes of its result and the milliseconds DuckDB took to produce it. Only
+EXPLAIN ANALYZE calls it, before the ordinary one-statement run over the same call
+results, so ordinary execution does not change. The figures are measured, not
+estimated; the chained statements materialize every intermediate result, so their
+times add up to more than the fused statement's.
 
 >>> run_steps.__name__
 'run_steps'

@@ -114,20 +114,33 @@ def local_steps(p: LocalParts, params: tuple[Any, ...]) -> tuple[LocalStep, ...]
             emit("filter", f"SELECT * FROM {prev} WHERE {p.where}")
     outputs = [name for _e, name in p.select]
     select = ", ".join(f"{e} AS {quote(n)}" for e, n in p.select)
-    # ORDER BY terms: an output's position -> its result column; an expression -> a helper
-    # column computed where the sources (or groups) are still at hand
+    src = prev or raw
+    if not p.aggregate and not p.distinct:
+        # sort and cut the source rows; the outputs are computed last (the project step);
+        # an ORDER BY position stands for that output's expression
+        keys = ", ".join((p.select[pos - 1][0] if pos is not None else e) + suffix
+                         for pos, e, suffix in p.order)
+        order = f" ORDER BY {keys}" if keys else ""
+        if prev is None:
+            emit("sort", f"SELECT {_struct(alias, p.columns[alias])} FROM {raw}{order}")
+        else:
+            emit("sort", f"SELECT * FROM {prev}{order}")
+        if p.limit:
+            emit("limit", f"SELECT * FROM {prev}{p.limit}")
+        emit("project", f"SELECT {select or 'NULL'} FROM {prev}")
+        return tuple(out)
+    # after an aggregate or DISTINCT, ORDER BY terms are output positions -> result columns,
+    # or expressions -> helper columns computed where the groups (or rows) are at hand
     helpers = [e for pos, e, _s in p.order if pos is None]
     helper_sql = "".join(f", {e} AS {quote(f'__o{i}')}" for i, e in enumerate(helpers))
-    keys: list[str] = []
+    terms: list[str] = []
     h = 0
-    for pos, e, suffix in p.order:
+    for pos, _e, suffix in p.order:
         if pos is not None:
-            keys.append(quote(outputs[pos - 1]) + suffix)
+            terms.append(quote(outputs[pos - 1]) + suffix)
         else:
-            keys.append(quote(f"__o{h}") + suffix)
+            terms.append(quote(f"__o{h}") + suffix)
             h += 1
-    src = prev or raw
-    kept = ", ".join(quote(n) for n in outputs) or "NULL"
     if p.aggregate:
         having = f", {p.having} AS {quote('__h')}" if p.having is not None else ""
         group = (" GROUP BY " + ", ".join(p.group)) if p.group else ""
@@ -136,23 +149,10 @@ def local_steps(p: LocalParts, params: tuple[Any, ...]) -> tuple[LocalStep, ...]
             emit("having", f"SELECT * FROM {prev} WHERE {quote('__h')}")
         if p.distinct:
             emit("distinct", f"SELECT DISTINCT * FROM {prev}")
-    elif p.distinct:
-        emit("distinct", f"SELECT DISTINCT {select}{helper_sql} FROM {src}")
     else:
-        # sort and cut the source rows; the outputs are computed last (the project step)
-        keys = []
-        for pos, e, suffix in p.order:
-            keys.append((p.select[pos - 1][0] if pos is not None else e) + suffix)
-        if prev is None:
-            emit("sort", f"SELECT {_struct(alias, p.columns[alias])} FROM {raw} ORDER BY {', '.join(keys)}")
-        else:
-            emit("sort", f"SELECT * FROM {prev} ORDER BY {', '.join(keys)}")
-        if p.limit:
-            emit("limit", f"SELECT * FROM {prev}{p.limit}")
-        emit("project", f"SELECT {select or 'NULL'} FROM {prev}")
-        return tuple(out)
-    emit("sort", f"SELECT * FROM {prev} ORDER BY {', '.join(keys)}" if keys else f"SELECT * FROM {prev}")
+        emit("distinct", f"SELECT DISTINCT {select}{helper_sql} FROM {src}")
+    emit("sort", f"SELECT * FROM {prev} ORDER BY {', '.join(terms)}" if terms else f"SELECT * FROM {prev}")
     if p.limit:
         emit("limit", f"SELECT * FROM {prev}{p.limit}")
-    emit("project", f"SELECT {kept} FROM {prev}")
+    emit("project", f"SELECT {', '.join(quote(n) for n in outputs) or 'NULL'} FROM {prev}")
     return tuple(out)

@@ -7,9 +7,10 @@ evaluated locally (on the returned float32) could both hold for one row. The rul
 fixes one meaning everywhere: **the value as returned (float32) against the number
 rounded to float32** (round to nearest, ties to even). The number is rewritten to
 its float32 value (a :class:`Lit` of type ``float32``), which the local SQL compares
-exactly (in every expression: WHERE, ON, the select list, GROUP BY, HAVING, ORDER BY); :func:`edge_filters` pushes the exact double range whose values round
-into the answer (``x >= v`` becomes ``x >= m`` or ``x > m``, ``m`` the midpoint
-between ``v`` and the float32 below it), so pushed and local agree on every row.
+exactly (in every expression: WHERE, ON, the select list, GROUP BY, HAVING, ORDER BY);
+:func:`edge_filters` pushes the exact double range whose values round into the answer
+(``x >= v`` becomes ``x >= m`` or ``x > m``, ``m`` the midpoint between ``v`` and the
+float32 below it), so pushed and local agree on every row.
 
 >>> f32(9625.333333333334)
 9625.3330078125
