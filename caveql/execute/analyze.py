@@ -29,9 +29,10 @@ from caveql.plan.steps import local_steps
 __all__ = ["run_steps"]
 
 
-def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table]) -> list[dict[str, Any]]:
+def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table], last: list[pa.Table] | None = None
+              ) -> list[dict[str, Any]]:
     """``[{"step": line index, "rows", "bytes", "ms"}]`` of each local step, in run order
-    (``relations`` is read, not consumed)."""
+    (``relations`` is read, not consumed; ``last``, if given, receives the final result)."""
     out: list[dict[str, Any]] = []
     if p.local_parts is None:
         return out
@@ -53,6 +54,8 @@ def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table]) -> list[dict[str,
             if i:
                 con.unregister(f"__step{i - 1}")  # keep one intermediate result alive at a time
             con.register(f"__step{i}", result)
+            if last is not None and i == len(steps) - 1:
+                last.append(result)
             del result
     finally:
         con.close()

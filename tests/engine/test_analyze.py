@@ -7,8 +7,10 @@ import re
 import duckdb
 import pytest
 
+from caveql import execute
 from caveql.backends.base import QueryRequest
 from caveql.engine import Engine
+from caveql.plan.explain import explain_text
 
 from .test_golden_plans import CASES, _header
 
@@ -105,8 +107,8 @@ def test_distinct_and_non_aggregate_chains(engine, tiny_backend, distinct):
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_every_golden_plan_analyzes(path, request, tiny_backend, capped_backend):
-    """Each plan shape of the corpus: every local step gets figures, and the last step's rows
+def test_every_golden_plan_analyzes(path, request, tiny_backend, capped_backend, monkeypatch):
+    """Each plan shape of the corpus: every local step gets figures, and the chain's final rows
     are the statement's rows."""
     text = path.read_text()
     params, backend = _header(text)
@@ -117,7 +119,16 @@ def test_every_golden_plan_analyzes(path, request, tiny_backend, capped_backend)
     for k, v in list(params.items()):
         if isinstance(v, str) and v.startswith("query:"):
             params[k] = eng.execute(v[6:]).frame.iloc[:, 0].tolist()
-    got = eng.explain(text, params=params, analyze=True)
+    # one run: the ANALYZE figures, the chain's final rows and the fused statement's answer
+    chained: list = []
+    real = execute.run_steps
+    monkeypatch.setattr(execute, "run_steps", lambda p, rel: real(p, rel, chained))
+    plan = eng.physical_plan(text, params=params)
+    _frame, arrow, stats = execute.execute_arrow(plan, eng.backend, keep_arrow=True, analyze=True)
+    got = explain_text(plan, stats)
     steps = step_figures(got)
     assert steps and steps[-1][0].startswith("project")
-    assert steps[-1][1] == out_rows(got) == len(eng.execute(text, params=params).frame)
+    assert steps[-1][1] == out_rows(got) == arrow.num_rows
+    # the chain's final rows are the fused statement's, value for value, in order
+    assert chained[-1].column_names == arrow.column_names  # (subqueries run first)
+    assert chained[-1].equals(arrow)
