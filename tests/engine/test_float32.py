@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caveql.engine import Engine
@@ -143,3 +143,56 @@ def test_stored_float32_columns_unchanged(demo):
     v = float(f.volume.iloc[0])
     got = demo.execute(f"SELECT id FROM nucleus_detection_v0 WHERE volume = {v!r} AND id < 3000").frame
     assert set(f.id[f.volume == np.float32(v)]) == set(got.id)
+
+
+def _around(rows, col: str, div: int):
+    """Literals near the view's real doubles: exact, float32, ties, a few ulps off, or anywhere."""
+    exact = sorted({float(s) / div for s in rows["size"]})
+
+    def build(i: int, kind: str, k: int, anywhere: float) -> float:
+        d = exact[i % len(exact)]
+        if kind == "exact":
+            return d
+        if kind == "f32":
+            return f32(d)
+        if kind == "tie":
+            f = f32(d)
+            return (f + float(np.nextafter(np.float32(f), np.float32(np.inf)))) / 2
+        if kind == "ulps":
+            x = d
+            for _ in range(abs(k)):
+                x = math.nextafter(x, math.inf if k > 0 else -math.inf)
+            return x
+        return anywhere
+
+    return st.builds(build, st.integers(0, 100), st.sampled_from(["exact", "f32", "tie", "ulps", "any"]),
+                     st.integers(-3, 3), st.floats(-200, 200, allow_nan=False))
+
+
+@pytest.mark.parametrize("col, div", [("third", 3), ("seventh", 7)])
+def test_pushed_local_and_rule_agree_for_any_literal(thirds, col, div):
+    """Hypothesis: comparisons, BETWEEN and IN with literals around the real values give the same
+    rows pushed, local (inside NOT NOT) and by the float32 rule computed with numpy."""
+    eng, rows = thirds
+    returned = rows[col].to_numpy(dtype="float32")
+    ops = {"=": np.equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+    @settings(max_examples=40)
+    @given(a=_around(rows, col, div), b=_around(rows, col, div),
+           form=st.sampled_from(list(ops) + ["BETWEEN", "IN"]))
+    def check(a: float, b: float, form: str) -> None:
+        if form == "BETWEEN":
+            cond = f"{col} BETWEEN {a!r} AND {b!r}"
+            mask = (returned >= np.float32(a)) & (returned <= np.float32(b))
+        elif form == "IN":
+            cond = f"{col} IN ({a!r}, {b!r})"
+            mask = (returned == np.float32(a)) | (returned == np.float32(b))
+        else:
+            cond = f"{col} {form} {a!r}"
+            mask = ops[form](returned, np.float32(a))
+        want = sorted(rows.id[mask])
+        for where in (cond, f"NOT (NOT ({cond}))"):
+            got = eng.execute(f"SELECT id FROM thirds WHERE {where} AT VERSION 2").frame
+            assert sorted(got.id) == want, where
+
+    check()
