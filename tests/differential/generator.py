@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hypothesis import strategies as st
 
 from tests.differential.oracle import AXES, Column, Domain
@@ -183,8 +184,18 @@ def _scalar_value(ctx: _Ctx, src: Src, column: Column) -> Any:
     v = ctx.draw(st.sampled_from(values))
     if column.kind == "int" and not column.is_id and ctx.draw(st.booleans()):
         v = v + ctx.draw(st.integers(-3, 3))
-    if column.kind == "float" and (column.computed or ctx.draw(st.booleans())):
-        v = round(float(v), 2) + ctx.draw(st.sampled_from([-10.5, -1.25, 0.5, 3.0, 17.75]))
+    if column.kind == "float":
+        shape = ctx.draw(st.sampled_from(["answer", "answer", "shifted", "shifted", "tie", "near"]))
+        if shape == "shifted":  # between stored values
+            v = round(float(v), 2) + ctx.draw(st.sampled_from([-10.5, -1.25, 0.5, 3.0, 17.75]))
+        elif shape in ("tie", "near"):
+            # the double halfway to the next float32 (rounds to the even one), or a double
+            # next to that midpoint (rounds to the nearer): the edges of the float32 rule
+            up, up2 = ctx.draw(st.booleans()), ctx.draw(st.booleans())
+            f = np.float32(v)
+            neighbour = np.nextafter(f, np.float32(np.inf if up else -np.inf))
+            mid = (float(f) + float(neighbour)) / 2  # exact: float32s have 24-bit mantissas
+            v = mid if shape == "tie" else float(np.nextafter(mid, np.inf if up2 else -np.inf))
     return v
 
 
@@ -223,8 +234,6 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
         choices = ["eq", "null"]
     elif kind == "ts":
         choices = ["null", "cmp"]
-    if column.computed:  # .notes/differential-view-float-precision.md: ranges only
-        choices = ["cmp", "between", "notbetween", "null"]
     how = ctx.draw(st.sampled_from(choices))
     if how == "null":
         neg = ctx.draw(st.booleans())
@@ -232,6 +241,8 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
     if how in ("in", "notin"):
         values = _list_value(ctx, src, column)
         cql, sql, empty = _in_list(ctx, values)
+        if column.kind == "float":
+            sql = "(" + ", ".join(_rhs(lit(v).sql, column) for v in values) + ")"
         if how == "in":
             return X(f"{c.cql} IN {cql}", "FALSE" if empty else f"{_num(c, column)} IN {sql}", "bool")
         # x NOT IN (empty) is true for every row, null x included (SQL's set semantics)
@@ -246,16 +257,16 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
         la, lb = ctx.maybe_param(a), ctx.maybe_param(b)
         neg = "NOT " if how == "notbetween" else ""
         return X(f"{c.cql} {neg}BETWEEN {la.cql} AND {lb.cql}",
-                 f"{_num(c, column)} {neg}BETWEEN {la.sql} AND {lb.sql}", "bool")
+                 f"{_num(c, column)} {neg}BETWEEN {_rhs(la.sql, column)} AND {_rhs(lb.sql, column)}", "bool")
     if how in ("cmp", "eq", "ne"):
-        ops = ("<", "<=", ">", ">=") if column.computed else CMP_OPS
-        op = ctx.draw(st.sampled_from(ops)) if how == "cmp" else ("=" if how == "eq" else ctx.draw(st.sampled_from(["!=", "<>"])))
+        op = ctx.draw(st.sampled_from(CMP_OPS)) if how == "cmp" else ("=" if how == "eq" else ctx.draw(st.sampled_from(["!=", "<>"])))
         if kind == "bool":
             value: Any = ctx.draw(st.booleans())
         else:
             value = _scalar_value(ctx, src, column)
         v = ctx.maybe_param(value)
-        return X(f"{c.cql} {op} {v.cql}", f"{_num(c, column)} {op.replace('<>', '!=')} {v.sql}", "bool")
+        return X(f"{c.cql} {op} {v.cql}", f"{_num(c, column)} {op.replace('<>', '!=')} {_rhs(v.sql, column)}",
+                 "bool")
     if how in ("like", "notlike"):
         pattern = _like_pattern(ctx, src, column)
         v = ctx.maybe_param(pattern)
@@ -269,7 +280,21 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
 
 
 def _num(c: X, column: Column) -> str:
-    # float32 columns compare as the service's float8 does: exactly, in double
+    """The left side of a comparison. Every float column comes back as Float32 (stored ones
+    and views' computed doubles alike) and compares in 32 bits: the value as returned
+    against the number rounded to the nearest float32 (docs/language.md, "Comparing 32-bit
+    float columns"); DuckDB's DOUBLE -> FLOAT cast rounds to nearest, ties to even."""
+    return c.sql  # the oracle's relations give every float column as FLOAT already
+
+
+def _rhs(sql: str, column: Column) -> str:
+    """The number a column is compared with (see :func:`_num`)."""
+    return f"CAST({sql} AS FLOAT)" if column.kind == "float" else sql
+
+
+def _value(c: X, column: Column) -> str:
+    """A column's value in expressions and aggregates (a float: its Float32 value, widened
+    to double as the local steps compute)."""
     return f"CAST({c.sql} AS DOUBLE)" if column.kind == "float" else c.sql
 
 
@@ -458,11 +483,12 @@ def _expression(ctx: _Ctx, src: Src, column: Column) -> X | None:
             X(f"ABS({c.cql} - {k})", f"abs({c.sql} - {k})", "int"),
         ]))
     if column.kind == "float":
+        v = _value(c, column)
         return ctx.draw(st.sampled_from([
-            X(f"ROUND({c.cql})", f"round(CAST({c.sql} AS DOUBLE))", "float"),
-            X(f"SQRT({c.cql})", f"sqrt(CAST({c.sql} AS DOUBLE))", "float"),
-            X(f"{c.cql} / 4", f"(CAST({c.sql} AS DOUBLE) / 4)", "float"),
-            X(f"ABS({c.cql} - 300.5)", f"abs(CAST({c.sql} AS DOUBLE) - 300.5)", "float"),
+            X(f"ROUND({c.cql})", f"round({v})", "float"),
+            X(f"SQRT({c.cql})", f"sqrt({v})", "float"),
+            X(f"{c.cql} / 4", f"({v} / 4)", "float"),
+            X(f"ABS({c.cql} - 300.5)", f"abs({v} - 300.5)", "float"),
         ]))
     if column.kind == "str":
         return ctx.draw(st.sampled_from([

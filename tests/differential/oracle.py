@@ -9,6 +9,8 @@ What a source *is*, as the service defines it:
 - a table at version ``v``: the rows of ``versions/<v>/tables/<t>.parquet`` (or the
   ``_storage`` files), root ids rewritten by ``root_id_map`` when there is one, and
   ``valid = true`` (every frozen query adds it);
+- every float column (stored ``FLOAT``, a view's computed ``DOUBLE``) is returned as a
+  32-bit float (the service's ``Float`` dtype), so the relations give it as ``FLOAT``;
 - a position ``P`` is stored as ``P_x/_y/_z`` in the table's voxels; at a statement
   resolution ``r`` each component reads ``trunc(round_half_even(v) * vox / r)``;
 - a reference table (metadata ``reference_table``) is merged with its target as the
@@ -44,7 +46,7 @@ class Column:
     is_id: bool = False
     not_null: bool = True
     unique: bool = False
-    computed: bool = False  # a view's float: a double in SQL, Float32 on output (no equality tests)
+    computed: bool = False  # a view's float: a double in SQL, Float32 in the answer
 
 
 def _kind(duck_type: str) -> str:
@@ -246,6 +248,10 @@ class Oracle:
         items = []
         for out, ty, owner, stored in self.merged_columns(version, table):
             a = aliases[owner]
+            if ty in ("DOUBLE", "FLOAT", "REAL"):
+                # the service returns every float column as a 32-bit float (a view's doubles too)
+                items.append(f"CAST({a}.{_q(stored)} AS FLOAT) AS {_q(out)}")
+                continue
             if ty != "pos":
                 items.append(f"{a}.{_q(stored)} AS {_q(out)}")
                 continue

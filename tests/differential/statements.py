@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.differential.generator import (
-    RESOLUTIONS, Case, Src, X, _add_position, _Ctx, _in_list, _num, _Select, anchor, condition,
+    RESOLUTIONS, Case, Src, X, _add_position, _Ctx, _in_list, _Select, _value, anchor, condition,
     select_list, whole_tables,
 )
 from tests.differential.oracle import Domain
@@ -151,8 +151,8 @@ def _aggregates(ctx: _Ctx, srcs: Sequence[Src], sel: _Select, qualified: bool) -
             options += [X(f"MIN({c.cql})", f"min({c.sql})", column.kind),
                         X(f"MAX({c.cql})", f"max({c.sql})", column.kind)]
         if column.kind == "float" or (column.kind == "int" and not column.is_id):
-            options += [X(f"SUM({c.cql})", f"sum({_num(c, column)})", column.kind),
-                        X(f"AVG({c.cql})", f"avg({_num(c, column)})", "float")]
+            options += [X(f"SUM({c.cql})", f"sum({_value(c, column)})", column.kind),
+                        X(f"AVG({c.cql})", f"avg({_value(c, column)})", "float")]
         agg = ctx.draw(st.sampled_from(options))
         if i == 0 or ctx.draw(st.integers(0, 3)) > 0:
             out = ctx.alias()

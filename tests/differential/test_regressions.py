@@ -71,3 +71,42 @@ def test_limit_at_cap(tiny_datastack: Path, tiny: tuple[Engine, Oracle]) -> None
     rel = oracle.relation_sql(1, "cells", None)
     same_as_oracle(capped, "SELECT id, cell_type FROM cells LIMIT 3 AT VERSION 1", oracle,
                    f"SELECT id, cell_type FROM ({rel}) ORDER BY id LIMIT 3")
+
+
+@pytest.mark.parametrize("row_cap", [None, 1000, 2])
+def test_ref_columns_of_a_reference_table_with_its_own_points(demo_path: Path, oracle: Oracle,
+                                                               row_cap: int | None) -> None:
+    """.notes/differential-ref-own-points.md (fixed by H3 in 87778d1): the `_ref` columns of
+    nucleus_alternative_points (a reference table with its own points) gave a KeyError."""
+    assert not KNOWN_BUGS["ref_own_points"]
+    engine = Engine(LocalBackend(demo_path, row_cap=row_cap))
+    where = "WHERE id BETWEEN 7768 AND 20751 AND pt_root_id NOT BETWEEN 0 AND 864691136212870537"
+    rel = oracle.relation_sql(661, "nucleus_alternative_points", (1, 1, 1))
+    assert oracle.run(f"SELECT count(*) FROM ({rel}) {where}")[2][0][0] > 2  # pages at cap 2
+    same_as_oracle(engine, "SELECT valid_ref, pt_position_ref, pt_root_id_ref, created_ref, pt_supervoxel_id_ref "
+                           f"FROM nucleus_alternative_points {where} SPLIT POSITIONS AT RESOLUTION 1, 1, 1 "
+                           "AT VERSION 661", oracle,
+                   "SELECT valid_ref, pt_position_ref_x, pt_position_ref_y, pt_position_ref_z, pt_root_id_ref, "
+                   f"created_ref, pt_supervoxel_id_ref FROM ({rel}) {where}", mode="set")
+
+
+@pytest.mark.parametrize("condition, sql", [
+    ("avg_input_size = 9625.333333333334", "avg_input_size = CAST(9625.333333333334 AS FLOAT)"),
+    ("avg_input_size != 9625.333333333334", "avg_input_size != CAST(9625.333333333334 AS FLOAT)"),
+    ("NOT (avg_input_size = 9625.333333333334)", "NOT (avg_input_size = CAST(9625.333333333334 AS FLOAT))"),
+    ("(avg_input_size = 9625.333333333334 OR root_id = 1)",
+     "(avg_input_size = CAST(9625.333333333334 AS FLOAT) OR root_id = 1)"),
+    ("avg_input_size = 9625.333", "avg_input_size = CAST(9625.333 AS FLOAT)"),
+])
+def test_view_float_compares_in_float32(demo_path: Path, oracle: Oracle, condition: str, sql: str) -> None:
+    """.notes/differential-view-float-precision.md (fixed by H3, .notes/engine-float32-fixed.md):
+    a view's double came back as Float32, pushed conditions compared the double and local ones
+    the float32, so `x = v` and `NOT (x = v)` both held. Now both compare in 32 bits."""
+    engine = Engine(LocalBackend(demo_path))
+    root = 864691132827765541  # its avg_input_size is 28876/3 in the view
+    rel = oracle.relation_sql(343, "synapses_pni_2_in_out_degree", None)
+    assert oracle.run(f"SELECT count(*) FROM ({rel}) WHERE root_id = {root} "
+                      "AND avg_input_size = CAST(28876.0 / 3 AS FLOAT)")[2] == [(1,)]
+    same_as_oracle(engine, f"SELECT root_id FROM synapses_pni_2_in_out_degree WHERE root_id = {root} "
+                           f"AND {condition} AT VERSION 343", oracle,
+                   f"SELECT root_id FROM ({rel}) WHERE root_id = {root} AND {sql}", mode="set")
