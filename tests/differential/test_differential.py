@@ -8,16 +8,18 @@ Targets: the shared demo datastack (row cap 1,000), and two hand-made tiny ones
 (cheap, odd corners: 8×8×40 voxels, views, hostile strings, root-id maps; cap 3).
 ``make fuzz`` (CAVEQL_FUZZ=1) runs thousands of cases per family.
 
-What keeps 500+ paged demo cases inside CI time: every big source is anchored
-(generator.anchor: a pushable filter leaving ~1-6,000 rows), so a case needs a
-handful of capped calls. Reading a big table whole costs 50-450 capped calls
-(1-11 s); that class is drawn only by ``test_demo_whole``, a budgeted few cases
-(one unanchored big table each: a single-table select, an aggregate, or the inner
-table of an IN-subquery), paged like the rest. Never read whole, even there: the
-2M-row synapse table (2,000+ capped calls per read) and views (no id to split by).
+What keeps 500+ paged demo cases inside CI time: every big source (> 5,000 rows) is
+anchored (generator.anchor: a pushable filter leaving at most ~6,000 rows — the
+synapse anchor is up to 4 cells of <= 1,500 synapses), so a case needs a handful of
+capped calls. Reading a big table whole costs 50-450 capped calls (1-11 s); that
+class is drawn only by ``test_demo_whole``, a budgeted 12 cases (one unanchored big
+table each: a single-table select, an aggregate, or the inner table of an
+IN-subquery), paged like the rest. Never read whole, even there: the 2M-row synapse
+table (2,000+ capped calls per read) and views (no id to split a capped call by).
 The only case that may skip its paged comparison is a view whose capped call the
-engine refuses (TruncatedResultError: a view has no id to split by); each property
-run counts such refusals, and on the demo none is allowed.
+engine refuses (TruncatedResultError, as it must for a view answer it cannot split);
+each property run counts such refusals, and on the demo none is allowed (anchored
+demo views answer at most ~130 rows).
 
 Engine bugs found here are reproduced in .notes/differential-*.md, pinned by an
 exact ``xfail(strict=True)`` in test_regressions.py, and stepped around by the
