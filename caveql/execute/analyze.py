@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from caveql.errors import ExecutionError
+from caveql.execute.failures import local_failure
 from caveql.execute.local import _connection, _list_table
 from caveql.plan.physical import PhysicalPlan
 from caveql.plan.steps import local_steps
@@ -48,7 +48,7 @@ def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table], last: list[pa.Tab
             try:
                 result = con.sql(step.sql, params=list(step.params)).to_arrow_table()
             except duckdb.Error as exc:
-                raise ExecutionError(f"local step {i + 1} failed: {str(exc).splitlines()[0]}") from exc
+                raise local_failure(exc, f"local step {i + 1} failed") from exc
             ms = (time.perf_counter() - t0) * 1000
             out.append({"step": step.step, "rows": result.num_rows, "bytes": result.nbytes, "ms": ms})
             if i:

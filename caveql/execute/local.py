@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from caveql.errors import ExecutionError
 from caveql.execute.direct import direct_step, sorted_relation
+from caveql.execute.failures import local_failure
 from caveql.plan.physical import OutputSpec, PhysicalPlan
 
 __all__ = ["run_local", "shape_frame", "to_frame"]
@@ -203,7 +204,7 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
             try:
                 holder.append(con.sql(p.sql, params=list(p.params)).to_arrow_table())
             except duckdb.Error as exc:
-                raise ExecutionError(f"the local step failed: {str(exc).splitlines()[0]}") from exc
+                raise local_failure(exc, "the local step failed") from exc
         finally:
             con.close()
             relations.clear()
