@@ -126,6 +126,13 @@ class LocalBackend:
             self._con.execute("SET GLOBAL parquet_metadata_cache = true")
         except duckdb.Error as exc:
             raise DatastackError(f"cannot start DuckDB: {exc}") from exc
+        try:
+            # DuckDB splits an ORDER BY id into id ranges (row-group statistics), one scan of the
+            # file each: on the x-sorted copy, whose ids follow x, every range rescans the box's
+            # row groups (100M synapses, a 20 µm box: 914 MB read in 2.7 s; without: 76 MB, 0.25 s)
+            self._con.execute("SET GLOBAL disabled_optimizers = 'partitioned_execution'")
+        except duckdb.Error:
+            pass  # a DuckDB without this optimizer: nothing to turn off
         self._sources: dict[tuple[int, str], Source] = {}
         self._inverse: dict[tuple[int, str], dict[int, list[int]]] = {}
         self._remapped: dict[tuple[int, str], set[int]] = {}
