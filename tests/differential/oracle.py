@@ -375,11 +375,11 @@ class Domain:
     def rare_values(self, version: int, table: str, column: str) -> list[Any]:
         return self._samples.get((version, table, column + "#rare"), [])
 
-    def id_window(self, version: int, table: str, seed: int) -> tuple[int, int]:
-        """An ``id`` range holding ~1% of the rows (at least a few), picked by ``seed``."""
+    def id_window(self, version: int, table: str, seed: int, per_mille: int = 10) -> tuple[int, int]:
+        """An ``id`` range holding ~``per_mille``/1000 of the rows (at least a few), picked by ``seed``."""
         ids = self._ids[(version, table)]
         i = seed % len(ids)
-        j = min(len(ids) - 1, i + max(1, len(ids) // 100))
+        j = min(len(ids) - 1, i + max(1, len(ids) * per_mille // 1000))
         return ids[i], ids[j]
 
     # ------------------------------------------------------------------ loading
