@@ -123,8 +123,13 @@ def build_demo(path: str | Path | None = None, synapses: int = DEFAULT_SYNAPSES,
     wanted = _wanted(synapses, seed)
     report = progress if progress is not None else (_stderr_progress() or (lambda _m: None))
     if not force and read_marker(root) == wanted:
-        if _add_missing_copies(root, report, memory_limit):
-            report(f"done: {root}\n")
+        try:
+            if _add_missing_copies(root, report, memory_limit):
+                report(f"done: {root}\n")
+        except OSError as exc:
+            # a demo the user cannot write (shared, read-only): it answers the same without the
+            # copy, only a size range reads more; not worth refusing to open it
+            report(f"could not add the missing sorted copies ({exc}); the demo works without them\n")
         return root
     if root.exists() and not (root / MARKER).exists() and any(root.iterdir()):
         raise DatastackError(f"{root} exists and is not a caveql demo; refusing to overwrite it",

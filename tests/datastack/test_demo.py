@@ -279,22 +279,30 @@ def test_determinism_and_idempotence(small_demo, tmp_path):
     assert not list(tmp_path.glob(".*building*"))
 
 
-@pytest.mark.parametrize("in_memory", [True, False])
-def test_an_older_demo_gains_a_missing_copy_in_place(small_demo, tmp_path, monkeypatch, in_memory):
+_METAS = [Path("versions") / str(v) / "tables" / f"{SYN}.json" for v in (343, 661)]
+
+
+def _before_the_size_copy(demo: Path, tmp_path: Path) -> Path:
+    """A copy of ``demo`` as it was built before the by_size copy existed."""
     import shutil
 
-    from caveql.datastack import demo as demo_module
-
     old = tmp_path / "old"
-    shutil.copytree(small_demo, old)
-    copy = old / "shared" / f"{SYN}.by_size.parquet"
-    want = pq.read_table(copy)
-    metas = [Path("versions") / str(v) / "tables" / f"{SYN}.json" for v in (343, 661)]
-    copy.unlink()  # as a demo built before the by_size copy existed
-    for m in metas:
+    shutil.copytree(demo, old)
+    (old / "shared" / f"{SYN}.by_size.parquet").unlink()
+    for m in _METAS:
         doc = json.loads((old / m).read_text())
         doc["_storage"]["files"] = [f for f in doc["_storage"]["files"] if "by_size" not in f["path"]]
         (old / m).write_text(json.dumps(doc))
+    return old
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_an_older_demo_gains_a_missing_copy_in_place(small_demo, tmp_path, monkeypatch, in_memory):
+    from caveql.datastack import demo as demo_module
+
+    want = pq.read_table(small_demo / "shared" / f"{SYN}.by_size.parquet")
+    old = _before_the_size_copy(small_demo, tmp_path)
+    copy = old / "shared" / f"{SYN}.by_size.parquet"
     request = QueryRequest(kind="table", table=SYN, version=343, filter_greater={SYN: {"size": 20_000}})
     with LocalBackend(old) as b:
         before = b.query(request).table
@@ -309,7 +317,7 @@ def test_an_older_demo_gains_a_missing_copy_in_place(small_demo, tmp_path, monke
     got = pq.read_table(copy)
     # the same rows in the same order (DuckDB's sort writes the columns as nullable)
     assert got.schema.names == want.schema.names and got.to_pydict() == want.to_pydict()
-    for m in metas:
+    for m in _METAS:
         assert json.loads((old / m).read_text())["_storage"] == json.loads((small_demo / m).read_text())["_storage"]
     with LocalBackend(old) as b:
         assert b.query(request).table.equals(before)
@@ -318,6 +326,24 @@ def test_an_older_demo_gains_a_missing_copy_in_place(small_demo, tmp_path, monke
     messages.clear()
     build_demo(old, synapses=20_000, seed=3, progress=messages.append)
     assert messages == []  # complete: nothing to do
+
+
+def test_a_demo_that_cannot_be_written_opens_without_the_missing_copy(small_demo, tmp_path, monkeypatch):
+    from caveql.datastack import demo as demo_module
+
+    old = _before_the_size_copy(small_demo, tmp_path)
+
+    def refuse(*_args, **_kw):
+        raise PermissionError(13, "Permission denied", str(old / "shared"))
+
+    monkeypatch.setattr(demo_module, "_sort_copies", refuse)
+    messages: list[str] = []
+    assert build_demo(old, synapses=20_000, seed=3, progress=messages.append) == old
+    assert any("could not add" in m and "Permission denied" in m for m in messages)
+    assert not (old / "shared" / f"{SYN}.by_size.parquet").exists()
+    with LocalBackend(old) as b, LocalBackend(small_demo) as full:
+        request = QueryRequest(kind="table", table=SYN, version=661, filter_less={SYN: {"size": 100}})
+        assert b.query(request).table.equals(full.query(request).table)  # slower, same answer
 
 
 def test_refuses_foreign_folders_and_bad_sizes(tmp_path):
