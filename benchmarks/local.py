@@ -19,7 +19,9 @@ each run three ways, all returning the same rows in the same (id) order:
 Reported: median wall time (warm), the ratios local/DuckDB (target <= 1.2) and pandas/local
 (target >= 10), the 1-minute load average when the query's runs ended (the machine is shared:
 read the times with it), and bytes read (``rchar`` of /proc/self/io: every byte read() returned, page
-cache or disk). ``--rss`` also runs the pre-root lookup in a fresh process per demo and reports its
+cache or disk). ``--optimizers`` instead runs the hand-written DuckDB query under three sets of
+disabled DuckDB optimizers (DuckDB's defaults; LocalBackend's; LocalBackend's plus
+``statistics_propagation`` and ``join_order``), interleaved, to show what each costs. ``--rss`` also runs the pre-root lookup in a fresh process per demo and reports its
 peak RSS (target < 1 GB at 100M).
 """
 
@@ -144,6 +146,35 @@ def bench_demo(path: Path, repeat: int, pandas_max: float = PANDAS_MAX) -> list[
     return rows
 
 
+OPTIMIZER_SETS = {
+    "duckdb default": "",
+    "LocalBackend": "partitioned_execution",
+    "+ no stats/join order": "partitioned_execution,statistics_propagation,join_order",
+}
+
+
+def bench_optimizers(path: Path, repeat: int) -> None:
+    """The hand-written query of each benchmark query under each of :data:`OPTIMIZER_SETS`."""
+    cons = {}
+    for label, disabled in OPTIMIZER_SETS.items():
+        con = duckdb.connect()  # one database each: disabled_optimizers is database-wide
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
+        con.execute(f"SET GLOBAL disabled_optimizers = '{disabled}'")
+        cons[label] = con
+    with LocalBackend(path) as backend:
+        n = backend.table_count(661, SYN)
+        cols = backend.table_columns(661, SYN)
+    for name, _request, where, file, _mask in queries(path / "shared"):
+        sql = f"SELECT {', '.join(cols.names)} FROM read_parquet('{file}') WHERE {where} AND valid ORDER BY id"
+        results = measure([lambda con=con: con.sql(sql).to_arrow_table() for con in cons.values()], repeat)
+        first = results[0][2]
+        assert all(r[2].equals(first) for r in results), name  # optimizers never change the answer
+        print(json.dumps({"synapses": n, "query": name, "load": os.getloadavg()[0], **{
+            label: {"ms": round(t * 1e3, 1), "MB read": round(b / 1e6, 1)}
+            for label, (t, b, _a) in zip(cons, results, strict=True)}}), flush=True)
+
+
 def rss_probe(path: Path) -> None:
     """Run in a fresh process: open the demo, look the seed cell's outputs up, print peak RSS."""
     with LocalBackend(path) as backend:
@@ -163,6 +194,8 @@ def main() -> int:
     ap.add_argument("--pandas-max", type=float, default=PANDAS_MAX,
                     help="largest demo to run the (slow) pandas baseline on")
     ap.add_argument("--rss", action="store_true", help="also measure a lookup's peak RSS per demo")
+    ap.add_argument("--optimizers", action="store_true",
+                    help="compare DuckDB optimizer settings on the hand-written queries instead")
     ap.add_argument("--rss-probe", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_probe:
@@ -172,11 +205,16 @@ def main() -> int:
     table = []
     for n in sizes:
         path = build_demo(Path(args.root) / f"demo-{n}", synapses=n)
+        if args.optimizers:
+            bench_optimizers(path, args.repeat)
+            continue
         table += bench_demo(path, args.repeat, args.pandas_max)
         if args.rss:
             out = subprocess.run([sys.executable, __file__, "--rss-probe", str(path)], check=True,
                                  capture_output=True, text=True).stdout
             print(f"rss {n}: {out.strip()}", flush=True)
+    if args.optimizers:
+        return 0
     print("\n| synapses | query | rows | local ms | DuckDB ms | local/DuckDB | pandas ms | pandas/local "
           "| local MB read | pandas MB read | load |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
