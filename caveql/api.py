@@ -21,6 +21,12 @@ Three ways to reach data, one interface:
 Connections are cheap to create and close; settings (``version``,
 ``resolution``, ``timestamp``, ``live``) are attributes and also change with
 ``SET`` statements run on the connection.
+
+Stopping a statement: :meth:`Connection.cancel` from another thread makes the
+running statement raise :class:`~caveql.errors.CancelledError`; Ctrl-C (a
+``KeyboardInterrupt``) while a statement runs in the main thread cancels it and
+re-raises. Either way the connection stays usable, with its settings and ``SET``
+parameters.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +56,9 @@ DEFAULT_SERVER = "https://global.daf-apis.com"
 
 #: Name of the demo datastack (what ``SHOW DATASTACK`` says for ``connect()``).
 DEMO_NAME = "minnie65_demo"
+
+#: Seconds a Ctrl-C waits for the cancelled statement to stop before giving up on it.
+CANCEL_GRACE = 5.0
 
 
 def demo_path() -> str:
@@ -134,6 +145,9 @@ class Connection:
         self._name = name
         self._lock = threading.RLock()  # one statement at a time per connection
         self._closed = False
+        # statements called from the main thread run here, so that Ctrl-C reaches the main thread
+        # at once (a DuckDB query holds it until done) and can cancel them (see _run)
+        self._worker: ThreadPoolExecutor | None = None
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -210,15 +224,62 @@ class Connection:
         self._set(live=bool(value))
 
     # -- running ----------------------------------------------------------------------------------
+    def cancel(self) -> bool:
+        """Stop the statement running on this connection (call it from another thread).
+
+        The statement raises :class:`~caveql.errors.CancelledError` (code CQL070) promptly — no
+        further remote request is sent, a running DuckDB query is interrupted, an HTTP answer
+        being waited for is abandoned — and the connection stays usable, settings, ``SET``
+        parameters and ``USE`` included. Returns whether a statement was running.
+
+        >>> import tempfile; from caveql.datastack.tiny import build_tiny
+        >>> with connect(path=build_tiny(tempfile.mkdtemp())) as db:
+        ...     db.cancel()
+        False
+        """
+        if self._closed:
+            return False
+        return self._engine.cancel()
+
+    def _run(self, work: Callable[[Engine], Any]) -> Any:
+        """``work(engine)`` under the connection's lock; from the main thread, on the worker, so
+        that a ``KeyboardInterrupt`` cancels the statement (and is then re-raised)."""
+        engine = self.engine
+        with self._lock:
+            if threading.current_thread() is not threading.main_thread():
+                return work(engine)
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="caveql-statement")
+            future = self._worker.submit(work, engine)
+            try:
+                # in slices: a Ctrl-C that the kernel hands to another thread only sets a flag,
+                # which the main thread reads when its wait wakes
+                while not wait_for([future], timeout=0.1)[0]:
+                    pass
+                return future.result()
+            except KeyboardInterrupt:
+                self._interrupted(future)
+                raise
+
+    def _interrupted(self, future: Future[Any]) -> None:
+        """Ctrl-C while ``future`` ran: cancel it and wait (briefly) for it to stop."""
+        self._engine.cancel()
+        done: set[Future[Any]] = set()
+        try:
+            done, _ = wait_for([future], timeout=CANCEL_GRACE)
+        finally:  # (a second Ctrl-C ends the wait)
+            if not done and self._worker is not None:
+                # stuck where it cannot be interrupted: leave it to finish alone, use a new worker
+                self._worker.shutdown(wait=False)
+                self._worker = None
+
     def execute(self, text: str, /, **params: Any) -> Result:
         """Run one statement; returns the engine's :class:`~caveql.engine.Result`."""
-        with self._lock:
-            return self.engine.execute(text, params=params)
+        return self._run(lambda engine: engine.execute(text, params=params))
 
     def execute_script(self, text: str, /, **params: Any) -> list[Result]:
         """Run a script (statements separated by ``;``); one result per statement."""
-        with self._lock:
-            return self.engine.execute_script(text, params=params)
+        return self._run(lambda engine: engine.execute_script(text, params=params))
 
     def query(self, text: str, /, **params: Any) -> pd.DataFrame:
         """Run CQL and return the last statement's rows as a DataFrame.
@@ -246,8 +307,7 @@ class Connection:
         ...     print(db.explain("SELECT id FROM cells LIMIT 1").splitlines()[0])
         Logical plan:
         """
-        with self._lock:
-            return self.engine.explain(text, params=params, analyze=analyze)
+        return self._run(lambda engine: engine.explain(text, params=params, analyze=analyze))
 
     def run_file(self, path: str | os.PathLike[str], /, **params: Any) -> list[Result]:
         """Run a ``.cql`` file; keyword arguments override its declared parameters.
@@ -278,6 +338,9 @@ class Connection:
         if self._closed:
             return
         self._closed = True
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+            self._worker = None
         closer = getattr(self._engine, "close", None)
         if closer is not None:
             closer()

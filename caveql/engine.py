@@ -11,6 +11,13 @@
 >>> eng.execute("SELECT COUNT(*) AS n FROM synapses WHERE pre_pt_root_id = :r",
 ...             params={"r": 1001}).frame.n[0]
 np.int64(4)
+
+:meth:`Engine.cancel` (from any thread) stops the statements running on the engine:
+each has its own :class:`caveql.cancel.CancelToken`, so the next statement starts
+fresh, and ``SET`` parameters, ``USE`` and settings are kept.
+
+>>> eng.cancel()                     # nothing running: nothing to stop
+False
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from caveql import cancel as cancelling
 from caveql.analyze import analyze, parse_timestamp, statement_options
 from caveql.analyze.catalog import Catalog
 from caveql.analyze.resolve import constant_value
@@ -57,6 +66,7 @@ class Engine:
         self._stamps: dict[int, datetime | None] | None = None
         self._lock = threading.RLock()
         self._owns_backend = False  # only backends USE opened are closed by the engine
+        self._running: set[cancelling.CancelToken] = set()  # tokens of the statements in flight
 
     # ------------------------------------------------------------------ catalogs
     def _versions(self) -> list[int]:
@@ -98,6 +108,19 @@ class Engine:
         return self._catalog(version if version is not None else self._default_version())
 
     # ------------------------------------------------------------------ public API
+    def cancel(self) -> bool:
+        """Stop every statement running on this engine (thread-safe; call it from another thread).
+
+        The running statement raises :class:`~caveql.errors.CancelledError` promptly: no further
+        remote request is sent, a running DuckDB query is interrupted, an HTTP answer being
+        waited for is abandoned (see docs/remote.md). Whether anything was running.
+        """
+        with self._lock:
+            running = list(self._running)
+        for token in running:
+            token.cancel()
+        return bool(running)
+
     def execute(self, text: str, params: Mapping[str, Any] | None = None) -> Result:
         """Run one statement."""
         script = self._parse(text)
@@ -122,7 +145,8 @@ class Engine:
         if not isinstance(stmt, ast.Select):
             raise CqlSemanticError("EXPLAIN takes a SELECT", span=stmt.span).with_source(text)
         try:
-            return self._explain(stmt, self._params(params), analyze)
+            with self._statement():
+                return self._explain(stmt, self._params(params), analyze)
         except CaveqlError as err:
             raise err.with_source(text) from None
 
@@ -140,6 +164,23 @@ class Engine:
             raise err.with_source(text) from None
 
     # ------------------------------------------------------------------ internals
+    @contextmanager
+    def _statement(self) -> Iterator[None]:
+        """A fresh cancel token (an earlier cancel never leaks into this statement), current
+        in this thread and known to :meth:`cancel` while the statement runs."""
+        token = cancelling.CancelToken()
+        with self._lock:
+            self._running.add(token)
+        try:
+            with cancelling.activate(token):
+                yield
+        except BaseException:
+            token.cancel()  # a KeyboardInterrupt in this thread: stop the statement's workers too
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(token)
+
     @staticmethod
     def _parse(text: str) -> ast.Script:
         try:
@@ -155,7 +196,8 @@ class Engine:
     def _run(self, stmt: ast.Statement, text: str, params: Mapping[str, Any] | None) -> Result:
         t0 = time.perf_counter()
         try:
-            res = self._dispatch(stmt, self._params(params))
+            with self._statement():
+                res = self._dispatch(stmt, self._params(params))
         except CaveqlError as err:
             raise err.with_source(text) from None
         res.statement = stmt

@@ -29,7 +29,8 @@ where they enter caveql, with ``raise ... from exc``.
     │   ├── AuthError                CQL043  401/403, no token
     │   └── DatastackError           CQL044  local datastack missing or malformed
     ├── CqlFileError                 CQL050  .cql loading, headers, parameter binding
-    └── ConfigError                  CQL060  settings, SET values, config file
+    ├── ConfigError                  CQL060  settings, SET values, config file
+    └── CancelledError               CQL070  the statement was cancelled (Ctrl-C, cancel())
 
 >>> err = UnknownColumnError("unknown column 'cel_type'", span=Span(7, 15, 1, 8),
 ...                          candidates=("cell_type",))
@@ -53,6 +54,7 @@ __all__ = [
     "AmbiguousColumnError",
     "AuthError",
     "BackendError",
+    "CancelledError",
     "CaveqlError",
     "ConfigError",
     "CqlFileError",
@@ -301,6 +303,13 @@ class ConfigError(CaveqlError):
     """A bad setting: SET value, connection option, config file entry."""
 
     code = "CQL060"
+
+
+class CancelledError(CaveqlError):
+    """The statement was cancelled (``Engine.cancel()``, ``Connection.cancel()``, Ctrl-C in the
+    REPL) before it finished; nothing partial is returned and the session stays usable."""
+
+    code = "CQL070"
 
 
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> tuple[str, ...]:

@@ -99,6 +99,8 @@ class Session:
         self.width: int | None = None  # table width (None: the terminal's, 120 when not a terminal)
         #: set by the REPL once the completion catalog has loaded (or failed to)
         self.catalog_ready = threading.Event()
+        #: seconds Ctrl-C waits for a cancelled statement to stop before opening a fresh connection
+        self.cancel_grace = 2.0
 
     # -- the connection ---------------------------------------------------------------------------
     @property
@@ -249,36 +251,49 @@ class Session:
         return True
 
     def _run_cancellable(self, work: Callable[[Connection], Any]) -> Any:
-        """Run ``work`` on a worker thread; Ctrl-C abandons it and keeps the session usable."""
+        """Run ``work`` on a worker thread; Ctrl-C cancels it and keeps the session usable."""
         conn = self.connection
         box: dict[str, Any] = {}
+        # waited on instead of Thread.join: on Python < 3.13 a join interrupted by Ctrl-C can leave
+        # the thread reported as stopped (is_alive() False) while it still runs
+        finished = threading.Event()
 
         def target() -> None:
             try:
                 box["value"] = work(conn)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
+            finally:
+                finished.set()
 
         worker = threading.Thread(target=target, name="caveql-query", daemon=True)
         worker.start()
         try:
-            while worker.is_alive():
-                worker.join(0.05)
+            while not finished.wait(0.05):
+                pass
         except KeyboardInterrupt:
-            self._abandon(conn, worker)
+            self._abandon(conn, finished)
             self.info("Cancelled.")
             return None
         if "error" in box:
             raise box["error"]
         return box.get("value")
 
-    def _abandon(self, conn: Connection, worker: threading.Thread) -> None:
-        """Forget a connection busy with a cancelled query; the next query opens a fresh one
-        with the same settings, and the old one is closed when its call returns."""
-        cancel = getattr(conn.engine, "cancel", None)
-        if cancel is not None:
-            cancel()
-        settings = conn.engine.settings
+    def _abandon(self, conn: Connection, finished: threading.Event) -> None:
+        """Cancel the running statement and keep the connection (``SET`` parameters, ``USE``);
+        only if it does not stop within ``cancel_grace`` seconds (a call that cannot be
+        interrupted), forget the busy connection: the next query opens a fresh one with the same
+        settings, and the old one is closed when its call returns."""
+        conn.cancel()
+        deadline = time.monotonic() + self.cancel_grace
+        try:
+            while not finished.wait(0.05) and time.monotonic() < deadline:
+                pass
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting
+        if finished.is_set():
+            return
+        settings, params = conn.engine.settings, dict(conn.engine.params)
         with self._conn_lock:
             self._conn = None
         previous = self._connect
@@ -287,13 +302,14 @@ class Session:
             fresh = previous()
             if fresh is not None:
                 fresh.engine.settings = settings
+                fresh.engine.params.update(params)
             self._connect = previous
             return fresh
 
         self._connect = reconnect
 
         def close_later() -> None:
-            worker.join()
+            finished.wait()
             conn.close()
 
         threading.Thread(target=close_later, daemon=True).start()

@@ -15,6 +15,11 @@ The backend is thread-safe; :meth:`HttpBackend.query_many` fetches a batch over 
 bounded pool, all or nothing. Versioned answers are cached on disk
 (:mod:`caveql.cache`); live ones never.
 
+Cancellation (:mod:`caveql.cancel`): a cancelled statement sends no further request,
+its retry waits end at once, and a request waiting for (or reading) its answer is
+abandoned within ~0.2 s (:mod:`caveql.backends.cancellable`); each raises
+:class:`~caveql.errors.CancelledError`.
+
 >>> import httpx
 >>> b = HttpBackend("minnie65_public", token="0123456789abcdef0123456789abcdef",
 ...                 transport=httpx.MockTransport(lambda r: httpx.Response(404)), cache=False)
@@ -41,9 +46,11 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from caveql import cancel
 from caveql._version import __version__
 from caveql.backends.auth import Token, auth_headers, find_token, redact, token_help
 from caveql.backends.base import ROW_CAP_WARNING, Capabilities, QueryRequest, QueryResult, request_summary
+from caveql.backends.cancellable import make_cancellable
 from caveql.backends.endpoints import (
     API_VERSIONS,
     DEFAULT_GLOBAL_SERVER,
@@ -60,6 +67,7 @@ from caveql.cache import ResultCache, cache_key
 from caveql.errors import (
     AuthError,
     BackendError,
+    CancelledError,
     CaveqlError,
     ConfigError,
     ServiceError,
@@ -154,6 +162,8 @@ class HttpBackend:
             )
         except ValueError as exc:
             raise ConfigError(f"bad HTTP settings: {exc}") from exc
+        #: whether a cancel aborts a request in flight (httpx's own transport), not only the next one
+        self.aborts_in_flight = make_cancellable(self._client)
         self._lock = threading.RLock()
         self._local_server = local_server.rstrip("/") if local_server else None
         self._info: dict[str, Any] | None = None
@@ -248,6 +258,7 @@ class HttpBackend:
         hdrs = {**(headers or {}), **auth_headers(self._token)}
         attempt = 0
         while True:
+            cancel.check()
             try:
                 request = self._client.build_request(method, url, params=list(params), content=content,
                                                      headers=hdrs)
@@ -262,7 +273,7 @@ class HttpBackend:
                     if response.status_code in RETRY_STATUS and attempt < self.retries:
                         delay = self._delay(attempt, response)
                         response.close()
-                        self._sleep(delay)
+                        cancel.sleep(delay, self._sleep)
                         attempt += 1
                         continue
                     body = _read_body(response, progress)
@@ -272,8 +283,11 @@ class HttpBackend:
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
                 raise ConfigError(f"cannot send {what}: {self._clean(str(exc))}") from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
+                token = cancel.current()
+                if token is not None and token.cancelled:
+                    raise CancelledError(f"{what} was abandoned: the statement was cancelled") from exc
                 if attempt < self.retries:
-                    self._sleep(self._delay(attempt))
+                    cancel.sleep(self._delay(attempt), self._sleep)
                     attempt += 1
                     continue
                 kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
@@ -493,7 +507,7 @@ class HttpBackend:
                     raise TransportError(f"{what}: {exc.message} (after {attempt + 1} attempt(s))",
                                          hint="the answer was damaged in transit; nothing partial was kept"
                                          ) from exc
-                self._sleep(self._delay(attempt))
+                cancel.sleep(self._delay(attempt), self._sleep)
                 attempt += 1
         warnings = _normalize_warnings(tuple(self._clean(w) for w in response.headers.get_list("Warning")))
         resolution = _resolution(response.headers.get_list("dataframe_resolution"))

@@ -18,7 +18,9 @@ and the engine has an exact twin of the service to test against:
   the service would pick; ``count``;
 - rows ordered by ``id`` (joins: first table's id, then the next; a reference merge: the
   target's id, then the reference's);
-- an optional row cap with the service's silent truncation and ``Warning: 201``.
+- an optional row cap with the service's silent truncation and ``Warning: 201``;
+- cancellation (:mod:`caveql.cancel`): a query whose statement is cancelled is interrupted
+  inside DuckDB and raises :class:`~caveql.errors.CancelledError`.
 
 >>> import tempfile
 >>> from caveql.datastack.tiny import build_tiny
@@ -44,7 +46,8 @@ import pyarrow.parquet as pq
 from caveql.backends.base import FILTER_KINDS, Capabilities, QueryRequest, QueryResult
 from caveql.backends.local_sql import CRUD_SIMPLE, Builder, Col, Source, error, fields_of, q, suggest
 from caveql.datastack.layout import TableEntry, VersionEntry, read_info, read_versions
-from caveql.errors import DatastackError
+from caveql import cancel
+from caveql.errors import CancelledError, DatastackError
 
 __all__ = ["LocalBackend"]
 
@@ -328,9 +331,13 @@ class LocalBackend:
         """Run one query call (see the module docstring for the semantics)."""
         sql, params, out_fields, res, warnings, limit = Builder(self, request).build()
         try:
-            with self._cursor(self._request_version(request)) as cur:
+            with self._cursor(self._request_version(request)) as cur, cancel.on_cancel(cur.interrupt):
+                cancel.check()  # (an interrupt that lands before DuckDB starts is re-sent)
                 table = cur.sql(sql, params=params).to_arrow_table()
                 nbytes = _bytes_read(cur) if self.profile else 0
+        except duckdb.InterruptException as exc:
+            raise CancelledError("the statement was cancelled while the local datastack ran "
+                                 f"{request.kind} query on {request.table or 'a join'}") from exc
         except duckdb.Error as exc:
             raise error(f"query failed: {_first_line(exc)}") from exc
         table = _conform(table, out_fields)

@@ -4,6 +4,12 @@ One entry, :func:`execute` ``(physical, backend) -> Result``. Subqueries run
 first; then the calls in the plan's fetch order, each fed the keys of the
 results before it; then the local SQL; then the frame.
 
+Cancellation (:mod:`caveql.cancel`): the statement's token is checked before every
+call, request and local step, and a running DuckDB query is interrupted. Each run
+has its own child token, made current in the pool threads too: when one call fails
+(or the caller's thread is interrupted) the others stop at their next request
+instead of running to their end.
+
 >>> execute.__name__
 'execute'
 """
@@ -12,11 +18,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from caveql import cancel
 from caveql.backends.base import Backend
 from caveql.errors import ExecutionError
 from caveql.execute.analyze import run_steps
@@ -54,6 +62,18 @@ def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True, an
                   ) -> tuple[Any, pa.Table | None, dict[str, Any]]:
     """Run a plan; ``(frame, arrow result (if ``keep_arrow``), stats)``. ``analyze`` (EXPLAIN
     ANALYZE) also runs the local part step by step for per-step figures (``stats["steps"]``)."""
+    outer = cancel.current()
+    token = cancel.CancelToken()  # this run's: stops its pool workers when the run fails
+    with outer.on_cancel(token.cancel) if outer is not None else nullcontext(), cancel.activate(token):
+        try:
+            return _execute_arrow(p, backend, keep_arrow, analyze, token)
+        except BaseException:
+            token.cancel()
+            raise
+
+
+def _execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool, analyze: bool,
+                   token: cancel.CancelToken) -> tuple[Any, pa.Table | None, dict[str, Any]]:
     t0 = time.perf_counter()
     stats: dict[str, Any] = {"calls": {}, "subplans": []}
     relations: dict[str, pa.Table] = {}
@@ -78,18 +98,24 @@ def execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool = True, an
     pool = ThreadPoolExecutor(max_workers=caps.parallel) if caps.parallel > 1 else None
     try:
         for call in p.calls:
+            cancel.check()
             table, cstats = run_call(backend, call, caps, keys, pool)
             table = _apply_rename(table, call) if table is not None else _empty(call)
             by_alias[call.alias] = table
             relations[call.relation] = table
             stats["calls"][call.alias] = cstats.as_dict()
         table = None  # the loop variable too: run_local must hold the only references, to free them
+    except BaseException:
+        token.cancel()  # before the pool's shutdown waits for its workers: they stop at their next request
+        raise
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)  # after a failure: queued pieces never start
     by_alias.clear()  # only `relations` holds the results now; run_local lets them go
+    cancel.check()
     if analyze:
         stats["steps"] = run_steps(p, relations)
+        cancel.check()
     frame, arrow, local = run_local(p, relations, keep_arrow=keep_arrow)
     stats["local"] = local
     stats["ms"] = (time.perf_counter() - t0) * 1000

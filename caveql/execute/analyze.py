@@ -21,6 +21,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from caveql import cancel
+from caveql.errors import CancelledError
 from caveql.execute.failures import local_failure
 from caveql.execute.local import _connection, _list_table
 from caveql.plan.physical import PhysicalPlan
@@ -46,7 +48,11 @@ def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table], last: list[pa.Tab
         for i, step in enumerate(steps):
             t0 = time.perf_counter()
             try:
-                result = con.sql(step.sql, params=list(step.params)).to_arrow_table()
+                with cancel.on_cancel(con.interrupt):
+                    cancel.check()
+                    result = con.sql(step.sql, params=list(step.params)).to_arrow_table()
+            except duckdb.InterruptException as exc:
+                raise CancelledError(f"the statement was cancelled during local step {i + 1}") from exc
             except duckdb.Error as exc:
                 raise local_failure(exc, f"local step {i + 1} failed") from exc
             ms = (time.perf_counter() - t0) * 1000

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from caveql.errors import ExecutionError
+from caveql import cancel
+from caveql.errors import CancelledError, ExecutionError
 from caveql.execute.direct import direct_step, sorted_relation
 from caveql.execute.failures import local_failure
 from caveql.plan.physical import OutputSpec, PhysicalPlan
@@ -202,7 +203,11 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
             for name, values in p.lists:
                 con.register(name, _list_table(values))
             try:
-                holder.append(con.sql(p.sql, params=list(p.params)).to_arrow_table())
+                with cancel.on_cancel(con.interrupt):  # a cancelled statement stops DuckDB
+                    cancel.check()
+                    holder.append(con.sql(p.sql, params=list(p.params)).to_arrow_table())
+            except duckdb.InterruptException as exc:
+                raise CancelledError("the statement was cancelled during the local step") from exc
             except duckdb.Error as exc:
                 raise local_failure(exc, "the local step failed") from exc
         finally:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from caveql import cancel
 from caveql.backends.base import Backend, Capabilities, QueryRequest, QueryResult
 from caveql.errors import ExecutionError, TruncatedResultError
 from caveql.plan.physical import RemoteCall
@@ -89,6 +90,7 @@ class _Runner:
         self.pool = pool
 
     def query(self, req: QueryRequest) -> QueryResult:
+        cancel.check()  # before every request: a cancelled statement sends no more
         res = self.backend.query(req)
         self.stats.add(res)
         return res
@@ -297,7 +299,13 @@ def run_call(backend: Backend, call: RemoteCall, caps: Capabilities,
             if len(vals) > caps.max_in_batch:
                 pieces = [_with_in(p, t, col, b) for p in pieces for b in batches(vals, caps.max_in_batch)]
     if pool is not None and len(pieces) > 1:
-        parts = list(pool.map(runner.complete, pieces))
+        token = cancel.current()
+
+        def complete(piece: QueryRequest) -> list[pa.Table]:
+            with cancel.activate(token):  # the statement's token, in the pool's thread
+                return runner.complete(piece)
+
+        parts = list(pool.map(complete, pieces))
     else:
         parts = [runner.complete(p) for p in pieces]
     tables = [t for part in parts for t in part]

@@ -203,6 +203,8 @@ def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch, request) -> 
     # process (an IPython shell, a server) may have left its own handler installed
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    session.run("SET lim = 2")
+    session.cancel_grace = 0.5  # the sleep above cannot be interrupted: fall back soon
     first = session.connection
     t0 = time.perf_counter()
     assert not session.run("SELECT id FROM cells", cancellable=True)
@@ -210,6 +212,48 @@ def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch, request) -> 
     slow["on"] = False
     assert session.run("SHOW DATASTACK", cancellable=True)
     assert session.connection is not first  # a fresh connection with the same settings
+    assert session.connection.version == 1
+    assert session.connection.engine.params == {"lim": 2}  # and the same SET parameters
+
+
+def test_ctrl_c_cancels_the_statement_and_keeps_the_connection(session: Session, opener, monkeypatch,
+                                                                 request) -> None:
+    """Ctrl-C during a statement that can be interrupted (DuckDB's local step of a 12-way self-join
+    that would never end): the statement stops, and the same connection, with its SET parameter
+    and settings, answers the next query."""
+    import _thread
+    import signal
+    import time
+
+    from caveql.backends.local import LocalBackend
+
+    aliases = [f"s{i}" for i in range(12)]
+    endless = "SELECT COUNT(*) AS n FROM synapses s0 " + " ".join(
+        f"JOIN synapses {b} ON {b}.id <> {a}.id" for a, b in zip(aliases, aliases[1:], strict=False))
+    assert session.run("SET version = 1") and session.run("SET lim = 2")
+    err(session)
+    real = LocalBackend.query
+    interrupt = {"on": True}
+
+    def query(self, req):  # type: ignore[no-untyped-def]
+        if interrupt["on"]:
+            interrupt["on"] = False
+            _thread.interrupt_main()  # Ctrl-C while the statement runs (its first call)
+        return real(self, req)
+
+    monkeypatch.setattr(LocalBackend, "query", query)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    first = session.connection
+    t0 = time.perf_counter()
+    assert not session.run(endless, cancellable=True)
+    assert time.perf_counter() - t0 < 30.0 and "Cancelled." in err(session)
+    assert session.connection is first  # kept: the statement stopped
+    assert session.connection.engine.cancel() is False  # and nothing runs on it any more
+    assert session.run("SELECT id FROM synapses ORDER BY id LIMIT :lim", cancellable=True)
+    with opener() as db:
+        want = db.query("SET version = 1; SELECT id FROM synapses ORDER BY id LIMIT 2")
+    assert session.last_frame.equals(want)
     assert session.connection.version == 1
 
 

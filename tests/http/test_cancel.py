@@ -1,0 +1,107 @@
+"""Cancelling statements on the HTTP backend (a real loopback server): a request waiting for its
+answer is abandoned, retry waits end, no further request is sent, and the backend keeps working."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from caveql import cancel
+from caveql.backends.base import QueryRequest
+from caveql.backends.http import HttpBackend
+from caveql.errors import CancelledError
+
+pytestmark = pytest.mark.timeout(60)
+
+NUCQ = QueryRequest(kind="table", table="nucleus_detection_v0", version=661)
+
+
+def backend(ms, fs, **kw):
+    kw.setdefault("timeout", (5.0, 30.0))  # a long read timeout: only the cancel can end a stall early
+    return HttpBackend(ms.DS, server=fs.url, local_server=fs.url, token=ms.TOKEN, cache=False, **kw)
+
+
+def run_with_token(fn):
+    """Run ``fn`` on a thread with a fresh current token; (token, box, thread)."""
+    token = cancel.CancelToken()
+    box: dict = {}
+
+    def target() -> None:
+        with cancel.activate(token):
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - inspected by the test
+                box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return token, box, t
+
+
+def test_a_request_waiting_for_its_answer_is_abandoned(ms, fault_server):
+    with fault_server(["stall"], stall=20.0) as fs:
+        b = backend(ms, fs)
+        assert b.aborts_in_flight  # httpx's own transport: reads are cancellable
+        b.api_version  # discovery first, so the stalled request is the query
+        token, box, t = run_with_token(lambda: b.query(NUCQ))
+        deadline = time.monotonic() + 20
+        while fs.actions != ["stall"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        token.cancel()
+        t.join(10)
+        assert not t.is_alive() and time.monotonic() - t0 < 10  # not the 20 s stall
+        assert isinstance(box.get("error"), CancelledError), box
+        # the next request (no token: an ordinary call) works on the same backend
+        assert b.query(NUCQ).table.equals(ms.NUC)
+        assert fs.actions == ["stall", "ok"]  # the abandoned request was not retried
+        b.close()
+
+
+def test_retry_waits_end_and_no_further_request_is_sent(ms, fault_server):
+    with fault_server(["503"] * 10) as fs:
+        b = backend(ms, fs, retries=5, backoff=20.0, max_backoff=20.0)  # 10-20 s waits
+        b.api_version
+        token, box, t = run_with_token(lambda: b.query(NUCQ))
+        deadline = time.monotonic() + 20
+        while not fs.actions:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.1)  # in the back-off wait now
+        token.cancel()
+        t.join(10)
+        assert not t.is_alive() and isinstance(box.get("error"), CancelledError), box
+        assert fs.actions == ["503"]  # no retry after the cancel
+        b.close()
+
+
+def test_engine_cancel_reaches_the_http_backend(ms, fault_server):
+    from caveql.engine import Engine
+
+    with fault_server(["stall"], stall=20.0) as fs:
+        b = backend(ms, fs)
+        engine = Engine(b)
+        engine.catalog()  # metadata first: the stalled POST is the statement's query
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                engine.execute("SELECT id FROM nucleus_detection_v0")
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                box["error"] = exc
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 20
+        while "stall" not in fs.actions:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert engine.cancel()
+        t.join(10)
+        assert not t.is_alive() and isinstance(box.get("error"), CancelledError), box
+        got = engine.execute("SELECT id FROM nucleus_detection_v0").frame
+        assert got.id.tolist() == ms.NUC.column("id").to_pylist()
+        b.close()
