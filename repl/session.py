@@ -149,6 +149,13 @@ class Session:
             except CaveqlError as err:
                 self.show_error(err, None)
                 return False
+            except KeyboardInterrupt:
+                if not cancellable:
+                    raise
+                # Ctrl-C in a command that runs a statement (\explain analyze, \values): the
+                # connection has cancelled it (caveql.api) and stays usable
+                self.info("Cancelled.")
+                return False
             return ok is not False
         return self.run_cql(text, cancellable=cancellable)
 

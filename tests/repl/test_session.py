@@ -257,6 +257,39 @@ def test_ctrl_c_cancels_the_statement_and_keeps_the_connection(session: Session,
     assert session.connection.version == 1
 
 
+def test_ctrl_c_in_explain_analyze_keeps_the_repl(session: Session, monkeypatch, request) -> None:
+    """A backslash command runs its statement from the main thread: Ctrl-C cancels it through the
+    connection and the REPL goes on (it used to end the REPL with a KeyboardInterrupt)."""
+    import _thread
+    import signal
+
+    from caveql.backends.local import LocalBackend
+
+    aliases = [f"s{i}" for i in range(12)]
+    endless = "SELECT COUNT(*) AS n FROM synapses s0 " + " ".join(
+        f"JOIN synapses {b} ON {b}.id <> {a}.id" for a, b in zip(aliases, aliases[1:], strict=False))
+    assert session.run("SET lim = 1")
+    err(session)
+    real = LocalBackend.query
+    armed = {"on": True}
+
+    def query(self, req):  # type: ignore[no-untyped-def]
+        if armed["on"]:
+            armed["on"] = False
+            _thread.interrupt_main()
+        return real(self, req)
+
+    monkeypatch.setattr(LocalBackend, "query", query)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    first = session.connection
+    assert not session.run("\\explain analyze " + endless, cancellable=True)
+    assert "Cancelled." in err(session)
+    assert session.connection is first and first.engine.cancel() is False
+    assert session.run("SELECT id FROM cells ORDER BY id LIMIT :lim", cancellable=True)
+    assert len(session.last_frame) == 1
+
+
 def test_docs_repl_md_lists_every_command() -> None:
     here = os.path.dirname(__file__)
     with open(os.path.join(here, "..", "..", "docs", "repl.md"), encoding="utf-8") as fh:
