@@ -542,9 +542,11 @@ class HttpBackend:
         if len(reqs) <= 1:
             return [self.query(r) for r in reqs]
         results: list[QueryResult | None] = [None] * len(reqs)
+        token = cancel.current()  # the caller's statement, if any: its cancel reaches these threads
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="caveql-http") as pool:
             def run(i: int) -> None:
-                results[i] = self.query(reqs[i])
+                with cancel.activate(token):
+                    results[i] = self.query(reqs[i])
 
             futures = [pool.submit(run, i) for i in range(len(reqs))]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
