@@ -105,3 +105,63 @@ def test_engine_cancel_reaches_the_http_backend(ms, fault_server):
         got = engine.execute("SELECT id FROM nucleus_detection_v0").frame
         assert got.id.tolist() == ms.NUC.column("id").to_pylist()
         b.close()
+
+
+def test_a_body_being_read_is_abandoned():
+    """Headers and half the body arrive, then the server stalls: the read stops at the cancel, the
+    half-read connection is dropped, and the client's next request gets a whole answer."""
+    import http.server
+
+    import httpx
+
+    from caveql.backends.cancellable import make_cancellable
+
+    body = b"x" * 100_000
+    stall = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.path == "/stall":
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                stall.wait(20)
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    client = httpx.Client(timeout=30)
+    assert make_cancellable(client)
+    got: list[int] = []
+
+    def fetch() -> None:
+        with client.stream("GET", url + "/stall") as response:
+            for chunk in response.iter_raw():
+                got.append(len(chunk))
+
+    token, box, t = run_with_token(fetch)
+    deadline = time.monotonic() + 20
+    while sum(got) < len(body) // 2:
+        assert time.monotonic() < deadline and t.is_alive(), box
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    token.cancel()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 10
+    assert isinstance(box.get("error"), CancelledError), box
+    assert client.get(url + "/whole").content == body
+    stall.set()
+    client.close()
+    httpd.shutdown()
+    httpd.server_close()
