@@ -35,8 +35,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from typing import ContextManager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from caveql.errors import CancelledError
 
@@ -141,7 +140,7 @@ def check() -> None:
         tok.check()
 
 
-def on_cancel(abort: Callable[[], object]) -> ContextManager[None]:
+def on_cancel(abort: Callable[[], object]) -> AbstractContextManager[None]:
     """:meth:`CancelToken.on_cancel` of the current token (a no-op without one)."""
     tok = _current.get()
     return tok.on_cancel(abort) if tok is not None else nullcontext()
