@@ -106,6 +106,9 @@ def test_connect_errors(tmp_path) -> None:
 def test_connect_http_builds_http_backend(monkeypatch) -> None:
     import caveql.api as api
 
+    # patch the globals caveql.connect really reads: the doctest collector may import
+    # caveql/api.py a second time (importlib mode), so `caveql.api` can be another module object
+    namespace = caveql.connect.__globals__
     seen = {}
 
     class Fake:
@@ -119,7 +122,7 @@ def test_connect_http_builds_http_backend(monkeypatch) -> None:
         seen.update(datastack=datastack, server=server, token=token, cache=cache)
         return Fake()
 
-    monkeypatch.setattr(api, "_http_backend", fake_http)
+    monkeypatch.setitem(namespace, "_http_backend", fake_http)
     conn = caveql.connect("minnie65_public", token="tok")
     assert seen == {"datastack": "minnie65_public", "server": api.DEFAULT_SERVER, "token": "tok", "cache": True}
     assert conn.datastack == "minnie65_public"
