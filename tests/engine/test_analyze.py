@@ -12,7 +12,7 @@ from caveql.backends.base import QueryRequest
 from caveql.engine import Engine
 from caveql.plan.explain import explain_text
 
-from .test_golden_plans import CASES, _header
+from .test_golden_plans import CASES, golden_engine
 
 FIGURES = re.compile(r"^\s*- (.*?)  -> ([\d,]+) rows, ([\d,]+) bytes, ([\d.]+) ms$")
 
@@ -111,14 +111,7 @@ def test_every_golden_plan_analyzes(path, request, tiny_backend, capped_backend,
     """Each plan shape of the corpus: every local step gets figures, and the chain's final rows
     are the statement's rows."""
     text = path.read_text()
-    params, backend = _header(text)
-    if backend == "demo":
-        eng = Engine(request.getfixturevalue("demo_backend"))
-    else:
-        eng = Engine(capped_backend if backend == "capped" else tiny_backend)
-    for k, v in list(params.items()):
-        if isinstance(v, str) and v.startswith("query:"):
-            params[k] = eng.execute(v[6:]).frame.iloc[:, 0].tolist()
+    eng, params = golden_engine(text, request, tiny_backend, capped_backend)
     # one run: the ANALYZE figures, the chain's final rows and the fused statement's answer
     chained: list = []
     real = execute.run_steps

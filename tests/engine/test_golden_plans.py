@@ -37,13 +37,8 @@ def _header(text: str) -> tuple[dict, str]:
     return params, backend
 
 
-def test_corpus_is_large_enough():
-    assert len(CASES) >= 60
-
-
-@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_golden_plan(path, request, tiny_backend, capped_backend):
-    text = path.read_text()
+def golden_engine(text: str, request, tiny_backend, capped_backend) -> tuple[Engine, dict]:
+    """The engine a golden case's header asks for, and its parameters with ``query:`` values run."""
     params, backend = _header(text)
     if backend == "demo":
         eng = Engine(request.getfixturevalue("demo_backend"))
@@ -52,6 +47,17 @@ def test_golden_plan(path, request, tiny_backend, capped_backend):
     for k, v in list(params.items()):
         if isinstance(v, str) and v.startswith("query:"):
             params[k] = eng.execute(v[6:]).frame.iloc[:, 0].tolist()
+    return eng, params
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden_plan(path, request, tiny_backend, capped_backend):
+    text = path.read_text()
+    eng, params = golden_engine(text, request, tiny_backend, capped_backend)
     got = eng.explain(text, params=params) + "\n"
     golden = path.with_suffix(".plan.txt")
     if UPDATE or not golden.exists():
