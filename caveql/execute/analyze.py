@@ -18,13 +18,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from caveql import cancel
-from caveql.errors import CancelledError
-from caveql.execute.failures import local_failure
-from caveql.execute.local import _connection, _list_table
+from caveql.execute.local import local_connection, run_sql
 from caveql.plan.physical import PhysicalPlan
 from caveql.plan.steps import local_steps
 
@@ -39,22 +35,11 @@ def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table], last: list[pa.Tab
     if p.local_parts is None:
         return out
     steps = local_steps(p.local_parts, p.params)
-    con = _connection()
+    con = local_connection(p, relations)
     try:
-        for name, table in relations.items():
-            con.register(name, table)
-        for name, values in p.lists:
-            con.register(name, _list_table(values))
         for i, step in enumerate(steps):
             t0 = time.perf_counter()
-            try:
-                with cancel.on_cancel(con.interrupt):
-                    cancel.check()
-                    result = con.sql(step.sql, params=list(step.params)).to_arrow_table()
-            except duckdb.InterruptException as exc:
-                raise CancelledError(f"the statement was cancelled during local step {i + 1}") from exc
-            except duckdb.Error as exc:
-                raise local_failure(exc, f"local step {i + 1} failed") from exc
+            result = run_sql(con, step.sql, step.params, f"local step {i + 1}")
             ms = (time.perf_counter() - t0) * 1000
             out.append({"step": step.step, "rows": result.num_rows, "bytes": result.nbytes, "ms": ms})
             if i:

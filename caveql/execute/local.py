@@ -29,7 +29,7 @@ from caveql.execute.direct import direct_step, sorted_relation
 from caveql.execute.failures import local_failure
 from caveql.plan.physical import OutputSpec, PhysicalPlan
 
-__all__ = ["run_local", "shape_frame", "to_frame"]
+__all__ = ["local_connection", "run_local", "run_sql", "shape_frame", "to_frame"]
 
 _NULLABLE = {
     pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
@@ -196,22 +196,13 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
         finally:
             relations.clear()
     else:
-        con = _connection()
         try:
-            for name in relations:
-                con.register(name, relations[name])
-            for name, values in p.lists:
-                con.register(name, _list_table(values))
+            con = local_connection(p, relations)
             try:
-                with cancel.on_cancel(con.interrupt):  # a cancelled statement stops DuckDB
-                    cancel.check()
-                    holder.append(con.sql(p.sql, params=list(p.params)).to_arrow_table())
-            except duckdb.InterruptException as exc:
-                raise CancelledError("the statement was cancelled during the local step") from exc
-            except duckdb.Error as exc:
-                raise local_failure(exc, "the local step failed") from exc
+                holder.append(run_sql(con, p.sql, p.params, "the local step"))
+            finally:
+                con.close()
         finally:
-            con.close()
             relations.clear()
     t1 = time.perf_counter()
     stats: dict[str, Any] = {"rows": holder[0].num_rows, "bytes": holder[0].nbytes,
@@ -221,6 +212,44 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
     t2 = time.perf_counter()
     stats.update(ms=(t1 - t0) * 1000, frame_ms=(t2 - t1) * 1000)
     return frame, kept, stats
+
+
+def local_connection(p: PhysicalPlan, relations: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    """A cursor with the calls' results and the plan's bound value lists registered."""
+    con = _connection()
+    try:
+        for name, table in relations.items():
+            con.register(name, table)
+        for name, values in p.lists:
+            con.register(name, _list_table(values))
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: tuple[Any, ...], where: str) -> pa.Table:
+    """``sql`` on ``con`` as an Arrow table. A cancelled statement interrupts DuckDB
+    (:class:`CancelledError`); DuckDB's failures are said in CQL terms (``where`` names the step).
+
+    >>> con = _connection()
+    >>> run_sql(con, "SELECT $1 + 1 AS a", (41,), "a step").to_pydict()
+    {'a': [42]}
+    >>> try:
+    ...     run_sql(con, "SELECT 1 % 0", (), "a step")
+    ... except ExecutionError as err:
+    ...     print(err.message)
+    a step failed: division by zero in (1 % 0)
+    >>> con.close()
+    """
+    try:
+        with cancel.on_cancel(con.interrupt):
+            cancel.check()
+            return con.sql(sql, params=list(params)).to_arrow_table()
+    except duckdb.InterruptException as exc:
+        raise CancelledError(f"the statement was cancelled during {where}") from exc
+    except duckdb.Error as exc:
+        raise local_failure(exc, f"{where} failed") from exc
 
 
 def _list_table(values: tuple[Any, ...]) -> pa.Table:
