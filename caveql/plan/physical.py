@@ -235,7 +235,6 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
                   columns: dict[str, tuple[str, ...]]
                   ) -> tuple[str, tuple[OutputSpec, ...], list[str], LocalParts]:
     steps: list[str] = []
-    select: list[str] = []
     first = q.scans[0]
     parts = LocalParts((relations[first.alias], first.alias), columns,
                        aggregate=q.aggregate, distinct=q.distinct)
@@ -247,37 +246,28 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
         # internal result names: the frame's names may repeat (SELECT p, p_y), DuckDB's may not
         if isinstance(o.expr, Col) and o.expr.type == "position":
             names = tuple(f"c{n + k}" for k in range(3))
-            for expr, name in zip(b.position(o.expr), names, strict=True):
-                select.append(f"{expr} AS {quote(name)}")
-                parts.select.append((expr, name))
+            parts.select += zip(b.position(o.expr), names, strict=True)
             outputs.append(OutputSpec(o.name, True, names, at_end=i in q.star_tail))
             n += 3
         else:
-            expr = b.expr(o.expr)
-            select.append(f"{expr} AS {quote(f'c{n}')}")
-            parts.select.append((expr, f"c{n}"))
+            parts.select.append((b.expr(o.expr), f"c{n}"))
             outputs.append(OutputSpec(o.name, False, (f"c{n}",)))
             n += 1
-    sql_from = f"{relations[first.alias]} AS {quote(first.alias)}"
     for j in q.joins:
         conds = [f"{b.expr(a)} = {b.expr(c)}" for a, c in j.pairs] + [b.expr(x) for x in j.extra]
         on = " AND ".join(conds) if conds else "TRUE"
-        sql_from += f" {j.kind} JOIN {relations[j.alias]} AS {quote(j.alias)} ON {on}"
         parts.lines[f"join{len(parts.joins)}"] = len(steps)
         parts.joins.append((j.kind, relations[j.alias], j.alias, on))
         steps.append(f"{j.kind.lower()} join {j.alias} ON "
                      + " AND ".join([f"{show(a)} = {show(c)}" for a, c in j.pairs]
                                     + [show(x) for x in j.extra]))
-    sql = "SELECT " + ("DISTINCT " if q.distinct else "") + ", ".join(select) + " FROM " + sql_from
     if q.where:
         parts.where = " AND ".join(b.expr(w) for w in q.where)
-        sql += " WHERE " + parts.where
         parts.lines["filter"] = len(steps)
         steps.append("filter " + " AND ".join(show(w) for w in q.where))
     if q.group_by:
         for g in q.group_by:
             parts.group += b.position(g) if isinstance(g, Col) and g.type == "position" else [b.expr(g)]
-        sql += " GROUP BY " + ", ".join(parts.group)
     if q.aggregate:
         parts.lines["aggregate"] = len(steps)
         aggs = sorted({show(x) for o in q.outputs for x in _aggs(o.expr)})
@@ -285,48 +275,37 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
                                      else "(one group)") + (": " + ", ".join(aggs) if aggs else ""))
     if q.having is not None:
         parts.having = b.expr(q.having)
-        sql += " HAVING " + parts.having
         parts.lines["having"] = len(steps)
         steps.append("having " + show(q.having))
     if q.distinct:
         parts.lines["distinct"] = len(steps)
         steps.append("distinct")
-    order: list[str] = []
     for o in q.order_by:
         idx = next((i for i, out in enumerate(q.outputs) if out.expr == o.expr), None)
         suffix = (" DESC" if o.descending else " ASC") + (f" NULLS {o.nulls}" if o.nulls else "")
         if idx is not None:
             count = 3 if outputs[idx].position else 1
-            order += [f"{first_col[idx] + k}{suffix}" for k in range(count)]
             parts.order += [(first_col[idx] + k, "", suffix) for k in range(count)]
         elif isinstance(o.expr, Col) and o.expr.type == "position":
-            order += [p + suffix for p in b.position(o.expr)]
             parts.order += [(None, p, suffix) for p in b.position(o.expr)]
         else:
-            expr = b.expr(o.expr)
-            order.append(expr + suffix)
-            parts.order.append((None, expr, suffix))
-    user_order = bool(order)
+            parts.order.append((None, b.expr(o.expr), suffix))
+    user_order = bool(parts.order)
     # deterministic rows: the sources' ids in FROM order, else every output column
     if q.aggregate or q.distinct:
-        order += [str(i) for i in range(1, n + 1)]
         parts.order += [(i, "", "") for i in range(1, n + 1)]
         tie = "output columns"
     else:
-        tie_parts: list[str] = []
+        ties: list[tuple[int | None, str, str]] = []
         for s in q.scans:
             info = catalog.source(s.table)
             keys = [k for k in ("id", "id_ref") if info.column(k) is not None]
             if keys:
-                tie_parts += [f"{quote(s.alias)}.{quote(k)}" for k in keys]
+                ties += [(None, f"{quote(s.alias)}.{quote(k)}", "") for k in keys]
             else:
-                tie_parts += [str(i) for i in range(1, n + 1)]
-        order += list(dict.fromkeys(tie_parts))
-        parts.order += [(int(t), "", "") if t.isdigit() else (None, t, "")
-                        for t in dict.fromkeys(tie_parts)]
+                ties += [(i, "", "") for i in range(1, n + 1)]
+        parts.order += dict.fromkeys(ties)
         tie = ", ".join(f"{s.alias}.id" for s in q.scans)
-    if order:
-        sql += " ORDER BY " + ", ".join(order)
     parts.lines["sort"] = len(steps)
     steps.append("sort " + (", ".join(
         f"{show(o.expr)}{' DESC' if o.descending else ''}" for o in q.order_by) + ", then "
@@ -337,7 +316,6 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
             parts.limit += f" LIMIT {int(q.limit)}"
         if q.offset:
             parts.limit += f" OFFSET {int(q.offset)}"
-        sql += parts.limit
         parts.lines["limit"] = len(steps)
         steps.append(f"limit {q.limit if q.limit is not None else 'ALL'}"
                      + (f" offset {q.offset}" if q.offset else ""))
@@ -346,7 +324,7 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
                  + ("" if q.split_positions or not any(o.position for o in outputs)
                     else "; positions packed as [x, y, z]" + (" (from *: at the end, as caveclient)"
                                                               if q.star_tail else "")))
-    return sql, tuple(outputs), steps, parts
+    return parts.statement(), tuple(outputs), steps, parts
 
 
 def _aggs(e: Expr) -> list[Expr]:

@@ -61,6 +61,31 @@ class LocalParts:
     limit: str = ""
     lines: dict[str, int] = field(default_factory=dict)  # "join<i>"/"filter"/... -> step line
 
+    def statement(self) -> str:
+        """The one-statement local SQL these fragments make (what the executor runs).
+
+        >>> p = LocalParts(("r0", "s"), {"s": ("id", "size")}, select=[('"s"."size"', "c0")],
+        ...                where='("s"."size" > $1)', order=[(None, '"s"."id"', "")], limit=" LIMIT 5")
+        >>> p.statement()
+        'SELECT "s"."size" AS "c0" FROM r0 AS "s" WHERE ("s"."size" > $1) ORDER BY "s"."id" LIMIT 5'
+        """
+        rel, alias = self.first
+        sql = ("SELECT " + ("DISTINCT " if self.distinct else "")
+               + ", ".join(f"{e} AS {quote(n)}" for e, n in self.select) + f" FROM {rel} AS {quote(alias)}")
+        for kind, jrel, jalias, on in self.joins:
+            sql += f" {kind} JOIN {jrel} AS {quote(jalias)} ON {on}"
+        if self.where is not None:
+            sql += " WHERE " + self.where
+        if self.group:
+            sql += " GROUP BY " + ", ".join(self.group)
+        if self.having is not None:
+            sql += " HAVING " + self.having
+        if self.order:
+            # an int is an output position (ORDER BY 2), else an expression
+            sql += " ORDER BY " + ", ".join(f"{pos if pos is not None else e}{suffix}"
+                                             for pos, e, suffix in self.order)
+        return sql + self.limit
+
 
 def _renumber(sql: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     """``sql`` with its ``$n`` renumbered 1.. in order of first use, and those values
