@@ -110,8 +110,8 @@ class PhysicalPlan:
     split_positions: bool
     datastack: str
     capabilities: Capabilities = field(default_factory=Capabilities)
-    # the local SQL's fragments, from which EXPLAIN ANALYZE builds one statement per step
-    # (caveql.plan.steps.local_steps; built only when asked, so planning costs nothing more)
+    # the fragments ``sql`` is made of (LocalParts.statement); EXPLAIN ANALYZE also builds one
+    # statement per step from them (caveql.plan.steps.local_steps, only when asked)
     local_parts: LocalParts | None = field(default=None, compare=False, repr=False)
 
 
