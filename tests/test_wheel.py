@@ -38,6 +38,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     assert "caveql/grammar/caveql.lark" in names
     assert "caveql/repl/cli.py" in names and "caveql/syntax/parser.py" in names
     assert not any(n.startswith(("tests/", "grammar/", "repl/")) for n in names)
+    assert "caveql/data/emannotationschemas.json" in names  # what `caveql serve` answers schema calls with
 
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
