@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz bench clean tmux
+.PHONY: demo test conformance fuzz bench clean tmux postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,20 @@ tmux:
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q tmux >/dev/null; } || \
 	  echo "warning: could not install tmux; tests/repl/test_tmux.py will fail" >&2
 
-test: $(VENV)/.installed-test tmux
+# the conformance suite runs the genuine MaterializationEngine on PostgreSQL 15 + PostGIS 3
+# (tests/conformance/harness.py; a missing server fails there with this install command)
+PG_PACKAGES := postgresql-15 postgresql-15-postgis-3
+postgres:
+	@[ -f /usr/share/postgresql/15/extension/postgis.control ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q $(PG_PACKAGES) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(PG_PACKAGES) >/dev/null; } || \
+	  echo "warning: could not install $(PG_PACKAGES); tests/conformance will fail" >&2
+
+test: $(VENV)/.installed-test tmux postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+conformance: $(VENV)/.installed-test postgres
+	$(BIN)/python -m pytest tests/conformance $(PYTEST_ARGS)
 
 fuzz: $(VENV)/.installed-test
 	CAVEQL_FUZZ=1 $(BIN)/python -m pytest -m 'not tmux' tests -k 'fuzz or differential or roundtrip' $(PYTEST_ARGS)

@@ -31,6 +31,7 @@ parameters.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -195,6 +196,9 @@ class Connection:
                 x, y, z = (float(v) for v in value)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"resolution must be three numbers, not {value!r}") from exc
+            if not all(math.isfinite(v) and v > 0 for v in (x, y, z)):
+                raise ConfigError(f"resolution must be three positive finite numbers (nm per unit), "
+                                  f"not {value!r}")
             value = (x, y, z)
         self._set(resolution=value)
 
@@ -277,9 +281,16 @@ class Connection:
         """Run one statement; returns the engine's :class:`~caveql.engine.Result`."""
         return self._run(lambda engine: engine.execute(text, params=params))
 
-    def execute_script(self, text: str, /, **params: Any) -> list[Result]:
-        """Run a script (statements separated by ``;``); one result per statement."""
-        return self._run(lambda engine: engine.execute_script(text, params=params))
+    def execute_script(self, text: str, on_result: Callable[[Result], object] | None = None, /,
+                       **params: Any) -> list[Result]:
+        """Run a script (statements separated by ``;``); one result per statement.
+
+        ``on_result`` (positional): called with each result as soon as its statement has run,
+        which is then not kept (an empty list is returned), so a script of any length holds one
+        result at a time. :meth:`cancel` stops the script before its next statement, also while
+        a long script is still being parsed.
+        """
+        return self._run(lambda engine: engine.execute_script(text, params=params, on_result=on_result))
 
     def query(self, text: str, /, **params: Any) -> pd.DataFrame:
         """Run CQL and return the last statement's rows as a DataFrame.
@@ -294,10 +305,15 @@ class Connection:
         0  2
         >>> db.close()
         """
-        results = self.execute_script(text, **params)
-        if not results:
+        last: list[Result] = []
+
+        def keep_last(result: Result) -> None:
+            last[:] = [result]  # the earlier statements' results are not kept
+
+        self.execute_script(text, keep_last, **params)
+        if not last:
             raise ConfigError("no statement to run")
-        return _as_frame(results[-1])
+        return _as_frame(last[0])
 
     def explain(self, text: str, /, *, analyze: bool = False, **params: Any) -> str:
         """The plan of a SELECT: every remote call as the exact request, then local steps.

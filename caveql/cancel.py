@@ -27,10 +27,18 @@ the token's lock, so once ``on_cancel`` has exited its callback never runs again
 ...         print(err.code, err.message)
 CQL070 the statement was cancelled
 >>> check()                           # no current token outside activate()
+
+Interpreter exit: a statement still running in a daemon thread when Python exits would be
+killed inside DuckDB, which aborts the process (``terminate called ... FATAL: exception not
+rethrown``). Tokens made current by :func:`running` are known process-wide; at exit (an
+``atexit`` hook, which runs once non-daemon threads have been joined) every one is cancelled and
+the exit waits up to :data:`EXIT_GRACE` seconds for them to finish; statements that start after
+that are cancelled at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import threading
 import time
@@ -39,10 +47,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from caveql.errors import CancelledError
 
-__all__ = ["CancelToken", "activate", "check", "current", "on_cancel", "sleep"]
+__all__ = ["EXIT_GRACE", "CancelToken", "activate", "check", "child", "current", "on_cancel",
+           "running", "sleep"]
 
 _REFIRE_EVERY = 0.05
 _REFIRE_FOR = 5.0
+
+#: Seconds the interpreter's exit waits for cancelled statements to finish.
+EXIT_GRACE = 5.0
 
 _current: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar("caveql_cancel", default=None)
 
@@ -144,6 +156,70 @@ def on_cancel(abort: Callable[[], object]) -> AbstractContextManager[None]:
     """:meth:`CancelToken.on_cancel` of the current token (a no-op without one)."""
     tok = _current.get()
     return tok.on_cancel(abort) if tok is not None else nullcontext()
+
+
+@contextmanager
+def child(token: CancelToken) -> Iterator[CancelToken]:
+    """Make ``token`` current, cancelled when the current token (if any) is: a statement's
+    token under its script's, a run's under its statement's."""
+    outer = _current.get()
+    with outer.on_cancel(token.cancel) if outer is not None else nullcontext(), activate(token):
+        yield token
+
+
+# -- every running top-level token, for the interpreter's exit -----------------------------------
+_live: dict[CancelToken, threading.Thread] = {}  # token -> the thread running its statement
+_live_lock = threading.Condition()
+_exiting = False
+_hooked = False
+
+
+@contextmanager
+def running(token: CancelToken) -> Iterator[CancelToken]:
+    """Register ``token`` (a script's or statement's) as running in this thread until the block
+    ends, so that interpreter exit cancels it and waits for it; once exit has begun it is
+    cancelled at once."""
+    global _hooked
+    with _live_lock:
+        if not _hooked:
+            # registered on first use: atexit runs hooks last-in first-out, so this one runs
+            # before those of libraries imported earlier (DuckDB's among them)
+            atexit.register(_at_exit)
+            _hooked = True
+        _live[token] = threading.current_thread()
+        exiting = _exiting
+    if exiting:
+        token.cancel()
+    try:
+        yield token
+    finally:
+        with _live_lock:
+            _live.pop(token, None)
+            _live_lock.notify_all()
+
+
+def _at_exit(grace: float | None = None) -> bool:
+    """Cancel every running statement, then wait (up to ``grace`` seconds in all, default
+    :data:`EXIT_GRACE`) for the statements to finish and for the daemon threads that ran them to
+    end — a thread still unwinding from DuckDB (or freeing its cursors as it ends) when the
+    interpreter finalizes is killed inside DuckDB, which aborts the process. Whether all did."""
+    global _exiting
+    with _live_lock:
+        _exiting = True
+        tokens = list(_live)
+        threads = {t for t in _live.values() if t is not threading.current_thread()}
+    for tok in tokens:
+        tok.cancel()
+    deadline = time.monotonic() + (EXIT_GRACE if grace is None else grace)
+    with _live_lock:
+        while _live:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _live_lock.wait(left)
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
 
 
 def sleep(seconds: float, sleeper: Callable[[float], object] = time.sleep) -> None:

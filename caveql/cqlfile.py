@@ -33,6 +33,7 @@ file's own because the whole file is what the engine parses).
 from __future__ import annotations
 
 import ast as pyast
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -83,7 +84,9 @@ class CqlFile:
 
     @classmethod
     def from_text(cls, text: str, filename: str | None = None) -> CqlFile:
-        """Read the header of ``text`` (comment lines before the first statement)."""
+        """Read the header of ``text`` (comment lines before the first statement); a leading
+        byte-order mark is dropped."""
+        text = text.removeprefix("\ufeff")
         meta: dict[str, str] = {}
         params: list[Param] = []
         offset = 0
@@ -121,10 +124,11 @@ class CqlFile:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CqlFile:
-        """Read a ``.cql`` file (UTF-8)."""
+        """Read a ``.cql`` file (UTF-8; a leading byte-order mark, as Windows editors write, is
+        dropped)."""
         name = os.fspath(path)
         try:
-            with open(name, encoding="utf-8") as fh:
+            with open(name, encoding="utf-8-sig") as fh:
                 text = fh.read()
         except OSError as exc:
             raise CqlFileError(f"cannot read {name}: {exc.strerror or exc}", filename=name) from exc
@@ -239,6 +243,8 @@ def parse_param_value(text: str, typ: str = "any") -> Any:
         for t in ("int", "float"):
             try:
                 return parse_param_value(text, t)
+            except _NotFinite:
+                raise  # a number, but not one CQL can take (not the string 'nan')
             except ValueError:
                 pass
         if text.lower() in ("true", "false"):
@@ -252,9 +258,12 @@ def parse_param_value(text: str, typ: str = "any") -> Any:
         return int(text)
     if typ == "float":
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):  # nan, inf, 1e999: no value CQL can bind (caveql.bind)
+            raise _NotFinite(f"{text!r} is not a finite number")
+        return value
     if typ == "bool":
         low = text.lower()
         if low in ("true", "t", "yes", "1", "on"):
@@ -268,6 +277,10 @@ def parse_param_value(text: str, typ: str = "any") -> Any:
         except ValueError:
             raise ValueError(f"{text!r} is not an ISO-8601 timestamp") from None
     return _unquote(text)
+
+
+class _NotFinite(ValueError):
+    """A number that is NaN or infinite (or overflows a double)."""
 
 
 def _split_list(body: str) -> list[str]:

@@ -13,8 +13,11 @@
 np.int64(4)
 
 :meth:`Engine.cancel` (from any thread) stops the statements running on the engine:
-each has its own :class:`caveql.cancel.CancelToken`, so the next statement starts
-fresh, and ``SET`` parameters, ``USE`` and settings are kept.
+each call (``execute``, ``execute_script``, ``explain``) has its own
+:class:`caveql.cancel.CancelToken` from the moment it starts parsing, and each of its
+statements a child of it, so a cancel stops a script before its next statement (or its parse
+within a statement), the next call starts fresh, and ``SET`` parameters, ``USE`` and settings
+are kept. Parameter values are checked when bound (:mod:`caveql.bind`).
 
 >>> eng.cancel()                     # nothing running: nothing to stop
 False
@@ -41,7 +44,8 @@ from caveql.analyze.catalog import Catalog
 from caveql.analyze.resolve import constant_value
 from caveql.analyze.settings import Settings
 from caveql.backends.base import Backend
-from caveql.errors import CaveqlError, ConfigError, CqlSemanticError
+from caveql.bind import check_counts, check_values, param_uses
+from caveql.errors import CancelledError, CaveqlError, ConfigError, CqlSemanticError
 from caveql.execute import execute as run_plan
 from caveql.execute import execute_arrow
 from caveql.execute.result import Result
@@ -113,7 +117,8 @@ class Engine:
 
         The running statement raises :class:`~caveql.errors.CancelledError` promptly: no further
         remote request is sent, a running DuckDB query is interrupted, an HTTP answer being
-        waited for is abandoned (see docs/remote.md). Whether anything was running.
+        waited for is abandoned (see docs/remote.md); a script, also one still being parsed, stops
+        before its next statement. Whether anything was running.
         """
         with self._lock:
             running = list(self._running)
@@ -123,32 +128,57 @@ class Engine:
 
     def execute(self, text: str, params: Mapping[str, Any] | None = None) -> Result:
         """Run one statement."""
-        script = self._parse(text)
-        if len(script.statements) != 1:
-            raise CqlSemanticError(
-                f"execute() runs one statement, got {len(script.statements)}; use execute_script()",
-                span=script.statements[1].span if len(script.statements) > 1 else None,
-            ).with_source(text)
-        return self._run(script.statements[0], text, params)
+        with self._call():
+            script = self._parse(text)
+            if len(script.statements) != 1:
+                raise CqlSemanticError(
+                    f"execute() runs one statement, got {len(script.statements)}; use execute_script()",
+                    span=script.statements[1].span if len(script.statements) > 1 else None,
+                ).with_source(text)
+            self._check_params(script.statements, text, params)
+            return self._run(script.statements[0], text, params)
 
-    def execute_script(self, text: str, params: Mapping[str, Any] | None = None) -> list[Result]:
-        """Run every statement of a script, in order."""
-        script = self._parse(text)
-        return [self._run(s, text, params) for s in script.statements]
+    def execute_script(self, text: str, params: Mapping[str, Any] | None = None, *,
+                       on_result: Callable[[Result], object] | None = None) -> list[Result]:
+        """Run every statement of a script, in order (none if it does not parse).
+
+        With ``on_result``, each result is handed to it as soon as its statement has run and is
+        not kept (the list returned is empty): a long script then holds one result at a time.
+        :meth:`cancel` stops the script, also while it is being parsed, before its next statement.
+        """
+        with self._call() as token:
+            script = self._parse(text)
+            self._check_params(script.statements, text, params)
+            results: list[Result] = []
+            total = len(script.statements)
+            for i, stmt in enumerate(script.statements):
+                if token.cancelled:
+                    raise CancelledError(f"the script was cancelled after {i:,} of {total:,} statements",
+                                         source=text)
+                res = self._run(stmt, text, params)
+                if on_result is None:
+                    results.append(res)
+                else:
+                    on_result(res)
+            return results
 
     def explain(self, text: str, params: Mapping[str, Any] | None = None, analyze: bool = False) -> str:
         """The EXPLAIN text of a SELECT (``analyze``: run it and add figures)."""
-        script = self._parse(text)
-        stmt = script.statements[0]
-        if isinstance(stmt, ast.Explain):
-            analyze, stmt = analyze or stmt.analyze, stmt.statement
-        if not isinstance(stmt, ast.Select):
-            raise CqlSemanticError("EXPLAIN takes a SELECT", span=stmt.span).with_source(text)
-        try:
-            with self._statement():
-                return self._explain(stmt, self._params(params), analyze)
-        except CaveqlError as err:
-            raise err.with_source(text) from None
+        with self._call():
+            script = self._parse(text)
+            stmt = script.statements[0]
+            if isinstance(stmt, ast.Explain):
+                analyze, stmt = analyze or stmt.analyze, stmt.statement
+            if not isinstance(stmt, ast.Select):
+                raise CqlSemanticError("EXPLAIN takes a SELECT", span=stmt.span).with_source(text)
+            self._check_params([stmt], text, params)
+            try:
+                with self._statement():
+                    merged = self._params(params)
+                    check_counts(stmt, merged)
+                    return self._explain(stmt, merged, analyze)
+            except CaveqlError as err:
+                raise err.with_source(text) from None
 
     def physical_plan(self, text: str, params: Mapping[str, Any] | None = None) -> PhysicalPlan:
         """The physical plan of one SELECT (for tools and benchmarks)."""
@@ -158,21 +188,37 @@ class Engine:
             stmt = stmt.statement
         if not isinstance(stmt, ast.Select):
             raise CqlSemanticError("not a SELECT", span=stmt.span).with_source(text)
+        self._check_params([stmt], text, params)
         try:
-            return self._plan(stmt, self._params(params))
+            merged = self._params(params)
+            check_counts(stmt, merged)
+            return self._plan(stmt, merged)
         except CaveqlError as err:
             raise err.with_source(text) from None
 
     # ------------------------------------------------------------------ internals
     @contextmanager
+    def _call(self) -> Iterator[cancelling.CancelToken]:
+        """The token of one API call (a script, parse included): known to :meth:`cancel` and to
+        interpreter exit from the start, so a cancel while the text is parsed is not lost."""
+        token = cancelling.CancelToken()
+        with self._tracked(token), cancelling.activate(token):
+            yield token
+
+    @contextmanager
     def _statement(self) -> Iterator[None]:
         """A fresh cancel token (an earlier cancel never leaks into this statement), current
-        in this thread and known to :meth:`cancel` while the statement runs."""
+        in this thread, cancelled with its call's, and known to :meth:`cancel` while it runs."""
         token = cancelling.CancelToken()
+        with self._tracked(token), cancelling.child(token):
+            yield
+
+    @contextmanager
+    def _tracked(self, token: cancelling.CancelToken) -> Iterator[None]:
         with self._lock:
             self._running.add(token)
         try:
-            with cancelling.activate(token):
+            with cancelling.running(token):
                 yield
         except BaseException:
             token.cancel()  # a KeyboardInterrupt in this thread: stop the statement's workers too
@@ -188,6 +234,16 @@ class Engine:
         except CaveqlError as err:
             raise err.with_source(text) from None
 
+    @staticmethod
+    def _check_params(statements: Any, text: str, params: Mapping[str, Any] | None) -> None:
+        """Every value in ``params`` must be one CQL can bind (:mod:`caveql.bind`)."""
+        if not params:
+            return
+        try:
+            check_values(params, param_uses(statements))
+        except CaveqlError as err:
+            raise err.with_source(text) from None
+
     def _params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         merged = dict(self.params)
         merged.update(params or {})
@@ -197,7 +253,9 @@ class Engine:
         t0 = time.perf_counter()
         try:
             with self._statement():
-                res = self._dispatch(stmt, self._params(params))
+                merged = self._params(params)
+                check_counts(stmt, merged)
+                res = self._dispatch(stmt, merged)
         except CaveqlError as err:
             raise err.with_source(text) from None
         res.statement = stmt

@@ -367,7 +367,8 @@ def render_error(
         if source is not None:
             lines = source.split("\n")
             if 1 <= span.line <= len(lines):
-                text = lines[span.line - 1].replace("\t", " ")
+                # (a byte-order mark is invisible: a blank keeps the caret under its column)
+                text = lines[span.line - 1].replace("\t", " ").replace("\ufeff", " ")
                 num = str(span.line)
                 pad = " " * len(num)
                 line_start = span.start - (span.column - 1)

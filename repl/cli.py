@@ -258,7 +258,7 @@ def _cmd_default(args: argparse.Namespace) -> int:
             session.close()
         return 0
     if not sys.stdin.isatty():
-        text = sys.stdin.read()
+        text = sys.stdin.read().removeprefix("\ufeff")  # a script saved with a byte-order mark
         session = _session(args)
         session.variables.update(_typed(_params(args)))
         try:

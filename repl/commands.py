@@ -227,7 +227,7 @@ def _e(s: Session, arg: str) -> None:
             fh.write(s.last_query or "")
     try:
         subprocess.run([*shlex.split(editor), target], check=False)
-        with open(target, encoding="utf-8") as fh:
+        with open(target, encoding="utf-8-sig") as fh:  # (an editor may add a byte-order mark)
             s.next_input = fh.read().rstrip()
     except OSError as exc:
         raise ConfigError(f"cannot run editor {editor!r}: {exc}") from exc

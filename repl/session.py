@@ -19,7 +19,7 @@ True
 from __future__ import annotations
 
 import os
-import re
+import queue
 import shutil
 import subprocess
 import sys
@@ -49,15 +49,6 @@ def is_command(text: str) -> bool:
     """
     stripped = text.strip()
     return stripped.startswith("\\") or stripped.startswith(".mode") or stripped.lower() in _QUIT_WORDS
-
-
-def _only(text: str, span: Any) -> str:
-    """``text`` with everything outside ``span`` blanked (newlines kept): the statement keeps
-    its line and column, so its errors point into the whole script."""
-    if span is None:
-        return text
-    blank = re.compile(r"[^\n]")
-    return blank.sub(" ", text[: span.start]) + text[span.start:span.end] + blank.sub(" ", text[span.end:])
 
 
 class Session:
@@ -165,41 +156,36 @@ class Session:
 
         Statements run one at a time, so those before a failing one have printed their results
         (as psql and DuckDB do); a script that does not parse runs nothing. Errors are rendered
-        with a caret, at the script's own line and column.
+        with a caret, at the script's own line and column. Results are printed and dropped as
+        they come (a script of any length holds one at a time), and Ctrl-C (or
+        :meth:`~caveql.api.Connection.cancel`) stops the script before its next statement,
+        also while a long script is still being parsed.
         """
-        from caveql.syntax import parse
-
         self.last_query = text
         values = {**self.variables, **(params or {})}
         start = time.perf_counter()
-        pieces = [text]
-        if ";" in text.strip().rstrip(";"):  # maybe several statements (one needs no split)
+        failed_output: list[CaveqlError] = []
+
+        def show(result: Result) -> None:
             try:
-                statements = parse(text).statements
-            except CaveqlError as err:
-                self.show_error(err, text, filename)
-                return False
-            if len(statements) > 1:
-                pieces = [_only(text, st.span) for st in statements]
-        for piece in pieces:
-            try:
-                if cancellable:
-                    results = self._run_cancellable(lambda c, p=piece: c.execute_script(p, **values))
-                    if results is None:
-                        return False
-                else:
-                    results = self.connection.execute_script(piece, **values)
-            except CaveqlError as err:
-                if err.source is not None and err.source != text and len(pieces) > 1:
-                    err.source = text  # the statement was run masked; show it in the whole script
-                self.show_error(err, text, filename)
-                return False
-            try:
-                for result in results:
-                    self.show_result(result)
+                self.show_result(result)
             except CaveqlError as err:  # writing the output failed (-o path, parquet of odd objects)
+                failed_output.append(err)
+                raise
+
+        try:
+            if cancellable:
+                if self._run_cancellable(lambda c, emit: c.execute_script(text, emit, **values),
+                                         show) is None:
+                    return False
+            else:
+                self.connection.execute_script(text, show, **values)
+        except CaveqlError as err:
+            if failed_output and err is failed_output[0]:
                 self.show_error(err, None)
-                return False
+            else:
+                self.show_error(err, text, filename)
+            return False
         if self.timing:
             self.info(f"Time: {time.perf_counter() - start:.3f}s")
         return True
@@ -257,17 +243,38 @@ class Session:
         self._emit(plan)
         return True
 
-    def _run_cancellable(self, work: Callable[[Connection], Any]) -> Any:
-        """Run ``work`` on a worker thread; Ctrl-C cancels it and keeps the session usable."""
+    def _run_cancellable(self, work: Callable[..., Any],
+                         on_result: Callable[[Any], object] | None = None) -> Any:
+        """Run ``work(connection)`` on a worker thread; Ctrl-C cancels it and keeps the session
+        usable (returns None).
+
+        With ``on_result``, ``work`` is called as ``work(connection, emit)``: each ``emit(x)``
+        in the worker hands ``x`` to ``on_result`` here, in the calling (main) thread — where
+        output, the pager and Ctrl-C belong — and waits until it has been shown, so the statements
+        never run ahead of what the screen shows. An exception from ``on_result`` is raised in the
+        worker (stopping the script) and then here.
+        """
         conn = self.connection
         box: dict[str, Any] = {}
         # waited on instead of Thread.join: on Python < 3.13 a join interrupted by Ctrl-C can leave
         # the thread reported as stopped (is_alive() False) while it still runs
         finished = threading.Event()
+        handoff: queue.Queue[tuple[Any, dict[str, Any], threading.Event]] = queue.Queue()
+
+        def emit(item: Any) -> None:
+            from caveql import cancel
+
+            reply: dict[str, Any] = {}
+            shown = threading.Event()
+            handoff.put((item, reply, shown))
+            while not shown.wait(0.05):
+                cancel.check()  # Ctrl-C cancelled the script while the main thread showed it
+            if "error" in reply:
+                raise reply["error"]
 
         def target() -> None:
             try:
-                box["value"] = work(conn)
+                box["value"] = work(conn, emit) if on_result is not None else work(conn)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
             finally:
@@ -276,8 +283,18 @@ class Session:
         worker = threading.Thread(target=target, name="caveql-query", daemon=True)
         worker.start()
         try:
-            while not finished.wait(0.05):
-                pass
+            while not finished.is_set():
+                try:
+                    item, reply, shown = handoff.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                try:
+                    assert on_result is not None
+                    on_result(item)
+                except Exception as exc:  # noqa: BLE001 - stops the script, raised below
+                    reply["error"] = exc
+                finally:
+                    shown.set()
         except KeyboardInterrupt:
             self._abandon(conn, finished)
             self.info("Cancelled.")

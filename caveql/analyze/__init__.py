@@ -111,8 +111,10 @@ def analyze(statement: ast.Select, catalog: Catalog, settings: Settings,
         raise CqlSemanticError(f"cannot analyze a {type(statement).__name__} statement",
                                span=getattr(statement, "span", None))
     _version, timestamp, resolution = statement_options(statement, settings, params)
+    if timestamp is not None:
+        catalog = catalog.for_live()  # a live answer's columns (catalog.LIVE_ABSENT)
     try:
-        q = resolve_select(statement, catalog, params)
+        q = resolve_select(statement, catalog, params, resolution)
     except ParameterError:
         raise
     return _apply(q, timestamp, resolution, statement.cave.split_positions)

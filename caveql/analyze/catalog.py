@@ -9,7 +9,10 @@ version). Columns are described as CQL sees them:
   triple); its components ``P_x``, ``P_y``, ``P_z`` are ``int`` columns too;
 - a reference table is merged with its target as caveclient's table manager
   returns it: the target's columns keep their names, the reference row's clashing
-  columns get ``_ref`` (``id_ref``, ``valid_ref``), then the reference's own columns.
+  columns get ``_ref`` (``id_ref``, ``valid_ref``), then the reference's own columns;
+- a live statement (AT TIMESTAMP, AT LIVE) reads tables through
+  :meth:`Catalog.for_live`: the columns of a live answer, i.e. without the
+  ``valid`` and ``superceded_id`` bookkeeping columns (see :data:`LIVE_ABSENT`).
 
 >>> from caveql.analyze.catalog import split_positions
 >>> import pyarrow as pa
@@ -31,10 +34,20 @@ import pyarrow as pa
 from caveql.backends.base import Backend
 from caveql.errors import BackendError, UnknownTableError, did_you_mean
 
-__all__ = ["Catalog", "ColumnInfo", "SourceInfo", "arrow_type_name", "split_positions"]
+__all__ = ["LIVE_ABSENT", "Catalog", "ColumnInfo", "LiveCatalog", "SourceInfo", "arrow_type_name",
+           "live_source", "split_positions"]
 
 #: Suffix of a reference row's columns that clash with its target's (caveclient's table manager).
 REF_SUFFIX = "_ref"
+
+#: A table's columns that a live answer does not have. The live endpoint answers a split version
+#: (every public deployment's) with ``id, created, deleted, <fields>``: it skips ``valid`` and
+#: ``superceded_id`` (query_manager.py ``select_all_columns(table, ['valid', 'superceded_id'])``),
+#: and drops ``deleted`` again when it merges rows of the live database (api2.py
+#: ``combine_queries``). Every live row is valid at the query time anyway, so CQL's live tables
+#: are the same on every layout and backend: their frozen columns without these (``deleted``
+#: is never a CQL column).
+LIVE_ABSENT = ("valid", "superceded_id", "deleted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +145,22 @@ def split_positions(schema: pa.Schema, owner: str = "") -> list[ColumnInfo]:
     return out
 
 
+def live_source(info: SourceInfo) -> SourceInfo:
+    """``info`` as a live statement sees it: a table's (or merged reference's) columns without
+    :data:`LIVE_ABSENT`, whichever table owns them; a view as it is.
+
+    >>> cols = tuple(ColumnInfo(n, "int", pa.int64(), "t", n) for n in ("id", "valid", "size"))
+    >>> [c.name for c in live_source(SourceInfo("t", "table", cols, (1.0, 1.0, 1.0))).columns]
+    ['id', 'size']
+    """
+    if info.kind == "view":
+        return info
+    cols = tuple(c for c in info.columns if c.owner_column not in LIVE_ABSENT)
+    if len(cols) == len(info.columns):
+        return info
+    return SourceInfo(info.name, info.kind, cols, info.voxel_resolution, info.metadata, info.target)
+
+
 class Catalog:
     """The sources of one datastack at one version, read lazily and cached.
 
@@ -139,6 +168,9 @@ class Catalog:
     >>> Catalog.__name__
     'Catalog'
     """
+
+    #: whether sources are seen as a live statement sees them (:meth:`for_live`)
+    live = False
 
     def __init__(self, backend: Backend, version: int | None,
                  on_call: Callable[[str], None] | None = None) -> None:
@@ -150,6 +182,16 @@ class Catalog:
         self._sources: dict[str, SourceInfo] = {}
         self._counts: dict[str, int] = {}
         self._info: dict[str, Any] | None = None
+        self._live: LiveCatalog | None = None
+
+    def for_live(self) -> Catalog:
+        """This catalog as a live statement (AT TIMESTAMP, AT LIVE) sees it: the same tables,
+        views, counts and metadata (shared caches); each table's columns those of a live answer
+        (:func:`live_source`)."""
+        with self._lock:
+            if self._live is None:
+                self._live = LiveCatalog(self)
+            return self._live
 
     # ------------------------------------------------------------------ listings
     def info(self) -> dict[str, Any]:
@@ -287,3 +329,41 @@ class Catalog:
     def columns(self, name: str) -> list[tuple[str, str]]:
         """``[(column, type)]`` of a source in catalog order (the engine's interface)."""
         return [(c.name, c.type) for c in self.source(name).columns]
+
+
+class LiveCatalog(Catalog):
+    """A :class:`Catalog` as a live statement sees it (made by :meth:`Catalog.for_live`): every
+    listing, count and metadata comes from the frozen catalog, each source through
+    :func:`live_source`."""
+
+    live = True
+
+    def __init__(self, frozen: Catalog) -> None:  # noqa: D107 - shares the frozen catalog's state
+        self.frozen = frozen
+        self.backend = frozen.backend
+        self.version = frozen.version
+        self._lock = frozen._lock
+        self._sources = {}
+        self._live = self
+
+    def for_live(self) -> Catalog:
+        return self
+
+    def info(self) -> dict[str, Any]:
+        return self.frozen.info()
+
+    def tables(self) -> list[str]:
+        return self.frozen.tables()
+
+    def _view_meta(self) -> dict[str, dict[str, Any]]:
+        return self.frozen._view_meta()
+
+    def source(self, name: str, span: Any = None) -> SourceInfo:
+        with self._lock:
+            hit = self._sources.get(name)
+            if hit is None:
+                hit = self._sources[name] = live_source(self.frozen.source(name, span))
+            return hit
+
+    def count(self, table: str) -> int | None:
+        return self.frozen.count(table)

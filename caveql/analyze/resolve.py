@@ -19,7 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from caveql.analyze.catalog import Catalog, SourceInfo
+from caveql.analyze.catalog import LIVE_ABSENT, REF_SUFFIX, Catalog, SourceInfo
+from caveql.analyze.resolution import column_type
 from caveql.errors import (
     AggregateError,
     AmbiguousColumnError,
@@ -110,8 +111,18 @@ def constant_value(e: ast.Node, params: Mapping[str, Any]) -> Any:
 class Scope:
     """The sources visible to one SELECT, by alias, in FROM/JOIN order."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolution: tuple[float, float, float] | None = None, live: bool = False) -> None:
         self.sources: list[tuple[str, SourceInfo]] = []
+        self.resolution = resolution  # a position component's type depends on it
+        self.live = live  # a live statement: tables have a live answer's columns
+
+    def live_hint(self, name: str) -> dict[str, str]:
+        """The hint for a column a live answer lacks (``valid``, ``superceded_id``, ...)."""
+        base = name[:-len(REF_SUFFIX)] if name.endswith(REF_SUFFIX) else name
+        if self.live and base in LIVE_ABSENT:
+            return {"hint": f"a live answer (AT TIMESTAMP, AT LIVE) has no '{base}' column: every row "
+                            "it returns is valid at that time"}
+        return {}
 
     def add(self, alias: str, info: SourceInfo, span: Span | None) -> None:
         if any(a == alias for a, _ in self.sources):
@@ -128,8 +139,9 @@ class Scope:
                         raise UnknownColumnError(
                             f"unknown column '{col.name}' in {info.name}"
                             + (f" (as {alias})" if alias != info.name else ""),
-                            span=col.span, candidates=did_you_mean(col.name, info.names()))
-                    return Col(alias, col.name, c.type, span=col.span)
+                            span=col.span, candidates=did_you_mean(col.name, info.names()),
+                            **self.live_hint(col.name))
+                    return Col(alias, col.name, column_type(info, c, self.resolution), span=col.span)
             raise UnknownColumnError(
                 f"unknown table or alias '{col.table}'", span=col.span,
                 candidates=did_you_mean(col.table, [a for a, _ in self.sources]))
@@ -142,7 +154,8 @@ class Scope:
                 hint="write " + " or ".join(f"{a}.{col.name}" for a, _ in hits))
         if hits:
             alias, c = hits[0]
-            return Col(alias, col.name, c.type, span=col.span)
+            info = next(i for a, i in self.sources if a == alias)
+            return Col(alias, col.name, column_type(info, c, self.resolution), span=col.span)
         return None
 
     def all_names(self) -> list[str]:
@@ -151,10 +164,11 @@ class Scope:
 
 class _Resolver:
     def __init__(self, catalog: Catalog, params: Mapping[str, Any], sub_counter: list[int],
-                 outer: Scope | None = None) -> None:
+                 outer: Scope | None = None, resolution: tuple[float, float, float] | None = None) -> None:
         self.catalog = catalog
         self.params = params
-        self.scope = Scope()
+        self.resolution = resolution
+        self.scope = Scope(resolution, live=catalog.live)
         self.outer = outer
         self.sub_counter = sub_counter
         self.subqueries: list[Query] = []
@@ -180,8 +194,8 @@ class _Resolver:
                     hint = "correlated subqueries are not supported: a subquery sees only its own FROM"
             except CqlSemanticError:
                 pass
-        raise UnknownColumnError(f"unknown column '{c.name}'", span=c.span, candidates=cands,
-                                 **({"hint": hint} if hint else {}))
+        extra = {"hint": hint} if hint else self.scope.live_hint(c.name)
+        raise UnknownColumnError(f"unknown column '{c.name}'", span=c.span, candidates=cands, **extra)
 
     # ------------------------------------------------------------------ expressions
     def expr(self, e: ast.Node, *, agg_ok: bool = False, alias_ok: bool = False) -> Expr:
@@ -300,7 +314,8 @@ class _Resolver:
         return InList(left, tuple(out), negated, span=span)
 
     def subquery(self, left: Expr, t: ast.Subquery, negated: bool, span: Span | None) -> Expr:
-        inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope)
+        inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope,
+                          resolution=self.resolution)
         q = inner.select(t.select)
         if len(q.outputs) != 1 or q.outputs[0].expr.type == "position":
             raise CqlSemanticError("a subquery after IN must select exactly one column",
@@ -630,9 +645,13 @@ def _item_spans(s: ast.Select, outputs: list[Output]) -> list[Span | None]:
     return [getattr(o.expr, "span", None) for o in outputs]
 
 
-def resolve_select(select: ast.Select, catalog: Catalog, params: Mapping[str, Any]) -> Query:
-    """Resolve a SELECT against ``catalog`` with ``params`` bound; see the module docstring."""
-    return _Resolver(catalog, params, [0]).select(select)
+def resolve_select(select: ast.Select, catalog: Catalog, params: Mapping[str, Any],
+                   resolution: tuple[float, float, float] | None = None) -> Query:
+    """Resolve a SELECT against ``catalog`` with ``params`` bound; see the module docstring.
+
+    ``resolution`` is the statement's (AT RESOLUTION): a position component whose axis does
+    not scale to whole numbers there is a ``float`` (:mod:`caveql.analyze.resolution`)."""
+    return _Resolver(catalog, params, [0], resolution=resolution).select(select)
 
 
 # re-exported for rules that need to recompute the columns a query reads

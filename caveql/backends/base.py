@@ -8,7 +8,7 @@ A :class:`QueryRequest` is the request the service takes (one of its four query
 endpoints), with filter dicts keyed by table exactly as in the JSON body. A
 backend answers with a :class:`QueryResult`: an Arrow table shaped as the
 service returns it (positions split into ``<col>_x/_y/_z`` Int32 columns,
-nullable 64-bit ids, naive timestamps) plus the service's warnings.
+nullable 64-bit ids, UTC timestamps of tables, naive ones of views) plus the service's warnings.
 
 >>> r = QueryRequest(kind="table", table="synapses_pni_2", version=661,
 ...                  filter_equal={"synapses_pni_2": {"pre_pt_root_id": 864691135808473885}})

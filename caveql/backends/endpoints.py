@@ -17,10 +17,14 @@ b'{"filter_equal_dict": {"synapses_pni_2": {"pre_pt_root_id": 864691135808473885
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
+
+import pyarrow as pa
 
 from caveql.backends.base import QueryRequest
 
@@ -31,13 +35,22 @@ __all__ = [
     "INFO_VERSION",
     "SCHEMA_TYPES_ALL",
     "SCHEMA_VERSIONS",
+    "LIVE_REFILTERED",
     "SERVER_VERSION",
+    "add_columns",
+    "cap_notice",
+    "cut_at_cap",
     "datastack_info",
     "encode_body",
+    "lone_column",
+    "pad_lone_column",
     "query_headers",
     "query_params",
     "query_target",
+    "schema_columns",
     "schema_type",
+    "spare_column",
+    "unselected_filters",
     "wire_body",
 ]
 
@@ -266,3 +279,188 @@ def query_target(request: QueryRequest, datastack: str, api_version: int = 3) ->
     """Path and query string of a query call, for EXPLAIN and logs (never holds a token)."""
     path = Endpoints(datastack, api_version).query(request)
     return f"{path}?{urlencode(query_params(request))}"
+
+
+# ---------------------------------------------------------------------- requests the service fails on
+#
+# MaterializationEngine 5.26.4 (query.py fix_columns_with_query) types each answer column with
+# ``getattr(<the column's SQL type>, name)`` when the query selects exactly one column entity:
+# an AttributeError, HTTP 500, for every table, join, view and live query (v2 and v3, list or
+# dict select_columns) that selects a single column (counts are not typed, so they pass). A
+# position is three entities (ST_X/ST_Y/ST_Z) and so passes too, but no request ever needs a
+# lone column: the planner adds a cheap second one and drops it locally, and the HTTP backend
+# pads whatever still selects one (pad_lone_column) before encoding. Likewise a live query must
+# select every column it filters on (unselected_filters).
+
+
+def lone_column(request: QueryRequest) -> tuple[str, str] | None:
+    """``(table, column)`` when ``request`` selects exactly one column (which the service fails on).
+
+    >>> lone_column(QueryRequest(kind="table", table="t", version=1, select_columns={"t": ("id",)}))
+    ('t', 'id')
+    >>> lone_column(QueryRequest(kind="join", join=(("a", "x"), ("b", "id")), version=1,
+    ...                          select_columns={"a": ("id",), "b": ("id",)})) is None
+    True
+    >>> lone_column(QueryRequest(kind="table", table="t", version=1, count=True,
+    ...                          select_columns={"t": ("id",)})) is None
+    True
+    """
+    if request.select_columns is None or request.count:
+        return None
+    pairs = list(dict.fromkeys((t, c) for t, cols in request.select_columns.items() for c in cols))
+    return pairs[0] if len(pairs) == 1 else None
+
+
+def pad_lone_column(request: QueryRequest, spare: str) -> QueryRequest:
+    """``request`` with ``spare`` added to the table of its lone selected column.
+
+    >>> r = QueryRequest(kind="table", table="t", version=1, select_columns={"t": ("id",)})
+    >>> encode_body(pad_lone_column(r, "valid"))
+    b'{"select_columns": ["id", "valid"]}'
+    """
+    lone = lone_column(request)
+    if lone is None:
+        return request
+    return add_columns(request, [(lone[0], spare)])
+
+
+def add_columns(request: QueryRequest, extra: Iterable[tuple[str, str]]) -> QueryRequest:
+    """``request`` also selecting each ``(table, column)`` of ``extra`` (after its own columns)."""
+    if request.select_columns is None:
+        return request
+    cols = {t: tuple(c) for t, c in request.select_columns.items()}
+    for t, c in extra:
+        if c not in cols.get(t, ()):
+            cols[t] = (*cols.get(t, ()), c)
+    return replace(request, select_columns=cols)
+
+
+#: The filters the live endpoint applies a second time to its answer, by column name
+#: (api2.py ``apply_filters``, after merging the materialized and production rows).
+LIVE_REFILTERED = ("in", "equal", "greater", "less", "greater_equal", "less_equal")
+
+
+def unselected_filters(request: QueryRequest) -> list[tuple[str, str]]:
+    """``(table, column)`` a live request filters on but does not select.
+
+    The live endpoint filters its answer again with ``df[column_names[table][column]]``: a
+    filtered column that is not selected is a KeyError, HTTP 500. (Frozen queries filter in SQL.)
+
+    >>> unselected_filters(QueryRequest(kind="live", table="t", select_columns={"t": ("id",)},
+    ...                                 filter_greater={"t": {"volume": 5}}, filter_equal={"t": {"id": 1}}))
+    [('t', 'volume')]
+    """
+    if request.kind != "live" or request.select_columns is None or request.count:
+        return []
+    chosen = {(t, c) for t, cols in request.select_columns.items() for c in cols}
+    out: list[tuple[str, str]] = []
+    for kind in LIVE_REFILTERED:
+        for t, cols in getattr(request, f"filter_{kind}").items():
+            out += [(t, c) for c in cols if (t, c) not in chosen and (t, c) not in out]
+    return out
+
+
+def _width(t: pa.DataType | None) -> float:
+    if t is None:
+        return 64.0
+    if pa.types.is_boolean(t):
+        return 0.125
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return t.bit_width / 8
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return 8.0
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return 32.0
+    return 48.0
+
+
+def spare_column(columns: Iterable[tuple[str, pa.DataType | None]], taken: Collection[str]) -> str | None:
+    """The cheapest column of ``columns`` (a table's non-position ``(name, Arrow type)``) not in
+    ``taken``: a second column for a request that would select one. Root and supervoxel ids come
+    last (the service may add a supervoxel id before a root id).
+
+    >>> spare_column([("id", pa.int64()), ("pt_root_id", pa.int64()), ("valid", pa.bool_()),
+    ...               ("volume", pa.float32())], {"id"})
+    'valid'
+    >>> spare_column([("id", pa.int64()), ("pt_root_id", pa.int64())], {"id"})
+    'pt_root_id'
+    >>> spare_column([("id", pa.int64())], {"id"}) is None
+    True
+    """
+    best: tuple[tuple[bool, float, int], str] | None = None
+    for i, (name, t) in enumerate(columns):
+        if name in taken:
+            continue
+        key = (name.endswith(("_root_id", "_supervoxel_id")), _width(t), i)
+        if best is None or key < best[0]:
+            best = (key, name)
+    return best[1] if best is not None else None
+
+
+def schema_columns(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    """A service answer's columns without its positions (each ``P_x, P_y, P_z`` integer trio).
+
+    >>> s = pa.schema([("id", pa.int64()), ("pt_position_x", pa.int32()), ("pt_position_y", pa.int32()),
+    ...                ("pt_position_z", pa.int32()), ("valid", pa.bool_())])
+    >>> [n for n, _ in schema_columns(s)]
+    ['id', 'valid']
+    """
+    names = schema.names
+    out: list[tuple[str, pa.DataType]] = []
+    i = 0
+    while i < len(names):
+        n = names[i]
+        if (n.endswith("_x") and i + 2 < len(names) and names[i + 1] == n[:-2] + "_y"
+                and names[i + 2] == n[:-2] + "_z"
+                and all(pa.types.is_integer(schema.field(i + k).type) for k in range(3))):
+            i += 3
+            continue
+        out.append((n, schema.field(i).type))
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------------- the row cap notice
+#
+# A frozen table, join or view answer of exactly ``limit`` rows carries
+# ``201 - "Limited query to {limit} rows`` with ``limit = min(body limit, QUERY_LIMIT_SIZE)``;
+# a live answer of ``limit`` rows or more carries "result has N entries, which is equal or
+# more <spaces> than limit of {limit} there may be more results which are not shown" (the
+# engine's source continues that string over a line break: the gap is a run of spaces). Both name the
+# limit the service applied: below the limit the request asked for (or without one), it is the
+# deployment's row cap and the answer was cut short.
+
+_NOTICE = (re.compile(r'Limited query to (\d+) rows'), re.compile(r"equal or more\s+than limit of (\d+)"))
+
+
+def cap_notice(warnings: Sequence[str]) -> int | None:
+    """The limit a cap notice among ``warnings`` names (``None``: no notice).
+
+    >>> cap_notice(['201 - "Limited query to 1000 rows'])
+    1000
+    >>> cap_notice(["result has 7 entries, which is equal or more         than limit of 7 there may be more"])
+    7
+    >>> cap_notice(["Table Owner Notice on t: beware"]) is None
+    True
+    """
+    found = [int(m.group(1)) for w in warnings for rx in _NOTICE for m in [rx.search(w)] if m]
+    return min(found) if found else None
+
+
+def cut_at_cap(request: QueryRequest, warnings: Sequence[str]) -> int | None:
+    """The service's row cap when it cut this answer short (rows are missing), else ``None``.
+
+    An answer stopped by the request's own limit is whole: the notice then names that limit.
+
+    >>> r = QueryRequest(kind="table", table="t", version=1, limit=10)
+    >>> cut_at_cap(r, ['201 - "Limited query to 3 rows']), cut_at_cap(r, ['201 - "Limited query to 10 rows'])
+    (3, None)
+    >>> cut_at_cap(QueryRequest(kind="table", table="t", version=1), ['201 - "Limited query to 10 rows'])
+    10
+    """
+    if request.count:
+        return None
+    n = cap_notice(warnings)
+    if n is None or (request.limit is not None and n >= request.limit):
+        return None
+    return n

@@ -6,6 +6,12 @@ default version is the newest valid one. Every query is the ``POST`` that
 :mod:`caveql.backends.endpoints` builds (the same bytes EXPLAIN prints), answered
 by an Arrow IPC stream (:mod:`caveql.backends.wire`).
 
+A request selecting a single column, or a live one filtering on a column it does not select,
+is never sent as asked (the service fails on both with HTTP 500): the columns it needs are added
+and dropped from the answer. The cap notice of an
+answer the service cut at its row cap is read, and a cap below ``row_cap`` is kept for the
+backend's lifetime (``capabilities.row_cap``).
+
 Robustness: connect/read timeouts; retries with exponential backoff and jitter on
 connection errors, timeouts, truncated bodies, 429 (honouring ``Retry-After``),
 502, 503 and 504, never on other 4xx; 401/403 become an :class:`AuthError` that
@@ -56,10 +62,18 @@ from caveql.backends.endpoints import (
     DEFAULT_GLOBAL_SERVER,
     SERVER_VERSION,
     Endpoints,
+    add_columns,
+    cap_notice,
+    cut_at_cap,
     datastack_info,
     encode_body,
+    lone_column,
+    pad_lone_column,
     query_headers,
     query_params,
+    schema_columns,
+    spare_column,
+    unselected_filters,
 )
 from caveql.backends.progress import Progress
 from caveql.backends.wire import ARROW_CONTENT_TYPE, decode_arrow
@@ -97,6 +111,8 @@ class HttpBackend:
       shape the exponential, jittered waits.
     - ``parallel``: calls in flight at once (also ``capabilities.parallel``).
     - ``row_cap``: the deployment's rows per call (``QUERY_LIMIT_SIZE``, 200,000 by default).
+      A deployment that caps lower says so in its answers' cap notice: the backend then keeps
+      the smaller cap for its lifetime (``capabilities.row_cap``, ``row_cap_learned``).
     - ``cache``: ``True`` (the default folder, unless ``CAVEQL_NO_CACHE=1``), ``False``, or a
       :class:`ResultCache`.
     - ``progress``: ``None`` (on a terminal), ``True`` or ``False``.
@@ -142,6 +158,7 @@ class HttpBackend:
         self.max_backoff = max_backoff
         self.parallel = parallel
         self.row_cap = row_cap
+        self.row_cap_learned = False  # the cap was lowered by an answer the service cut short
         self.progress = progress
         self._sleep = sleep
         if cache is True and os.environ.get("CAVEQL_NO_CACHE", "").lower() in ("1", "true", "yes"):
@@ -476,6 +493,51 @@ class HttpBackend:
     def _query(self, request: QueryRequest, progress: Progress) -> QueryResult:
         if request.kind in ("view", "live") and self.api_version < 3:
             raise ServiceError(f"{request.kind} queries need materialize API v3; the server offers v2 only")
+        # requests the service fails on (HTTP 500) are never sent as asked; the planner normally
+        # avoided them already: a live query must select what it filters on, and no query may
+        # select a single column. The columns added are dropped from the answer.
+        asked = set() if request.select_columns is None else {
+            c for cols in request.select_columns.values() for c in cols}
+        extra = unselected_filters(request)
+        request = add_columns(request, extra)
+        lone = lone_column(request)
+        if lone is not None:
+            spare = self._spare(request, *lone)
+            extra.append((lone[0], spare))
+            request = pad_lone_column(request, spare)
+        result = self._fetch(request, progress)
+        # (a name also asked for from another table comes back suffixed, and is left in)
+        drop = [c for _t, c in extra if c not in asked and c in result.table.column_names]
+        if drop:
+            table = result.table.drop_columns(list(dict.fromkeys(drop)))
+            result = QueryResult(table, result.warnings, result.resolution, result.bytes_read)
+        return result
+
+    def _spare(self, request: QueryRequest, table: str, column: str) -> str:
+        """A cheap second column of ``table`` for a request selecting only ``column``: from the
+        table's schema (cached; a live request reads the newest version's), else ``id``/``valid``
+        (every materialized table has both)."""
+        try:
+            version = request.version if request.version is not None else max(self.versions())
+            found = spare_column(schema_columns(self.table_columns(version, table)), {column})
+        except (CaveqlError, ValueError):
+            found = None
+        return found or ("valid" if column == "id" else "id")
+
+    def _learn_cap(self, request: QueryRequest, warnings: tuple[str, ...]) -> int | None:
+        """The service's cap if it cut this answer short; a cap below ``row_cap`` is kept."""
+        cut = cut_at_cap(request, warnings)
+        if cut is not None:
+            with self._lock:
+                if cut < self.row_cap:
+                    self.row_cap = cut
+                    self.row_cap_learned = True
+        return cut
+
+    def _fetch(self, request: QueryRequest, progress: Progress) -> QueryResult:
+        lone = lone_column(request)
+        if lone is not None or unselected_filters(request):  # never sent: the service fails on it
+            raise BackendError(f"refusing to send a request the service fails on: {request_summary(request)}")
         url = self.request_target(request)
         params = query_params(request)
         body = encode_body(request)
@@ -515,10 +577,11 @@ class HttpBackend:
             # API v2 does not convert positions; do what caveclient does on v2
             table, resolution = self._convert_v2(request, table)
         result = QueryResult(table, warnings, resolution, bytes_read=len(content))
-        # a capped answer is cut short and will be re-split: not worth keeping; one that merely hit
-        # the limit it asked for (e.g. the limit-1 schema probe) is the whole answer to its request
-        complete = not result.capped or (request.limit is not None and table.num_rows == request.limit
-                                          and request.limit < self.row_cap)
+        # an answer the service cut at its cap is short and will be re-split: not worth keeping;
+        # one that stopped at the limit it asked for (e.g. the limit-1 schema probe) is whole.
+        # (A whole answer is the same under any cap: the cap is not part of the key.)
+        complete = self._learn_cap(request, warnings) is None and (
+            not result.capped or cap_notice(warnings) is not None)
         if key is not None and self.cache is not None and complete:
             self.cache.put(key, table, warnings=warnings, resolution=resolution)
         return result
@@ -634,13 +697,15 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-_LIVE_CAP = re.compile(r"equal or more than limit of (\d+)")
+_LIVE_CAP = re.compile(r"equal or more\s+than limit of (\d+)")
 
 
 def _normalize_warnings(warnings: tuple[str, ...]) -> tuple[str, ...]:
-    """Add the ``201`` cap warning when a live answer says it hit its limit in its own words.
+    """Add the ``201`` cap warning when a live answer says it hit its limit in its own words
+    (the engine's text has a run of spaces inside: its source continues the string over a line).
 
-    >>> _normalize_warnings(("result has 5 entries, which is equal or more than limit of 5 there may be more",))[1]
+    >>> _normalize_warnings(("result has 5 entries, which is equal or more         than limit of 5 "
+    ...                      "there may be more results which are not shown",))[1]
     '201 - "Limited query to 5 rows'
     """
     for w in warnings:

@@ -9,11 +9,16 @@ and the engine has an exact twin of the service to test against:
   service does, with a "did you mean");
 - the inclusive spatial box in table voxels (``min < max`` required), regex on
   string columns only, empty IN → no rows, equality with ``None`` → IS NULL,
-  ``filter_notin`` honoured (``server_compat=True`` ignores it like the service);
+  ``filter_notin`` honoured (``server_compat=True`` ignores it like the service;
+  ``caveql serve`` builds the rest of the genuine answer);
+- the service's types: a table's ``Float`` columns float32, its ``DateTime`` columns
+  ``timestamp[ns, tz=UTC]`` (the stored value read as UTC); a view's columns as the service
+  reflects them: every integer int64, every float and numeric float64 (the double), timestamps
+  as stored (naive unless the stored column has a zone);
 - positions split into ``<col>_x/_y/_z`` int32, rescaled as
   ``trunc(round_half_even(v) * table_res / desired)``;
-- ``select_columns``: exactly the columns given, in their order (no supervoxel id is
-  added before a root id: the seed page's real output has none); joins
+- ``select_columns``: exactly the columns given, in their order (the genuine engine also adds
+  ``X_supervoxel_id`` before a selected ``X_root_id``: ``caveql serve`` adds it); joins
   with the service's suffix rule; views; live queries = frozen at the version
   the service would pick; ``count``;
 - rows ordered by ``id`` (joins: first table's id, then the next; a reference merge: the
@@ -56,24 +61,34 @@ def _lit(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _out_type(t: pa.DataType) -> pa.DataType:
-    """The Arrow type the service returns for a stored column type."""
+def _out_type(t: pa.DataType, *, reflected: bool = False) -> pa.DataType:
+    """The Arrow type the service returns for a stored column type.
+
+    A table's column has its model's type (``dtype_map``: Float → float32, Integer → int32,
+    BigInteger → int64; every ``DateTime`` becomes ``datetime64[ns, UTC]``, the stored naive
+    value read as UTC). ``reflected``: a view's column as the genuine service types it (its
+    reflected INTEGER/BIGINT/DOUBLE PRECISION/NUMERIC/TIMESTAMP are not in ``dtype_map``: every
+    integer is int64, every float and numeric float64, a timestamp as the database holds it).
+
+    >>> _out_type(pa.timestamp("us")), _out_type(pa.timestamp("us"), reflected=True)
+    (TimestampType(timestamp[ns, tz=UTC]), TimestampType(timestamp[ns]))
+    """
     if pa.types.is_boolean(t):
         return pa.bool_()
-    if pa.types.is_int32(t):
+    if pa.types.is_int32(t) and not reflected:
         return pa.int32()
     if pa.types.is_integer(t):
         return pa.int64()
-    if pa.types.is_floating(t):
-        return pa.float32()
+    if pa.types.is_floating(t) or (reflected and pa.types.is_decimal(t)):
+        return pa.float64() if reflected else pa.float32()
     if pa.types.is_timestamp(t):
-        return pa.timestamp("ns")
+        return pa.timestamp("ns", tz="UTC" if not reflected or t.tz is not None else None)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return pa.string()
     return t
 
 
-def _columns_of(schema: pa.Schema, where: str, require_id: bool = True) -> tuple[Col, ...]:
+def _columns_of(schema: pa.Schema, where: str, require_id: bool = True, reflected: bool = False) -> tuple[Col, ...]:
     """Model columns from stored columns: ``X_x, X_y, X_z`` integer trios are positions."""
     names = schema.names
     out: list[Col] = []
@@ -89,9 +104,10 @@ def _columns_of(schema: pa.Schema, where: str, require_id: bool = True) -> tuple
             continue
         t = schema.field(n).type
         if not (pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
-                or pa.types.is_timestamp(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+                or pa.types.is_timestamp(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+                or (reflected and pa.types.is_decimal(t))):
             raise DatastackError(f"{where}: column '{n}' has unsupported type {t}")
-        out.append(Col(n, False, _out_type(t)))
+        out.append(Col(n, False, _out_type(t, reflected=reflected)))
         i += 1
     if require_id and not any(c.name == "id" for c in out):
         raise DatastackError(f"{where}: every table needs an 'id' column")
@@ -103,27 +119,33 @@ class LocalBackend:
 
     ``row_cap``: rows one call returns at most (``None``: no cap; ``200_000``
     mimics the service, truncating silently with ``Warning: 201``).
-    ``server_compat``: ignore ``filter_notin`` as the real service does.
+    ``server_compat``: behave as the genuine service where ``caveql serve`` needs its rows: ignore
+    ``filter_notin`` (unless ``honor_notin``) and match regexes as PostgreSQL does (``.`` matches
+    a newline). Columns are always typed as the service types them (see the module docstring).
     ``profile``: report the bytes DuckDB read in ``QueryResult.bytes_read`` (for EXPLAIN ANALYZE).
     """
 
     def __init__(self, path: str | Path, row_cap: int | None = None, *,
-                 server_compat: bool = False, parallel: int = 4, threads: int | None = None,
-                 profile: bool = True) -> None:
+                 server_compat: bool = False, honor_notin: bool = False, parallel: int = 4,
+                 threads: int | None = None, profile: bool = True) -> None:
         self.path = Path(path)
         self._info = read_info(self.path)
         self._versions: dict[int, VersionEntry] = read_versions(self.path)
         self.name = str(self._info["datastack_name"])
         self.row_cap = row_cap
         self.server_compat = server_compat
+        self.ignore_notin = server_compat and not honor_notin
         self.profile = profile
-        filters = set(FILTER_KINDS) - ({"notin"} if server_compat else set())
+        filters = set(FILTER_KINDS) - ({"notin"} if self.ignore_notin else set())
         self.capabilities = Capabilities(row_cap=row_cap, max_in_batch=10_000,
                                          filters=frozenset(filters), parallel=parallel)
         self._lock = threading.Lock()
         self._local = threading.local()
         try:
             self._con = duckdb.connect(":memory:", config={"threads": threads} if threads else {})
+            # naive timestamps (stored columns, filter values) are UTC, as in the service's
+            # PostgreSQL: never the machine's zone when DuckDB mixes them with zoned ones
+            self._con.execute("SET GLOBAL TimeZone = 'UTC'")
             # keep parsed Parquet footers (checked against the file's mtime): a 100M-synapse
             # copy has 1,526 row groups whose footer costs more CPU than the lookup itself
             self._con.execute("SET GLOBAL parquet_metadata_cache = true")
@@ -225,7 +247,9 @@ class LocalBackend:
                 schema = cur.sql(f"SELECT * FROM {rel} AS v LIMIT 0").to_arrow_table().schema
         except duckdb.Error as exc:
             raise DatastackError(f"view {name} at version {entry.version}: {exc}") from exc
-        cols = _columns_of(schema, f"view {name}", require_id=False)
+        # a view's columns typed as the genuine service types them (reflected: Int64, Float64 —
+        # the double values, not their float32 roundings — and timestamps as stored)
+        cols = _columns_of(schema, f"view {name}", require_id=False, reflected=True)
         res = tuple(float(view.metadata[f"voxel_resolution_{a}"]) for a in "xyz")
         return Source(name, entry.version, True, rel, (), cols, res, False,  # type: ignore[arg-type]
                        view.metadata.get("notice_text") or None)
@@ -239,6 +263,10 @@ class LocalBackend:
     def versions(self) -> list[int]:
         """Valid versions, ascending."""
         return sorted(v for v, e in self._versions.items() if e.metadata.get("valid", True))
+
+    def all_versions(self) -> list[int]:
+        """Every version of the folder, valid or not (the service's ``?expired=true``), ascending."""
+        return sorted(self._versions)
 
     def version_metadata(self, version: int) -> dict[str, Any]:
         """The version's ``version.json``."""
@@ -261,10 +289,15 @@ class LocalBackend:
         return pa.schema(fields_of(cols, {}))
 
     def table_count(self, version: int, table: str) -> int:
-        """Rows of ``table`` at ``version``."""
-        self._source(version, table)
+        """Valid rows of ``table`` at ``version`` (the service's ``/count``: the row count it
+        recorded in ``materializedmetadata`` when it froze the version, of valid rows)."""
+        src = self._source(version, table)
         t = self._version(version).tables[table]
-        return int(pq.ParquetFile(t.files[0].path).metadata.num_rows)
+        meta = pq.ParquetFile(t.files[0].path).metadata
+        if not any(c.name == "valid" for c in src.columns) or _all_true(meta, "valid"):
+            return int(meta.num_rows)
+        res = self.query(QueryRequest(kind="table", table=table, version=version, count=True))
+        return int(res.table.column(0)[0].as_py())
 
     def views(self, version: int) -> dict[str, dict[str, Any]]:
         """``{view: metadata}`` at ``version``."""
@@ -327,9 +360,13 @@ class LocalBackend:
             return max(before, key=lambda v: stamps[v])  # type: ignore[arg-type,return-value]
         return min(stamps, key=lambda v: stamps[v] or datetime.max)
 
-    def query(self, request: QueryRequest) -> QueryResult:
-        """Run one query call (see the module docstring for the semantics)."""
-        sql, params, out_fields, res, warnings, limit = Builder(self, request).build()
+    def query(self, request: QueryRequest, *, sample_percent: float | None = None) -> QueryResult:
+        """Run one query call (see the module docstring for the semantics).
+
+        ``sample_percent`` (for ``caveql serve``'s ``random_sample``): read only about that
+        percentage of the (first) table, sampled by blocks before any filter, as the service's
+        ``TABLESAMPLE SYSTEM`` does."""
+        sql, params, out_fields, res, warnings, limit = Builder(self, request, sample_percent).build()
         try:
             with self._cursor(self._request_version(request)) as cur, cancel.on_cancel(cur.interrupt):
                 cancel.check()  # (an interrupt that lands before DuckDB starts is re-sent)
@@ -385,6 +422,19 @@ _BYTES_READ = re.compile(r'"total_bytes_read"\s*:\s*(\d+)')
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _all_true(meta: pq.FileMetaData, column: str) -> bool:
+    """Whether the Parquet statistics prove a boolean column true in every row."""
+    try:
+        idx = meta.schema.names.index(column)
+    except ValueError:
+        return False
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(idx).statistics
+        if stats is None or not stats.has_min_max or stats.null_count or stats.min is not True:
+            return False
+    return True
 
 
 def _parse_ts(value: Any) -> datetime | None:

@@ -109,10 +109,13 @@ def _scale_sql(expr: str, ratio: float, params: list[Any]) -> str:
 class Builder:
     """Turns one QueryRequest into one parameterised DuckDB statement."""
 
-    def __init__(self, backend: LocalBackend, request: QueryRequest) -> None:
+    def __init__(self, backend: LocalBackend, request: QueryRequest, sample_percent: float | None = None) -> None:
         self.b = backend
         self.r = request
         self.params: list[Any] = []
+        if sample_percent is not None and not (math.isfinite(sample_percent) and 0 < sample_percent <= 100):
+            raise error(f"random sample percentage must be in (0, 100], not {sample_percent!r}")
+        self.sample = sample_percent
 
     def p(self, value: Any) -> str:
         self.params.append(value)
@@ -224,7 +227,11 @@ class Builder:
             return s.relation
 
         first = srcs[0]
-        out = f"{rel(first)} AS {aliases[first.name]}"
+        head = rel(first)
+        if self.sample is not None:
+            # TABLESAMPLE SYSTEM: blocks of the first table, before the filters and the limit
+            head = f"(SELECT * FROM {head} USING SAMPLE {float(self.sample)!r} PERCENT (system))"
+        out = f"{head} AS {aliases[first.name]}"
         r = self.r
         if r.kind == "join":
             (t1, c1), (t2, c2) = r.join  # type: ignore[misc]
@@ -337,7 +344,7 @@ class Builder:
                 continue
             if not isinstance(spec, Mapping):
                 raise error(f"filter_{kind}_dict must map table names to {{column: value}}")
-            if kind == "notin" and self.b.server_compat:
+            if kind == "notin" and self.b.ignore_notin:
                 continue  # the service reads filter_out_dict and so ignores these (§2.3)
             for table, cols in spec.items():
                 if table not in by_name:
@@ -368,6 +375,9 @@ class Builder:
                 raise error(f"{what}: regex filters apply to string columns only ({c.type})")
             if not isinstance(value, str):
                 raise error(f"{what}: the regex must be a string, not {value!r}")
+            if self.b.server_compat:
+                # PostgreSQL's `~` (an ARE) lets `.` match a newline; RE2 does not unless told
+                value = "(?s)" + value
             return f"regexp_matches({col}, {self.p(value)})"
         if kind in ("in", "notin"):
             if hasattr(value, "tolist") and not isinstance(value, str):

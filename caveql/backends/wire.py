@@ -4,7 +4,8 @@ The materialization service answers a query with one RecordBatch written by
 ``pa.RecordBatch.from_pandas`` as an IPC *stream*, buffer-compressed with LZ4
 or ZSTD according to the request's ``Accept-Encoding``; the pandas metadata in
 the schema is what makes ``read_pandas()`` give back nullable dtypes (``Int64``
-ids, ``Int32`` positions, ``Float32``, ``boolean``, ``string``). ``caveql serve``
+ids, ``Int32`` positions, ``Float32``, ``boolean``, ``string``; a table's ``DateTime`` columns
+are ``timestamp[ns, tz=UTC]``, so ``datetime64[ns, UTC]``). ``caveql serve``
 encodes with :func:`encode_arrow`; the HTTP backend decodes with
 :func:`decode_arrow`.
 
@@ -51,7 +52,7 @@ def service_dtype(arrow_type: pa.DataType) -> object | None:
 
     >>> service_dtype(pa.int32())
     Int32Dtype()
-    >>> service_dtype(pa.timestamp("ns")) is None
+    >>> service_dtype(pa.timestamp("ns", tz="UTC")) is None   # pandas' own: datetime64[ns, UTC]
     True
     """
     return _NULLABLE.get(arrow_type)

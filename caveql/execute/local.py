@@ -1,8 +1,10 @@
 """The local step: the plan's SQL in DuckDB over the remote results, then the frame.
 
 The frame has caveclient's shape: nullable pandas dtypes (``Int64`` ids,
-``Int32`` position components, ``Float32``/``Float64``, ``boolean``, ``string``,
-naive ``datetime64[ns]``), and, unless SPLIT POSITIONS, each position as one
+``Int32`` position components — ``Float64`` on an axis that a statement's resolution does not
+scale to whole numbers —, ``Float32``/``Float64``, ``boolean``, ``string``,
+``datetime64[ns, UTC]`` for a table's timestamps as the service sends them — a view's are
+naive, as the service reflects them), and, unless SPLIT POSITIONS, each position as one
 column of ``numpy`` arrays ``[x, y, z]`` appended after the other columns in
 their order (exactly where caveclient's ``concatenate_position_columns`` puts them).
 
@@ -10,6 +12,8 @@ their order (exactly where caveclient's ``concatenate_position_columns`` puts th
 >>> t = pa.table({"id": pa.array([1, None], pa.int64())})
 >>> to_frame(t).dtypes["id"]
 Int64Dtype()
+>>> to_frame(pa.table({"t": pa.array([0], pa.timestamp("us", tz="Etc/UTC"))})).dtypes["t"]
+datetime64[ns, UTC]
 """
 
 from __future__ import annotations
@@ -59,7 +63,10 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
     for i, f in enumerate(table.schema):
         col = table.column(i)  # by position: names may repeat
         if pa.types.is_timestamp(f.type):
-            col = col.cast(pa.timestamp("ns", tz=f.type.tz)) if f.type.unit != "ns" else col
+            # one zone name whoever produced the column (the service and DuckDB say UTC, Etc/UTC
+            # or the session's zone): an aware timestamp is shown in UTC, a naive one stays naive
+            want = pa.timestamp("ns", tz=None if f.type.tz is None else "UTC")
+            col = col.cast(want) if f.type != want else col
         elif pa.types.is_decimal(f.type):
             col = col.cast(pa.float64())
         elif pa.types.is_dictionary(f.type):
@@ -101,16 +108,18 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
 
 def _packed(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     """One object column of ``np.array([x, y, z])`` per row, as caveclient builds it
-    (int64 arrays; a row with a missing component gets an object array holding NA)."""
+    (int64 arrays, float64 where a component is not whole at the statement's resolution;
+    a row with a missing component gets an object array holding NA)."""
     parts = [frame[c] for c in columns]
+    kind = "float64" if any(pd.api.types.is_float_dtype(part.dtype) for part in parts) else "int64"
     nulls = np.zeros(len(frame), dtype=bool)
     for part in parts:
         nulls |= part.isna().to_numpy()
     if not nulls.any():
-        # rows of one 2-D int64 array: the same values and dtype as np.array([x, y, z])
-        stacked = np.stack([part.to_numpy(dtype="int64") for part in parts], axis=1)
+        # rows of one 2-D array: the same values and dtype as np.array([x, y, z])
+        stacked = np.stack([part.to_numpy(dtype=kind) for part in parts], axis=1)
         return pd.Series(list(stacked), index=frame.index, dtype=object)
-    ints = list(np.stack([part.to_numpy(dtype="int64", na_value=0) for part in parts], axis=1))
+    ints = list(np.stack([part.to_numpy(dtype=kind, na_value=0) for part in parts], axis=1))
     objs = np.empty((len(frame), 3), dtype=object)
     for k, part in enumerate(parts):
         objs[:, k] = part.to_numpy(dtype=object)  # pd.NA where missing, as caveclient's rows
@@ -172,7 +181,11 @@ def _connection() -> duckdb.DuckDBPyConnection:
     global _DB
     with _DB_LOCK:
         if _DB is None:
-            _DB = duckdb.connect(":memory:")
+            db = duckdb.connect(":memory:")
+            # CQL's timestamp literals and a view's naive timestamps are UTC: comparing them with a
+            # table's UTC-aware timestamps must not go through the machine's zone
+            db.execute("SET GLOBAL TimeZone = 'UTC'")
+            _DB = db
         return _DB.cursor()
 
 

@@ -8,6 +8,12 @@ cap) is split again, and where it cannot be split a :class:`TruncatedResultError
 is raised — never a silently short answer. Never by offset: the service does not
 order rows.
 
+The cap notice names the limit the service applied. Below the limit a request asked
+for (or without one) it is the deployment's row cap; when that is below the cap the
+plan was made for, :class:`RowCapLearned` stops the run so that the statement is
+planned again for the real cap (a limit pushed to the service may no longer fit, the
+splits must be smaller): an answer cut short is never taken as whole.
+
 >>> batches([1, 2, 3, 4, 5], 2)
 [[1, 2], [3, 4], [5]]
 """
@@ -24,13 +30,26 @@ import pyarrow as pa
 
 from caveql import cancel
 from caveql.backends.base import Backend, Capabilities, QueryRequest, QueryResult
+from caveql.backends.endpoints import cap_notice, cut_at_cap
 from caveql.errors import ExecutionError, TruncatedResultError
 from caveql.plan.physical import RemoteCall
 
-__all__ = ["CallStats", "batches", "run_call"]
+__all__ = ["CallStats", "RowCapLearned", "batches", "run_call"]
 
 _I64 = (-(2**63), 2**63)  # half-open id range covering every int64
 _MAX_DEPTH = 80
+
+
+class RowCapLearned(Exception):  # noqa: N818 - a signal to the executor, not an error
+    """An answer was cut at ``cap`` rows, below the row cap the plan assumed: plan again.
+
+    >>> RowCapLearned(1000).cap
+    1000
+    """
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"the service caps answers at {cap:,} rows")
+        self.cap = cap
 
 
 def batches(values: Sequence[Any], size: int) -> list[list[Any]]:
@@ -93,6 +112,9 @@ class _Runner:
         cancel.check()  # before every request: a cancelled statement sends no more
         res = self.backend.query(req)
         self.stats.add(res)
+        cut = cut_at_cap(req, res.warnings)
+        if cut is not None and (self.caps.row_cap is None or cut < self.caps.row_cap):
+            raise RowCapLearned(cut)  # the plan's splits and pushed limit assume a larger cap
         return res
 
     def countable(self, req: QueryRequest) -> bool:
@@ -122,17 +144,29 @@ class _Runner:
         return int(t.column("count")[0].as_py())
 
     def _capped(self, req: QueryRequest, res: QueryResult) -> bool:
+        """Whether rows of ``req`` are missing from ``res`` (the service cut it at its cap)."""
+        if req.count:
+            return False  # a count answer is one row
+        if cut_at_cap(req, res.warnings) is not None:
+            return True
+        rows = res.table.num_rows
+        short = req.limit is None or rows < req.limit  # else it stopped at the limit we asked for
+        if cap_notice(res.warnings) is None and res.capped:
+            return short  # a cap notice without its number
         cap = self.caps.row_cap
-        own = req.limit is not None and (cap is None or req.limit < cap)
-        if own:
-            return False  # the answer stopped at the limit we asked for
-        return res.capped or (cap is not None and res.table.num_rows >= cap)
+        # a backend that does not say: an answer of the cap's size may have been cut
+        return cap is not None and rows >= cap and short
 
     def complete(self, req: QueryRequest, depth: int = 0) -> list[pa.Table]:
         """Every row of ``req``, in as many requests as the row cap needs."""
         cap = self.caps.row_cap
         if cap is None or req.count:  # a count answer is one row
-            return [self.query(req).table]
+            res = self.query(req)  # (a cap notice with its number has raised RowCapLearned)
+            if self._capped(req, res):
+                raise TruncatedResultError(
+                    f"the backend capped the answer of {self.call.label} on {self.call.alias} without "
+                    f"saying at how many rows", hint="add filters that select fewer rows")
+            return [res.table]
         if self.call.may_exceed_cap and self.countable(req) \
                 and req.limit is None:
             # a request on a table bigger than the cap: a count is far cheaper than a capped
@@ -185,8 +219,10 @@ class _Runner:
             raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap of "
                                        f"{cap:,} ({n:,} rows in id range [{lo}, {hi}))")
         k = max(2, min(cap - 1, 1000))
+        # the ids and one cheap column beside them: the service fails on a lone column
+        spare = self.call.spare
         sample = self.query(replace(piece, limit=k, offset=None, select_columns=(
-            {t: (c,)} if req.kind in ("table", "view") else req.select_columns)))
+            {t: (c, spare)} if req.kind in ("table", "view") and spare is not None else req.select_columns)))
         bounds = self._sample_bounds(sample, lo, hi, allow_full=True)
         if bounds is None:
             mid = lo + (hi - lo) // 2

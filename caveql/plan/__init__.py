@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
 from caveql.plan.logical import Query
@@ -16,6 +18,16 @@ __all__ = ["RULES", "PhysicalPlan", "plan"]
 
 
 def plan(logical: Query, capabilities: Capabilities, catalog: Catalog) -> PhysicalPlan:
-    """Optimize ``logical`` with :data:`RULES` and lower it to a :class:`PhysicalPlan`."""
+    """Optimize ``logical`` with :data:`RULES` and lower it to a :class:`PhysicalPlan`.
+
+    The plan can plan itself again for a smaller row cap (``PhysicalPlan.replan``): the
+    executor does when the service turns out to cap answers below ``capabilities.row_cap``.
+    """
+    if logical.timestamp is not None:
+        catalog = catalog.for_live()  # the tables as a live answer has them (as analyzed)
     optimized = optimize(logical, catalog=catalog, capabilities=capabilities)
-    return lower(optimized, capabilities, catalog)
+
+    def replan(row_cap: int) -> PhysicalPlan:
+        return plan(logical, replace(capabilities, row_cap=row_cap), catalog)
+
+    return replace(lower(optimized, capabilities, catalog), replan=replan)

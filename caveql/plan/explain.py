@@ -88,6 +88,14 @@ def _call_lines(c: RemoteCall, p: PhysicalPlan, n: int, stats: Mapping[str, Any]
     out = [f"  [{n}] {c.label} -> {c.relation} (scan {c.alias})"]
     out.append(f"      POST {query_target(c.request, p.datastack)}")
     out.append(f"      body {encode_body(c.request).decode()}")
+    if c.refiltered:
+        out.append(f"      select_columns + {', '.join(c.refiltered)}: the live endpoint filters its answer again "
+                   f"by column, and fails on one not selected (dropped from the answer)")
+    if c.padded is not None:
+        out.append(f"      select_columns + {c.padded}: the service fails on a request selecting one column "
+                   f"(dropped from the answer)")
+    if c.positions:
+        out.append(f"      positions: {c.positions}")
     for f in c.feeds:
         src = f"subquery {f.source[3:]}" if f.source.startswith("sub") else f"scan {f.source}"
         out.append(f"      keys: {f.table}.{f.target} IN <{src}.{f.column}>, in batches of "
@@ -111,13 +119,20 @@ def _call_lines(c: RemoteCall, p: PhysicalPlan, n: int, stats: Mapping[str, Any]
 
 
 def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent: str = "") -> str:
-    """The EXPLAIN text of a physical plan (with ``stats`` from an executed run: ANALYZE)."""
+    """The EXPLAIN text of a physical plan (with ``stats`` from an executed run: ANALYZE).
+
+    A run that had to plan the statement again (the service caps answers below the plan's row
+    cap) reports the plan it ran (``stats["plan"]``) and the caps it learned."""
+    if stats is not None and stats.get("plan") is not None:
+        p = stats["plan"]
     lines = ["Logical plan:"] + logical_text(p.logical)
     for i, sp in enumerate(p.subplans):
         sub_stats = stats.get("subplans", [None] * len(p.subplans))[i] if stats else None
         lines.append(f"Subquery {i} (runs first; its values feed the outer query):")
         lines += ["  " + x for x in explain_text(sp, sub_stats).splitlines()]
-    lines.append("Remote calls:")
+    learned = stats.get("replanned") if stats is not None else None
+    lines.append("Remote calls:" if not learned else
+                 f"Remote calls (planned again: the service caps answers at {learned[-1]:,} rows):")
     for n, c in enumerate(p.calls, 1):
         cs = stats["calls"].get(c.alias) if stats else None
         lines += _call_lines(c, p, n, cs)

@@ -17,17 +17,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from caveql.analyze.catalog import Catalog, ColumnInfo, SourceInfo
+from caveql.analyze.resolution import common_resolution, exact_axes, owner_voxels, ratio, scaled_by_service
 from caveql.backends.base import Capabilities, QueryRequest
+from caveql.backends.endpoints import LIVE_REFILTERED, spare_column
 from caveql.plan.logical import Col, Expr, Query, Scan, show
 from caveql.plan.sql import SqlBuilder, quote
 from caveql.plan.steps import LocalParts
 
-__all__ = ["Feed", "OutputSpec", "PhysicalPlan", "RemoteCall", "lower"]
+__all__ = ["Feed", "OutputSpec", "PhysicalPlan", "RemoteCall", "Rescale", "lower"]
 
 REF_SUFFIXES = ("_ref", "")  # suffix_map values: reference table, target (the seed's form)
 
@@ -42,6 +46,18 @@ class Feed:
     table: str
     target: str
     name: str
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """Positions the engine scales itself: the service would truncate them (a resolution ratio
+    that is not a whole number), so they are fetched at ``fetched`` (each table's positions
+    whole there) and scaled to the statement's ``target``. ``columns`` are the local position
+    names with, per axis, whether the scaled values are whole (Int32) or not (Float64)."""
+
+    columns: tuple[tuple[str, tuple[bool, bool, bool]], ...]
+    fetched: tuple[float, float, float]
+    target: tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,14 @@ class RemoteCall:
     label: str = "query_table"
     est_rows: int | None = None
     table_rows: int | None = None
+    padded: str | None = None  # a column added only because the service fails on one (dropped locally)
+    refiltered: tuple[str, ...] = ()  # filtered columns a live call selects only for the service
+    spare: str | None = None  # a cheap column of the split table beside its id (id samples select both)
+    rescale: Rescale | None = None  # positions scaled locally (see Rescale)
+    positions: str = ""  # how positions reach the statement's resolution, for EXPLAIN
+    # the catalog's Arrow type of each of ``columns`` (a position component: its component type):
+    # an answer without rows may type a column as null (the genuine service does for strings)
+    types: tuple[pa.DataType, ...] = field(default=(), compare=False, repr=False)
 
     def answer_names(self, present: Collection[str]) -> dict[str, str]:
         """Local name -> the backend's name for it in an answer with columns ``present``.
@@ -113,6 +137,9 @@ class PhysicalPlan:
     # the fragments ``sql`` is made of (LocalParts.statement); EXPLAIN ANALYZE also builds one
     # statement per step from them (caveql.plan.steps.local_steps, only when asked)
     local_parts: LocalParts | None = field(default=None, compare=False, repr=False)
+    # the same statement planned again for a smaller row cap (set by caveql.plan.plan): the
+    # executor calls it when an answer shows the service caps below ``capabilities.row_cap``
+    replan: Callable[[int], PhysicalPlan] | None = field(default=None, compare=False, repr=False)
 
 
 def _request_filters(scan: Scan) -> dict[str, dict[str, dict[str, Any]]]:
@@ -167,20 +194,86 @@ def _local_columns(cols: list[ColumnInfo]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _local_types(cols: list[ColumnInfo]) -> tuple[pa.DataType, ...]:
+    """The catalog's Arrow type of each of :func:`_local_columns`."""
+    out: list[pa.DataType] = []
+    for c in cols:
+        out.extend([c.arrow] * (3 if c.type == "position" else 1))
+    return tuple(out)
+
+
+def _spare(info: SourceInfo, table: str, taken: Collection[str]) -> str | None:
+    """The cheapest non-position column of service table ``table`` behind ``info`` not in ``taken``."""
+    return spare_column([(c.owner_column, c.arrow) for c in info.columns
+                         if c.owner == table and c.type != "position"], taken)
+
+
+def _show(res: tuple[float, float, float]) -> str:
+    return ", ".join(f"{r:g}" for r in res)
+
+
+def _positions(q: Query, info: SourceInfo, cols: list[ColumnInfo]
+               ) -> tuple[tuple[float, float, float] | None, Rescale | None, str]:
+    """The call's ``desired_resolution``, the positions it scales locally, and an EXPLAIN note.
+
+    The service scales a position by trunc(s * voxel / R): exact only for whole ratios. Else the
+    positions are asked for where every table's are whole (its own voxels) and scaled here."""
+    res = q.resolution
+    pos = [c for c in cols if c.type == "position"]
+    if res is None or not pos:
+        return res, None, ""
+    voxels = {c.owner: owner_voxels(info, c.owner) for c in pos}
+    names = ", ".join(c.name for c in pos)
+    if scaled_by_service(voxels.values(), res):
+        src = "; ".join(_show(v) for v in dict.fromkeys(voxels.values()))
+        return res, None, (f"{names} scaled by the service from {src} to {_show(res)} "
+                           f"(whole-number ratios: exact)")
+    fetched = common_resolution(list(voxels.values()))
+    scale = Rescale(tuple((c.name, exact_axes(voxels[c.owner], res)) for c in pos), fetched, res)
+    ratios = ", ".join(str(ratio(f, r)) for f, r in zip(fetched, res, strict=True))
+    kinds = []
+    for name, exact in scale.columns:
+        floats = "".join(a for a, e in zip("xyz", exact, strict=True) if not e)
+        ints = "".join(a for a, e in zip("xyz", exact, strict=True) if e)
+        kinds.append(f"{name}: {'/'.join(floats)} Float64" + (f", {'/'.join(ints)} Int32" if ints else ""))
+    where = "the table's voxels" if len(set(voxels.values())) == 1 else "whole for every table"
+    return fetched, scale, (f"{names} fetched at {_show(fetched)} ({where}) and scaled locally to "
+                            f"{_show(res)} (ratios {ratios}: the service would truncate); "
+                            + "; ".join(kinds))
+
+
 def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities) -> RemoteCall:
     info = catalog.source(scan.table)
     cols = _selected(info, scan)
     filters = _request_filters(scan)
     live = q.timestamp is not None
     sel_map: dict[str, list[str]] | None = None
+    padded = None
+    refiltered: list[ColumnInfo] = []
     if scan.columns is not None:
         sel_map = {t: [] for t in info.tables()}
         for c in cols:
             sel_map[c.owner].append(c.owner_column)
+        if live and not scan.count:
+            # the live endpoint filters its answer again by column name: it fails on a filtered
+            # column it was not asked for (caveql.backends.endpoints.unselected_filters)
+            for f in scan.filters:
+                if f.kind in LIVE_REFILTERED and f.column not in sel_map.setdefault(f.table, []):
+                    sel_map[f.table].append(f.column)
+                    refiltered += [c for c in info.columns if (c.owner, c.owner_column) == (f.table, f.column)]
+        chosen = {(t, c) for t, cs in sel_map.items() for c in cs}
+        if len(chosen) == 1 and not scan.count:
+            # the service fails on a request selecting one column (caveql.backends.endpoints.
+            # lone_column): ask for a cheap second one too; the answer's extra column is dropped
+            ((t, c),) = chosen
+            padded = _spare(info, t, {c})
+            if padded is not None:
+                sel_map[t].append(padded)
+    desired, rescale, note = _positions(q, info, cols)
     common: dict[str, Any] = {f"filter_{k}": v for k, v in filters.items()}
     common.update(
         version=None if live else q.version, timestamp=q.timestamp if live else None,
-        desired_resolution=q.resolution, limit=scan.limit, offset=scan.offset,
+        desired_resolution=desired, limit=scan.limit, offset=scan.offset,
         select_columns={t: tuple(c) for t, c in sel_map.items()} if sel_map else None,
     )
     if scan.count:
@@ -197,7 +290,7 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
         else:
             req = QueryRequest(kind="join", join=((info.name, "target_id"), (info.target, "id")),
                                suffix_map=suffixes, **common)
-        rename, suffixed = _rename(info, cols, suffixes)
+        rename, suffixed = _rename(info, cols + refiltered, suffixes)
         label = "tables." + info.name + "().query  [reference merged: join on target_id = id]"
     else:
         kind = "live" if live else ("view" if info.kind == "view" else "table")
@@ -222,12 +315,16 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
     may_exceed = cap is not None and scan.limit is None and (count is None or count > cap)
     if scan.count:
         label += " (get_counts=True)"
+    spare = _spare(info, id_column[0], {id_column[1]}) if id_column is not None else None
     return RemoteCall(
         alias=scan.alias, relation=f"r{index}", request=req, feeds=tuple(feeds), rename=rename,
         columns=("count",) if scan.count else _local_columns(cols), id_column=id_column,
+        types=(pa.int64(),) if scan.count else _local_types(cols),
         id_local=idc.name if idc is not None else None, suffixed=suffixed,
         may_exceed_cap=may_exceed and not scan.count, label=label,
-        est_rows=scan.est_rows, table_rows=count,
+        est_rows=scan.est_rows, table_rows=count, padded=padded, spare=spare,
+        refiltered=tuple(c.owner_column for c in refiltered),
+        rescale=None if scan.count else rescale, positions="" if scan.count else note,
     )
 
 

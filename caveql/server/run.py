@@ -93,7 +93,7 @@ def serve(path: str | None = None, *, host: str = "127.0.0.1", port: int = 8000,
         from caveql.datastack.demo import build_demo
 
         path = str(build_demo())
-    backend = LocalBackend(path, server_compat=not honor_notin)
+    backend = LocalBackend(path, server_compat=True, honor_notin=honor_notin)
     app = create_app(backend, row_cap=row_cap, token=token)
     cap = f"{row_cap:,} rows per call" if row_cap else "no row cap"
     print(f"caveql serve: datastack {backend.name!r} from {path} ({cap}); connect with\n"

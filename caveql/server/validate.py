@@ -1,15 +1,17 @@
-"""Strict validation of query bodies and query strings, as the service's marshmallow schemas do.
+"""Query bodies and query strings checked as MaterializationEngine 5.26.4 checks them.
 
-Unknown body keys are rejected (``unknown=RAISE``), values are type-checked, and a
-valid body becomes a :class:`~caveql.backends.base.QueryRequest`. Failures raise
-:class:`BodyError`, which the app answers the way the service does: HTTP 500 with
-``{"schema_errors": {field: [message]}}`` (or ``{"errors": ..., "message": ...}``
-for query-string arguments).
+Bodies: the marshmallow 3.5.1 schemas of ``blueprints/client/schemas.py`` (``SimpleQuerySchema``,
+``ComplexQuerySchema``, ``V2QuerySchema``) loaded by flask-accepts with ``unknown=RAISE``:
+unknown keys, ``null`` values, wrong types and wrong lengths are reported per field, with
+marshmallow's messages and its coercions (``"7"`` and ``7.9`` are the integer 7, ``"2"`` is the
+float 2.0, a naive timestamp is UTC). A failure raises :class:`BodyError`, which the app answers
+as the service does: HTTP 500 with ``{"schema_errors": {...}}``. Query strings: flask-restx
+``reqparse`` with ``inputs.boolean``/``inputs.positive`` (:class:`ArgError`, answered as
+``{"errors": {name: help + " " + message}, "message": "Input payload validation failed"}``).
 
->>> req = simple_request({"filter_equal_dict": {"t": {"a": 1}}, "limit": 5}, "t", 661)
->>> req.kind, req.filter_equal, req.limit
-('table', {'t': {'a': 1}}, 5)
->>> simple_request({"filter_out_dict": {}}, "t", 661)
+>>> load_simple({"filter_equal_dict": {"t": {"a": 1}}, "limit": "5"})
+{'filter_equal_dict': {'t': {'a': 1}}, 'limit': 5}
+>>> load_simple({"filter_out_dict": {}})
 Traceback (most recent call last):
 ...
 caveql.server.validate.BodyError: {'filter_out_dict': ['Unknown field.']}
@@ -17,32 +19,28 @@ caveql.server.validate.BodyError: {'filter_out_dict': ['Unknown field.']}
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from caveql.backends.base import FILTER_KINDS, QueryRequest
+__all__ = ["ARGS_V2", "ARGS_V3", "ArgError", "BodyError", "join_request", "live_request", "load_complex", "load_live",
+           "load_simple", "parse_args", "simple_request"]
 
-__all__ = ["ArgError", "BodyError", "bool_arg", "join_request", "live_request", "simple_request"]
-
-_FILTERS = tuple(f"filter_{k}_dict" for k in FILTER_KINDS)
-_SIMPLE = frozenset({*_FILTERS, "select_columns", "offset", "limit", "desired_resolution"})
-_COMPLEX = frozenset({*_FILTERS, "tables", "select_columns", "select_column_map", "offset", "limit",
-                      "suffixes", "suffix_map", "desired_resolution"})
-_LIVE = frozenset({*_FILTERS, "table", "timestamp", "join_tables", "select_columns", "offset", "limit",
-                   "suffixes", "desired_resolution"})
+_FILTERS = ("filter_in_dict", "filter_notin_dict", "filter_equal_dict", "filter_greater_dict", "filter_less_dict",
+            "filter_greater_equal_dict", "filter_less_equal_dict", "filter_spatial_dict", "filter_regex_dict")
 
 
 class BodyError(ValueError):
     """The body does not fit the endpoint's schema; ``errors`` is marshmallow's dict."""
 
-    def __init__(self, errors: dict[str, list[str]]) -> None:
+    def __init__(self, errors: dict[str, Any]) -> None:
         super().__init__(errors)
         self.errors = errors
 
 
 class ArgError(ValueError):
-    """A query-string argument has a bad value."""
+    """A query-string argument has a bad value (reqparse's 400, answered as a 500)."""
 
     def __init__(self, name: str, message: str) -> None:
         super().__init__(f"{name}: {message}")
@@ -50,213 +48,372 @@ class ArgError(ValueError):
         self.message = message
 
 
-def bool_arg(args: Mapping[str, str], name: str, default: bool) -> bool:
-    """flask-restx ``inputs.boolean``: true/false/1/0 in any case.
+# --------------------------------------------------------------------------- query strings
 
-    >>> bool_arg({"count": "True"}, "count", False), bool_arg({}, "count", False)
-    (True, False)
-    """
-    if name not in args:
-        return default
-    value = args[name].strip().lower()
-    if value in ("true", "1", "on"):
-        return True
-    if value in ("false", "0", "off", ""):
+# api2.py:140-228 (v3) and api.py:63-103 (v2): name, type, default, help
+_HELP = {
+    "return_pyarrow": "whether to return query in pyarrow compatible binary format(faster), false returns json",
+    "arrow_format": "whether to convert dataframe to pyarrow ipc batch format",
+    "random_sample": "How many samples to randomly get using tablesample on annotation tables, useful for "
+                     "visualization of large tables does not work as a random sample of query",
+    "split_positions": "whether to return position columnsas seperate x,y,z columns (faster)",
+    "count": "whether to only return the count of a query",
+    "allow_missing_lookups": "whether to return annotation results when there are new annotations that exist "
+                             "but haven't yet had supervoxel and rootId lookups. A warning will still be "
+                             "returned, but no 406 error thrown.",
+    "allow_invalid_root_ids": "whether to let a query proceed when passed a set of root ids that are not valid "
+                              "at the timestamp that is queried. If True the filter will likely not be relevant "
+                              "and the user might not be getting data back that they expect, but it will not "
+                              "error.",
+    "ipc_compress": "whether to have arrow compress the result when using           return_pyarrow=True and "
+                    "arrow_format=True.           If False, the result will not have it's internal data"
+                    "          compressed (note that the entire response           will be gzip compressed if "
+                    "accept-enconding includes gzip).           If True, accept-encoding will determine what"
+                    "           internal compression is used",
+    "direct_sql_pandas": "whether to use direct SQL queries with pandas,           if False it will fall back to "
+                         "the csv streaming method.           which is prone to mangling types.           "
+                         "CAVEclient>=8.0.0 should set this to True",
+    "expired": "whether to return all expired versions",
+}
+ARGS_V3 = (("return_pyarrow", "bool", True), ("arrow_format", "bool", False), ("random_sample", "positive", None),
+           ("split_positions", "bool", False), ("count", "bool", False), ("allow_missing_lookups", "bool", False),
+           ("allow_invalid_root_ids", "bool", False), ("ipc_compress", "bool", True),
+           ("direct_sql_pandas", "bool", False))
+ARGS_V2 = (("return_pyarrow", "bool", True), ("arrow_format", "bool", False), ("split_positions", "bool", False),
+           ("count", "bool", False), ("random_sample", "positive", None))
+_HELP_V2 = {**_HELP, "return_pyarrow": "whether to return query in pyarrow compatible binary format (faster), "
+                                       "false returns json",
+            "split_positions": "whether to return position columns as seperate x,y,z columns (faster)"}
+
+
+def _boolean(value: str) -> bool:
+    """flask-restx ``inputs.boolean``: true/1/on, false/0, empty is false, any case."""
+    if not value:
         return False
-    raise ArgError(name, f"Invalid literal for boolean(): {args[name]}")
+    low = value.lower()
+    if low in ("true", "1", "on"):
+        return True
+    if low in ("false", "0"):
+        return False
+    raise ValueError(f"Invalid literal for boolean(): {low}")
 
 
-def positive_int_arg(args: Mapping[str, str], name: str) -> int | None:
-    """An optional positive integer argument.
-
-    >>> positive_int_arg({"random_sample": "50"}, "random_sample"), positive_int_arg({}, "random_sample")
-    (50, None)
-    """
-    if name not in args:
-        return None
+def _positive(value: str) -> int:
+    """flask-restx ``inputs.positive``."""
     try:
-        value = int(args[name])
-    except ValueError:
-        raise ArgError(name, f"invalid literal for int() with base 10: {args[name]!r}") from None
-    if value <= 0:
-        raise ArgError(name, "must be a positive integer")
-    return value
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value} is not a valid integer") from None
+    if n < 1:
+        raise ValueError(f"Invalid argument: {n}. argument must be a positive integer")
+    return n
 
 
-def _check_keys(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise BodyError({"_schema": ["Invalid input type."]})
-    unknown = [k for k in body if k not in allowed]
-    if unknown:
-        raise BodyError({k: ["Unknown field."] for k in unknown})
-    return body
+def parse_args(args: Mapping[str, str], spec: tuple[tuple[str, str, Any], ...] = ARGS_V3, *,
+               v2: bool = False) -> dict[str, Any]:
+    """``query_parser.parse_args()``: every argument of ``spec`` with its value or default (the
+    first bad one raises :class:`ArgError`); other arguments are ignored.
 
-
-def _filters(body: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    >>> parse_args({"count": "True"})["count"], parse_args({})["return_pyarrow"]
+    (True, True)
+    """
+    helps = _HELP_V2 if v2 else _HELP
     out: dict[str, Any] = {}
-    for kind in FILTER_KINDS:
-        key = f"filter_{kind}_dict"
-        value = body.get(key)
-        if value is None:
+    for name, kind, default in spec:
+        if name not in args:
+            out[name] = default
             continue
-        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            errors[key] = ["Not a valid mapping type."]
-            continue
-        out[f"filter_{kind}"] = value
+        try:
+            out[name] = _boolean(args[name]) if kind == "bool" else _positive(args[name])
+        except ValueError as exc:
+            raise ArgError(name, f"{helps[name]} {exc}") from None
     return out
 
 
-def _int(body: dict[str, Any], key: str, errors: dict[str, list[str]]) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        errors[key] = ["Not a valid integer."]
-        return None
+# --------------------------------------------------------------------------- marshmallow fields
+
+_NULL = "Field may not be null."
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or value is None:
+        raise ValueError("Not a valid integer.")
     try:
         return int(value)
-    except ValueError:
-        errors[key] = ["Not a valid integer."]
-        return None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("Not a valid integer.") from None
 
 
-def _str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("Not a valid number.")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("Not a valid number.") from None
 
 
-def _resolution(body: dict[str, Any], errors: dict[str, list[str]]) -> tuple[float, float, float] | None:
-    value = body.get("desired_resolution")
-    if value is None:
-        return None
-    if (not isinstance(value, list) or len(value) != 3
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        errors["desired_resolution"] = ["Must be a list of three numbers."]
-        return None
-    x, y, z = (float(v) for v in value)
-    if min(x, y, z) <= 0:
-        errors["desired_resolution"] = ["Must be positive."]
-        return None
-    return (x, y, z)
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("Not a valid string.")
+    return value
 
 
-def _raise(errors: dict[str, list[str]]) -> None:
+def _list_of(value: Any, item: Any, length: int | None = None) -> tuple[Any, Any]:
+    """marshmallow ``List``: (value, None) or (None, errors)."""
+    if not isinstance(value, list):
+        return None, ["Not a valid list."]
+    out, errors = [], {}
+    for i, v in enumerate(value):
+        if v is None:
+            errors[i] = [_NULL]
+            continue
+        try:
+            out.append(item(v))
+        except _Nested as nested:
+            errors[i] = nested.errors
+        except ValueError as exc:
+            errors[i] = [str(exc)]
     if errors:
-        raise BodyError(errors)
+        return None, errors
+    if length is not None and len(out) != length:
+        return None, [f"Length must be {length}."]
+    return out, None
 
 
-def simple_request(body: Any, table: str, version: int, *, kind: str = "table", count: bool = False) -> QueryRequest:
-    """A table or view query body (``SimpleQuerySchema``)."""
-    body = _check_keys(body, _SIMPLE)
-    errors: dict[str, list[str]] = {}
-    filters = _filters(body, errors)
-    cols = body.get("select_columns")
-    if cols is not None and not _str_list(cols):
-        errors["select_columns"] = ["Not a valid list of strings."]
-    offset, limit = _int(body, "offset", errors), _int(body, "limit", errors)
-    res = _resolution(body, errors)
-    _raise(errors)
-    return QueryRequest(kind=kind, table=table, version=version, **filters,  # type: ignore[arg-type]
+class _Nested(ValueError):
+    def __init__(self, errors: Any) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def _pair_list(v: Any) -> list[str]:
+    out, err = _list_of(v, _string, 2)
+    if err is not None:
+        raise _Nested(err)
+    return out
+
+
+def _str_list(v: Any) -> list[str]:
+    out, err = _list_of(v, _string)
+    if err is not None:
+        raise _Nested(err)
+    return out
+
+
+# marshmallow 3.5.1 utils.from_iso_datetime
+_ISO = re.compile(r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})[T ](?P<hour>\d{1,2}):(?P<minute>\d{1,2})"
+                  r"(?::(?P<second>\d{1,2})(?:\.(?P<microsecond>\d{1,6})\d{0,6})?)?"
+                  r"(?P<tzinfo>Z|[+-]\d{2}(?::?\d{2})?)?$")
+
+
+def _aware_datetime(value: Any) -> datetime:
+    """``fields.AwareDateTime(default_timezone=utc)``."""
+    if not isinstance(value, str):
+        raise ValueError("Not a valid datetime.")
+    m = _ISO.match(value)
+    if not m:
+        raise ValueError("Not a valid datetime.")
+    kw = m.groupdict()
+    kw["microsecond"] = kw["microsecond"] and kw["microsecond"].ljust(6, "0")
+    tz = kw.pop("tzinfo")
+    try:
+        ts = datetime(**{k: int(v) for k, v in kw.items() if v})
+    except ValueError:
+        raise ValueError("Not a valid datetime.") from None
+    if tz == "Z":
+        return ts.replace(tzinfo=UTC)
+    if tz is not None:
+        minutes = int(tz[-2:]) if len(tz) > 3 else 0
+        offset = timedelta(hours=int(tz[1:3]), minutes=minutes)
+        return ts.replace(tzinfo=timezone(-offset if tz[0] == "-" else offset))
+    return ts.replace(tzinfo=UTC)
+
+
+def _load(body: Any, fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise BodyError({"_schema": ["Invalid input type."]})
+    errors: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for name, kind in fields.items():
+        if name not in body:
+            if name in required:
+                errors[name] = ["Missing data for required field."]
+            continue
+        value = body[name]
+        if value is None:
+            errors[name] = [_NULL]
+            continue
+        if kind == "dict":
+            if isinstance(value, Mapping):
+                out[name] = dict(value)
+            else:
+                errors[name] = ["Not a valid mapping type."]
+            continue
+        try:
+            if kind == "int":
+                out[name] = _integer(value)
+            elif kind == "str":
+                out[name] = _string(value)
+            elif kind == "datetime":
+                out[name] = _aware_datetime(value)
+            else:
+                loaded, err = kind(value)
+                if err is not None:
+                    errors[name] = err
+                else:
+                    out[name] = loaded
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    for name in body:
+        if name not in fields:
+            errors[name] = ["Unknown field."]
+    if errors:
+        raise BodyError(_jsonable(errors))
+    return out
+
+
+def _jsonable(errors: Any) -> Any:
+    """Integer keys (list positions) as JSON writes them."""
+    if isinstance(errors, dict):
+        return {str(k): _jsonable(v) for k, v in errors.items()}
+    return errors
+
+
+_COMMON: dict[str, Any] = {name: "dict" for name in _FILTERS}
+_RESOLUTION = ("desired_resolution", lambda v: _list_of(v, _float, 3))
+
+_SIMPLE = {**_COMMON, "select_columns": lambda v: _list_of(v, _string), "offset": "int", "limit": "int",
+           _RESOLUTION[0]: _RESOLUTION[1]}
+_COMPLEX = {"tables": lambda v: _list_of(v, _pair_list), **_COMMON, "select_columns": lambda v: _list_of(v, _string),
+            "select_column_map": "dict", "offset": "int", "limit": "int",
+            "suffixes": lambda v: _list_of(v, _string), "suffix_map": "dict", _RESOLUTION[0]: _RESOLUTION[1]}
+_LIVE = {"table": "str", "timestamp": "datetime", "join_tables": lambda v: _list_of(v, _str_list), **_COMMON,
+         "select_columns": "dict", "offset": "int", "limit": "int", "suffixes": "dict",
+         _RESOLUTION[0]: _RESOLUTION[1]}
+
+
+def load_simple(body: Any) -> dict[str, Any]:
+    """``SimpleQuerySchema`` (table and view queries)."""
+    return _load(body, _SIMPLE)
+
+
+def load_complex(body: Any) -> dict[str, Any]:
+    """``ComplexQuerySchema`` (frozen joins).
+
+    >>> load_complex({"tables": [["s", "post_pt_root_id"], ["n"]]})
+    Traceback (most recent call last):
+    ...
+    caveql.server.validate.BodyError: {'tables': {'1': ['Length must be 2.']}}
+    """
+    return _load(body, _COMPLEX, required=("tables",))
+
+
+def load_live(body: Any) -> dict[str, Any]:
+    """``V2QuerySchema`` (live_live); the timestamp comes back timezone-aware (naive means UTC).
+
+    >>> load_live({"table": "t", "timestamp": "2024-01-01T01:00:00+01:00"})["timestamp"].isoformat()
+    '2024-01-01T01:00:00+01:00'
+    """
+    return _load(body, _LIVE, required=("table", "timestamp"))
+
+
+# --------------------------------------------------------------------------- as QueryRequests
+
+def _flat(errors: dict[str, Any]) -> dict[str, list[str]]:
+    """marshmallow's errors with per-item errors flattened into one list per field."""
+    def walk(v: Any) -> list[str]:
+        if isinstance(v, dict):
+            return [m for x in v.values() for m in walk(x)]
+        if isinstance(v, list):
+            return [m for x in v for m in walk(x)]
+        return [str(v)]
+    return {k: walk(v) for k, v in errors.items()}
+
+
+def _checked(load: Any, body: Any) -> dict[str, Any]:
+    try:
+        return load(body)
+    except BodyError as err:
+        raise BodyError(_flat(err.errors)) from None
+
+
+def _filters_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {name[: -len("_dict")]: body[name] for name in _FILTERS if name in body}
+
+
+def simple_request(body: Any, table: str, version: int, *, kind: str = "table", count: bool = False) -> Any:
+    """A table or view body (``SimpleQuerySchema``) as the QueryRequest it asks for.
+
+    >>> simple_request({"filter_equal_dict": {"t": {"a": 1}}, "limit": 5}, "t", 661).limit
+    5
+    """
+    from caveql.backends.base import QueryRequest
+
+    data = _checked(load_simple, body)
+    cols = data.get("select_columns")
+    res = data.get("desired_resolution")
+    return QueryRequest(kind=kind, table=table, version=version, **_filters_of(data),  # type: ignore[arg-type]
                         select_columns={table: tuple(cols)} if cols is not None else None,
-                        offset=offset, limit=limit, desired_resolution=res, count=count)
+                        offset=data.get("offset"), limit=data.get("limit"),
+                        desired_resolution=tuple(res) if res is not None else None, count=count)
 
 
-def join_request(body: Any, version: int, columns_of: Any = None) -> QueryRequest:
-    """A join body (``ComplexQuerySchema``). ``columns_of(table)`` resolves the deprecated
-    ``select_columns`` list (each name goes to the first table that has it).
+def join_request(body: Any, version: int, columns_of: Any = None) -> Any:
+    """A join body (``ComplexQuerySchema``) as a QueryRequest of its first two tables (the
+    service joins no more); a ``select_columns`` list goes to the first table having each name.
 
     >>> join_request({"tables": [["s", "post_pt_root_id"], ["n", "pt_root_id"]],
     ...               "suffix_map": {"s": "", "n": "_n"}}, 661).join
     (('s', 'post_pt_root_id'), ('n', 'pt_root_id'))
     """
-    body = _check_keys(body, _COMPLEX)
-    errors: dict[str, list[str]] = {}
-    tables = body.get("tables")
-    if tables is None:
-        errors["tables"] = ["Missing data for required field."]
-    elif (not isinstance(tables, list) or len(tables) < 2
-          or not all(isinstance(t, list) and len(t) == 2 and _str_list(t) for t in tables)):
-        errors["tables"] = ["Must be a list of [table, column] pairs."]
-    filters = _filters(body, errors)
-    offset, limit = _int(body, "offset", errors), _int(body, "limit", errors)
-    res = _resolution(body, errors)
-    cmap = body.get("select_column_map")
-    if cmap is not None and not (isinstance(cmap, dict) and all(_str_list(v) for v in cmap.values())):
-        errors["select_column_map"] = ["Not a valid mapping of lists of strings."]
-    cols = body.get("select_columns")
-    if cols is not None and not _str_list(cols):
-        errors["select_columns"] = ["Not a valid list of strings."]
-    smap = body.get("suffix_map")
-    if smap is not None and not (isinstance(smap, dict) and all(isinstance(v, str) for v in smap.values())):
-        errors["suffix_map"] = ["Not a valid mapping of strings."]
-    suffixes = body.get("suffixes")
-    if suffixes is not None and not _str_list(suffixes):
-        errors["suffixes"] = ["Not a valid list of strings."]
-    _raise(errors)
-    (t1, c1), (t2, c2) = tables[0], tables[1]  # the service joins only the first two
+    from caveql.backends.base import QueryRequest
+
+    data = _checked(load_complex, body)
+    tables = data["tables"]
+    if len(tables) < 2:
+        raise BodyError({"tables": ["The service joins two tables: list index out of range."]})
+    (t1, c1), (t2, c2) = tables[0], tables[1]
     select: dict[str, tuple[str, ...]] | None = None
+    cmap, cols = data.get("select_column_map"), data.get("select_columns")
     if cmap is not None:
-        select = {t: tuple(c) for t, c in cmap.items()}
+        select = {t: tuple(c) if isinstance(c, list) else () for t, c in cmap.items()}
     elif cols is not None:
         select = {}
         for col in cols:
             for t in (t1, t2):
                 if columns_of is None or col in columns_of(t):
-                    select.setdefault(t, ())
-                    select[t] += (col,)
+                    select[t] = select.get(t, ()) + (col,)
                     break
-            else:
-                raise BodyError({"select_columns": [f"{col} not in model or models for {t1}, {t2}"]})
+    smap = data.get("suffix_map")
+    suffixes = data.get("suffixes")
     suffix_map = dict(smap) if smap is not None else (
-        dict(zip((t1, t2), suffixes, strict=False)) if suffixes is not None else None)
-    return QueryRequest(kind="join", join=((t1, c1), (t2, c2)), version=version, **filters,  # type: ignore[arg-type]
-                        select_columns=select, offset=offset, limit=limit, desired_resolution=res,
-                        suffix_map=suffix_map)
+        dict(zip(dict.fromkeys((t1, t2)), suffixes, strict=False)) if suffixes is not None else None)
+    res = data.get("desired_resolution")
+    return QueryRequest(kind="join", join=((t1, c1), (t2, c2)), version=version,
+                        **_filters_of(data),  # type: ignore[arg-type]
+                        select_columns=select, offset=data.get("offset"), limit=data.get("limit"),
+                        desired_resolution=tuple(res) if res is not None else None, suffix_map=suffix_map)
 
 
-def _timestamp(value: Any, errors: dict[str, list[str]]) -> datetime | None:
-    if not isinstance(value, str):
-        errors["timestamp"] = ["Not a valid datetime."]
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        errors["timestamp"] = ["Not a valid datetime."]
-        return None
-    # naive means UTC; the backend compares naive UTC timestamps
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def live_request(body: Any) -> QueryRequest:
-    """A live_live body (``V2QuerySchema``); the timestamp becomes naive UTC.
+def live_request(body: Any) -> Any:
+    """A live_live body (``V2QuerySchema``) as a QueryRequest; the timestamp as naive UTC.
 
     >>> live_request({"table": "t", "timestamp": "2024-01-01T01:00:00+01:00"}).timestamp
     datetime.datetime(2024, 1, 1, 0, 0)
     """
-    body = _check_keys(body, _LIVE)
-    errors: dict[str, list[str]] = {}
-    table = body.get("table")
-    if not isinstance(table, str):
-        errors["table"] = ["Missing data for required field."] if table is None else ["Not a valid string."]
-    ts = None
-    if body.get("timestamp") is None:
-        errors["timestamp"] = ["Missing data for required field."]
-    else:
-        ts = _timestamp(body["timestamp"], errors)
-    joins = body.get("join_tables") or []
-    if not isinstance(joins, list) or not all(isinstance(j, list) and len(j) == 4 and _str_list(j) for j in joins):
-        errors["join_tables"] = ["Must be a list of [table, column, table, column] lists."]
-    filters = _filters(body, errors)
-    offset, limit = _int(body, "offset", errors), _int(body, "limit", errors)
-    res = _resolution(body, errors)
-    cols = body.get("select_columns")
-    if cols is not None and not (isinstance(cols, dict) and all(_str_list(v) for v in cols.values())):
-        errors["select_columns"] = ["Not a valid mapping of lists of strings."]
-    suffixes = body.get("suffixes")
-    if suffixes is not None and not (isinstance(suffixes, dict) and all(isinstance(v, str) for v in suffixes.values())):
-        errors["suffixes"] = ["Not a valid mapping of strings."]
-    _raise(errors)
-    return QueryRequest(kind="live", table=table, timestamp=ts,
-                        live_joins=tuple((a, b, c, d) for a, b, c, d in joins), **filters,  # type: ignore[arg-type]
-                        select_columns={t: tuple(c) for t, c in cols.items()} if cols is not None else None,
-                        offset=offset, limit=limit, desired_resolution=res,
+    from caveql.backends.base import QueryRequest
+
+    data = _checked(load_live, body)
+    ts = data["timestamp"].astimezone(UTC).replace(tzinfo=None)
+    cols = data.get("select_columns")
+    suffixes = data.get("suffixes")
+    res = data.get("desired_resolution")
+    return QueryRequest(kind="live", table=data["table"], timestamp=ts,
+                        live_joins=tuple(tuple(j) for j in data.get("join_tables", [])),  # type: ignore[misc]
+                        **_filters_of(data),  # type: ignore[arg-type]
+                        select_columns={t: tuple(c) if isinstance(c, list) else () for t, c in cols.items()}
+                        if cols is not None else None,
+                        offset=data.get("offset"), limit=data.get("limit"),
+                        desired_resolution=tuple(res) if res is not None else None,
                         suffix_map=dict(suffixes) if suffixes is not None else None)

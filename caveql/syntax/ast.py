@@ -13,7 +13,8 @@ Conventions the parser guarantees (and hypothesis strategies must respect):
 - ``- 5`` (unary minus applied to a number literal) is folded into ``Integer(-5)`` /
   ``Float(-5.0)``; on anything else it stays ``Unary("-", ...)``;
 - ``Integer.value`` is within ``[-(2**64 - 1), 2**64 - 1]``;
-- ``Select.limit`` / ``offset`` / ``cave.version`` are ``Integer(n >= 0)`` or ``Param``;
+- ``Select.limit`` / ``offset`` / ``cave.version`` are ``Integer(0 <= n <= 2**63 - 1)`` or ``Param``;
+- ``Float.value`` is a finite ``Decimal`` within the double range (0 or at least ~4.9e-324 in magnitude);
   ``cave.resolution`` items are positive ``Integer`` / ``Float`` or ``Param``;
   ``cave.timestamp`` is a ``String`` that ``datetime.fromisoformat`` accepts (a trailing ``Z``
   allowed) or a ``Param``;

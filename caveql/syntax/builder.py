@@ -8,25 +8,38 @@ is how spans are computed without lark's ``meta``.
 Checks that need no catalog live here and raise :class:`~caveql.errors.CqlSyntaxError`
 subclasses with the offending span: integer range, literal kinds of LIMIT / AT clauses,
 duplicate clauses, BOX corners, and a nesting limit (:data:`MAX_DEPTH`) so later stages,
-which do recurse, never meet a tree deep enough for a ``RecursionError``.
+which do recurse, never meet a tree deep enough for a ``RecursionError``. Number literals
+must be finite doubles (no overflow to infinity, no underflow to 0) and LIMIT / OFFSET /
+AT VERSION at most 2^63-1: what DuckDB and the service accept.
+
+Each statement built checks the current cancel token (:mod:`caveql.cancel`): a call cancelled
+while a long script is parsed stops within a statement.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lark import Token
 
+from caveql.cancel import check as _cancelled
 from caveql.errors import CqlSyntaxError, InvalidLiteralError, Span
 from caveql.syntax import ast as A
 
-__all__ = ["MAX_DEPTH", "Builder", "UINT64_MAX"]
+__all__ = ["DOUBLE_MAX", "INT64_MAX", "MAX_DEPTH", "Builder", "UINT64_MAX"]
 
 #: The largest integer literal CQL accepts (root ids are uint64).
 UINT64_MAX = 2**64 - 1
+
+#: The largest LIMIT, OFFSET and AT VERSION: DuckDB and the service take them as signed 64-bit.
+INT64_MAX = 2**63 - 1
+
+#: The largest finite double: a number literal beyond it would become infinity.
+DOUBLE_MAX = Decimal(sys.float_info.max)
 
 #: The deepest expression tree the parser accepts (operators, not parentheses, count).
 MAX_DEPTH = 200
@@ -123,6 +136,7 @@ class Builder:
 
     # ------------------------------------------------------------------ SELECT
     def select(self, c: list[Any]) -> A.Select:
+        _cancelled()  # each statement of a long script: a cancelled call stops parsing it
         kw: dict[str, Any] = {}
         joins: list[A.Join] = []
         seen: dict[str, _Part] = {}
@@ -282,29 +296,36 @@ class Builder:
 
     # ------------------------------------------------------------------ other statements
     def show_tables(self, c: list[Any]) -> A.Show:
+        _cancelled()
         return A.Show("TABLES", _unquote(c[3], "'") if len(c) > 2 else None, span=_cov(c))
 
     def show_views(self, c: list[Any]) -> A.Show:
+        _cancelled()
         return A.Show("VIEWS", _unquote(c[3], "'") if len(c) > 2 else None, span=_cov(c))
 
     def show_versions(self, c: list[Any]) -> A.Show:
+        _cancelled()
         return A.Show("VERSIONS", span=_cov(c))
 
     def show_datastack(self, c: list[Any]) -> A.Show:
+        _cancelled()
         return A.Show("DATASTACK", span=_cov(c))
 
     def describe(self, c: list[Any]) -> A.Describe:
+        _cancelled()
         return A.Describe(c[1].value, span=_cov(c))
 
     def explain(self, c: list[Any]) -> A.Explain:
         return A.Explain(c[-1], analyze=len(c) == 3, span=_cov(c))
 
     def set_stmt(self, c: list[Any]) -> A.Set:
+        _cancelled()
         values = _drop_tokens(c[3:])
         value = values[0] if len(values) == 1 else A.ListExpr(values, span=_cover(values[0], values[-1]))
         return self._deep(A.Set(c[1].value.lower(), value, span=_cov(c)), *values)
 
     def use_stmt(self, c: list[Any]) -> A.Use:
+        _cancelled()
         return A.Use(c[1].value, span=_cov(c))
 
     # ------------------------------------------------------------------ expressions
@@ -383,6 +404,7 @@ class Builder:
             value = Decimal(str(tok))
         except InvalidOperation:  # the DECIMAL terminal only matches valid numbers; belt and braces
             raise InvalidLiteralError(f"bad number {_short(tok)}", span=_tspan(tok)) from None
+        _check_double(value, str(tok), _tspan(tok))
         return A.Float(value, span=_tspan(tok))
 
     def string(self, c: list[Any]) -> A.String:
@@ -477,10 +499,33 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:20] + "…" + text[-8:]
 
 
+def _check_double(value: Decimal, text: str, span: Span) -> None:
+    """A number literal must be a finite double, and not a non-zero one that rounds to 0:
+    it is compared and computed as one (locally and by the service)."""
+    if abs(value) > DOUBLE_MAX:
+        raise InvalidLiteralError(
+            f"number {_short(text)} is out of range (the largest is about 1.8e308)", span=span,
+            hint="numbers are 64-bit floating point; this one would become infinity",
+        )
+    if value and not float(value):
+        raise InvalidLiteralError(
+            f"number {_short(text)} is too small to represent (the smallest is about 4.9e-324)",
+            span=span, hint="numbers are 64-bit floating point; this one would become 0; write 0",
+        )
+
+
 def _count(v: Any, clause: str) -> Any:
-    """LIMIT / OFFSET / AT VERSION take a non-negative integer literal or a parameter."""
-    if isinstance(v, A.Param) or (isinstance(v, A.Integer) and v.value >= 0):
+    """LIMIT / OFFSET / AT VERSION take an integer literal in ``[0, 2^63-1]`` or a parameter."""
+    if isinstance(v, A.Integer) and 0 <= v.value <= INT64_MAX:
         return v
+    if isinstance(v, A.Param):
+        return v
+    if isinstance(v, A.Integer) and v.value > INT64_MAX:
+        raise InvalidLiteralError(
+            f"{clause} {v.value} is out of range (the largest is {INT64_MAX}, 2^63-1)", span=v.span,
+            hint=f"{clause} is a signed 64-bit integer" + (
+                "; to read every row, leave LIMIT out" if clause == "LIMIT" else ""),
+        )
     raise InvalidLiteralError(
         f"{clause} takes a non-negative integer or a :parameter", span=v.span,
         hint=f"for example {clause} 10" if clause != "AT VERSION" else "for example AT VERSION 1078",

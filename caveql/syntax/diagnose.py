@@ -237,9 +237,13 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
             "`==` is not a CQL operator", span=_pos_span(text, prev[-1].start_pos, tok.end_pos),
             hint="compare with a single `=`", expected=sorted(expected),
         )
-    if tok.type == "SLASH" and text.startswith("/*", tok.start_pos):  # type: ignore[arg-type]
+    # a `/*` the lexer could not read as a comment has no `*/` after it: it lexes as `/` `*`,
+    # and the parse fails at one of the two (after an operand, `/` is division and the error
+    # comes at the `*`); either way the input ended inside a comment (the REPL keeps reading)
+    comment = _unclosed_comment(text, tok, prev)
+    if comment is not None:
         return UnterminatedError("this /* comment is never closed", span=_pos_span(
-            text, tok.start_pos, tok.start_pos + 2), hint="end it with */")  # type: ignore[arg-type,operator]
+            text, comment, comment + 2), hint="end it with */")
     if tok.type == "RPAR" and not opens:
         return CqlSyntaxError("this `)` has no matching `(`", span=span, expected=sorted(expected))
     message = f"expected {expected_words(expected, prev)}{_after(prev)}, found {describe_token(tok)}"
@@ -253,6 +257,18 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
     if hint is None:
         hint = _static_hint(tok, prev, expected, opens)
     return CqlSyntaxError(message, span=span, hint=hint, expected=sorted(expected))
+
+
+def _unclosed_comment(text: str, tok: Token, prev: list[Token]) -> int | None:
+    """Where the unclosed ``/*`` the parse failed on starts, if it failed on one."""
+    start: int = tok.start_pos  # type: ignore[assignment]
+    if tok.type == "SLASH" and text.startswith("/*", start):
+        return start
+    if tok.type == "STAR" and prev and prev[-1].type == "SLASH" and prev[-1].end_pos == start:
+        slash: int = prev[-1].start_pos  # type: ignore[assignment]
+        if text.startswith("/*", slash):
+            return slash
+    return None
 
 
 def _accepted_before(lark: Lark, text: str, rule: str, pos: int) -> set[str] | None:

@@ -4,7 +4,8 @@ Rewrites each file in its canonical form (:func:`caveql.syntax.format_cql`), kee
 ``-`` reads stdin and writes stdout. With ``--check`` nothing is written: files that would
 change are listed and the exit code is 1. ``--diff`` prints a unified diff instead of writing.
 A file that does not parse is reported with the rendered error (file:line:column and a caret),
-left untouched, and makes the exit code 1.
+left untouched, and makes the exit code 1. A file that starts with a byte-order mark (as Windows
+editors save) is formatted after it and keeps it.
 
 >>> import argparse
 >>> p = argparse.ArgumentParser(prog="caveql"); sub = p.add_subparsers()
@@ -44,6 +45,10 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
     return format_files(args.files, check=args.check, diff=args.diff)
 
 
+#: The Unicode byte-order mark, as a UTF-8 file's first character.
+BOM = "\ufeff"
+
+
 def format_files(files: list[str], *, check: bool = False, diff: bool = False,
                  stdin: TextIO | None = None, stdout: TextIO | None = None,
                  stderr: TextIO | None = None) -> int:
@@ -70,6 +75,10 @@ def format_files(files: list[str], *, check: bool = False, diff: bool = False,
             print(f"caveql fmt: cannot read {name}: {exc}", file=stderr)
             failed += 1
             continue
+        # a byte-order mark (Windows editors save one) is not CQL: format what follows it, and
+        # give a file its mark back (stdout gets none)
+        bom = BOM if source.startswith(BOM) else ""
+        source = source[len(bom):]
         try:
             result = format_cql(source)
         except CaveqlError as exc:
@@ -91,7 +100,7 @@ def format_files(files: list[str], *, check: bool = False, diff: bool = False,
         if check:
             print(f"would reformat {name}", file=stdout)
         elif not diff:
-            Path(name).write_text(result, encoding="utf-8")
+            Path(name).write_text(bom + result, encoding="utf-8")
             print(f"reformatted {name}", file=stderr)
     verb = "would be reformatted" if (check or diff) else "reformatted"
     summary = [f"{changed} file{'s' * (changed != 1)} {verb}", f"{unchanged} unchanged"]

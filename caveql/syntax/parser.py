@@ -91,6 +91,7 @@ def parse(text: str, start: Start = "script") -> Any:
     ``"statement"`` (exactly one, a trailing ``;`` allowed) or ``"expression"``.
     Every failure is a :class:`~caveql.errors.CqlSyntaxError` (or subclass) carrying the span,
     what was expected, and the source (so ``err.render()`` shows the line and a caret).
+    A leading byte-order mark (U+FEFF) is read as blank space.
 
     >>> parse("SELECT * FROM t WHERE id IN (1, 2)", start="statement").where
     In(expr=Column(name='id', table=None), target=ListExpr(items=(Integer(value=1), Integer(value=2))), negated=False)
@@ -102,8 +103,11 @@ def parse(text: str, start: Start = "script") -> Any:
     if not isinstance(text, str):
         raise TypeError(f"parse() takes a str, not {type(text).__name__}")
     p = _parser()
+    # a leading byte-order mark (a file saved by a Windows editor, read as plain UTF-8) is blank
+    # space; replaced one for one, so every offset, line and column stays that of ``text``
+    lexed = " " + text[1:] if text.startswith("\ufeff") else text
     try:
-        return p.raw(text, START_RULES[start])
+        return p.raw(lexed, START_RULES[start])
     except CaveqlError as exc:
         raise exc.with_source(text) from None
     except VisitError as exc:  # not raised by the inline builder today; kept as the contract says
@@ -113,7 +117,7 @@ def parse(text: str, start: Start = "script") -> Any:
     except UnexpectedInput as exc:
         from caveql.syntax.diagnose import diagnose
 
-        raise diagnose(text, exc, START_RULES[start], p.raw, p.lark).with_source(text) from exc
+        raise diagnose(lexed, exc, START_RULES[start], p.raw, p.lark).with_source(text) from exc
     except RecursionError:
         raise CqlSyntaxError(
             f"input nested too deeply to parse (more than {MAX_DEPTH} levels)",

@@ -77,6 +77,13 @@ def test_3084_basket_cells(demo):
     assert set(bc["classification_system"].to_pylist()) == {"aibs_neuronal"}
 
 
+def _utc(naive):
+    """A seed page timestamp (naive UTC) as the service's frames hold it (UTC-aware)."""
+    from datetime import UTC
+
+    return naive.replace(tzinfo=UTC)
+
+
 def test_the_three_23p_cells(demo):
     roots = [c[4] for c in SEED_CELLS]
     t = merged(demo, filter_in={NUC: {"pt_root_id": roots}})
@@ -88,7 +95,8 @@ def test_the_three_23p_cells(demo):
         assert (r["pt_position_x"], r["pt_position_y"], r["pt_position_z"]) == pos
         assert r["pt_supervoxel_id"] == sv
         assert r["volume"] == pytest.approx(volume, rel=1e-6)
-        assert r["created"] == created and r["created_ref"] == created_ref
+        # a table's DateTime columns come back UTC-aware, as the service sends them
+        assert r["created"] == _utc(created) and r["created_ref"] == _utc(created_ref)
 
 
 def test_the_synapse_cell(demo):
@@ -105,7 +113,7 @@ def test_the_synapse_cell(demo):
     for sid, created, size, pre_sv, post_sv, post_root, pre, post_pos, ctr in SEED_SYNAPSES:
         r = by_id[sid]
         assert (r["created"], r["size"], r["pre_pt_supervoxel_id"], r["post_pt_supervoxel_id"],
-                r["post_pt_root_id"]) == (created, size, pre_sv, post_sv, post_root)
+                r["post_pt_root_id"]) == (_utc(created), size, pre_sv, post_sv, post_root)
         assert tuple(r[f"pre_pt_position_{a}"] for a in "xyz") == pre
         assert tuple(r[f"post_pt_position_{a}"] for a in "xyz") == post_pos
         assert tuple(r[f"ctr_pt_position_{a}"] for a in "xyz") == ctr
@@ -137,7 +145,7 @@ def test_schemas_and_types(demo):
         "pre_pt_root_id", "post_pt_supervoxel_id", "post_pt_root_id"]
     types = {f.name: f.type for f in syn}
     assert types["id"] == pa.int64() and types["pre_pt_position_x"] == pa.int32()
-    assert types["size"] == pa.float32() and types["created"] == pa.timestamp("ns")
+    assert types["size"] == pa.float32() and types["created"] == pa.timestamp("ns", tz="UTC")
     assert types["valid"] == pa.bool_()
     assert demo.table_columns(661, META).names == [
         "id", "created", "superceded_id", "valid", "target_id", "classification_system", "cell_type"]

@@ -43,7 +43,7 @@ def test_metadata_calls(tiny):
     assert "_storage" not in meta
     assert (meta["voxel_resolution_x"], meta["voxel_resolution_z"]) == (4.0, 40.0)
     assert tiny.table_count(2, "synapses") == 10
-    assert tiny.table_count(2, "cells") == 7  # stored rows, the invalid one included
+    assert tiny.table_count(2, "cells") == 6  # the service's row_count: valid rows (one stored row is not)
     assert list(tiny.views(2)) == ["syn_counts"]
 
 
@@ -63,7 +63,7 @@ def test_service_types_and_order(tiny):
         "bb_end_position_x", "bb_end_position_y", "bb_end_position_z", "pt_supervoxel_id",
         "pt_root_id"]
     assert t.schema.field("id").type == pa.int64()
-    assert t.schema.field("created").type == pa.timestamp("ns")
+    assert t.schema.field("created").type == pa.timestamp("ns", tz="UTC")  # DateTime: read as UTC
     assert t.schema.field("volume").type == pa.float32()
     assert t.schema.field("pt_position_x").type == pa.int32()
     assert t.column("bb_start_position_x").null_count == 5
@@ -490,3 +490,69 @@ def test_duckdb_partitioned_order_by_is_off(tiny):
     with tiny._cursor(2) as cur:
         (setting,), = cur.sql("SELECT current_setting('disabled_optimizers')").fetchall()
     assert "partitioned_execution" in setting
+
+
+# -- server_compat: what caveql serve needs to mirror MaterializationEngine 5.26.4 ------------
+
+def test_views_are_typed_as_the_service_reflects_them(tiny_datastack, tmp_path):
+    """A view's reflected INTEGER/DOUBLE PRECISION/TIMESTAMP are not in the service's dtype_map:
+    every integer comes back Int64, every float Float64 (its double, not a float32 rounding), a
+    timestamp naive; with or without server_compat (the engine's answers are the service's)."""
+    import shutil
+
+    from caveql.datastack.layout import write_view
+
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_datastack, root)
+    write_view(root, 2, "stamps", {"id": 3, "description": "", "datastack_name": "tiny",
+                                   "voxel_resolution_x": 4.0, "voxel_resolution_y": 4.0,
+                                   "voxel_resolution_z": 40.0, "notice_text": None},
+               "SELECT id, created, CAST(id AS INTEGER) AS small FROM cells")
+    for compat in (True, False):
+        with LocalBackend(root, server_compat=compat) as b:
+            assert [f.type for f in b.table_columns(2, "syn_counts")] == [pa.int64()] * 3 + [pa.float64()]
+            assert b.table_columns(2, "stamps").types == [pa.int64(), pa.timestamp("ns"), pa.int64()]
+            r = b.query(QueryRequest(kind="view", table="stamps", version=2, limit=1))
+            assert r.table.schema.types == [pa.int64(), pa.timestamp("ns"), pa.int64()]
+            # a table's DateTime is UTC-aware, its Float float32
+            cells = b.table_columns(2, "cells")
+            assert cells.field("created").type == pa.timestamp("ns", tz="UTC")
+        with LocalBackend(root) as plain, LocalBackend(root, server_compat=True) as compat_:
+            assert plain.table_columns(2, "cells") == compat_.table_columns(2, "cells")
+
+
+def test_server_compat_regex_dot_matches_newline(tmp_path, tiny_datastack):
+    """PostgreSQL's ``~`` lets ``.`` match a newline (RE2 does not by default)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_datastack, root)
+    path = root / "versions" / "2" / "tables" / "cells.parquet"
+    t = pq.read_table(path)
+    types = t.column("cell_type").to_pylist()
+    types[0] = "2\n3P"
+    pq.write_table(t.set_column(t.schema.get_field_index("cell_type"), "cell_type", pa.array(types)), path)
+    req = QueryRequest(kind="table", table="cells", version=2, filter_regex={"cells": {"cell_type": "^2.3P$"}})
+    with LocalBackend(root, server_compat=True) as compat, LocalBackend(root) as plain:
+        assert ids(compat.query(req)) == [1]
+        assert ids(plain.query(req)) == []
+
+
+def test_server_compat_notin_and_honor_notin(tiny_datastack):
+    req = QueryRequest(kind="table", table="cells", version=2, filter_notin={"cells": {"cell_type": ["BC"]}})
+    with LocalBackend(tiny_datastack, server_compat=True) as compat, \
+            LocalBackend(tiny_datastack, server_compat=True, honor_notin=True) as honor:
+        assert ids(compat.query(req)) == [1, 2, 3, 4, 5, 6]
+        assert ids(honor.query(req)) == [1, 3, 4]  # NOT IN never keeps the NULL cell type (6)
+        assert "notin" in honor.capabilities.filters and "notin" not in compat.capabilities.filters
+
+
+def test_sample_percent_and_all_versions(tiny, tiny_datastack):
+    req = QueryRequest(kind="table", table="synapses", version=2)
+    assert tiny.query(req, sample_percent=100.0).table.num_rows == 10
+    assert tiny.query(req, sample_percent=1e-9).table.num_rows <= 10  # blocks, kept or not
+    with pytest.raises(ServiceError, match="random sample percentage"):
+        tiny.query(req, sample_percent=0.0)
+    assert tiny.all_versions() == [1, 2]

@@ -280,21 +280,22 @@ def scalar_filter(ctx: _Ctx, src: Src, column: Column) -> X:
 
 
 def _num(c: X, column: Column) -> str:
-    """The left side of a comparison. Every float column comes back as Float32 (stored ones
-    and views' computed doubles alike) and compares in 32 bits: the value as returned
-    against the number rounded to the nearest float32 (docs/language.md, "Comparing 32-bit
-    float columns"); DuckDB's DOUBLE -> FLOAT cast rounds to nearest, ties to even."""
-    return c.sql  # the oracle's relations give every float column as FLOAT already
+    """The left side of a comparison. A table's float column comes back as Float32 and compares
+    in 32 bits: the value as returned against the number rounded to the nearest float32
+    (docs/language.md, "Comparing 32-bit float columns"); DuckDB's DOUBLE -> FLOAT cast rounds
+    to nearest, ties to even. A view's computed float comes back as its double (Float64) and
+    compares as a double."""
+    return c.sql  # the oracle's relations give a table's float columns as FLOAT already
 
 
 def _rhs(sql: str, column: Column) -> str:
     """The number a column is compared with (see :func:`_num`)."""
-    return f"CAST({sql} AS FLOAT)" if column.kind == "float" else sql
+    return f"CAST({sql} AS FLOAT)" if column.kind == "float" and not column.computed else sql
 
 
 def _value(c: X, column: Column) -> str:
-    """A column's value in expressions and aggregates (a float: its Float32 value, widened
-    to double as the local steps compute)."""
+    """A column's value in expressions and aggregates (a float: its value as returned — a
+    table's Float32, a view's double — widened to double as the local steps compute)."""
     return f"CAST({c.sql} AS DOUBLE)" if column.kind == "float" else c.sql
 
 

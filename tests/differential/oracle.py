@@ -9,10 +9,13 @@ What a source *is*, as the service defines it:
 - a table at version ``v``: the rows of ``versions/<v>/tables/<t>.parquet`` (or the
   ``_storage`` files), root ids rewritten by ``root_id_map`` when there is one, and
   ``valid = true`` (every frozen query adds it);
-- every float column (stored ``FLOAT``, a view's computed ``DOUBLE``) is returned as a
-  32-bit float (the service's ``Float`` dtype), so the relations give it as ``FLOAT``;
+- every float column of a table is returned as a 32-bit float (the service's ``Float``
+  dtype), so the relations give it as ``FLOAT``; a view's float columns are returned as the
+  doubles they are (the service reflects a view's columns: ``DOUBLE PRECISION`` → Float64);
 - a position ``P`` is stored as ``P_x/_y/_z`` in the table's voxels; at a statement
-  resolution ``r`` each component reads ``trunc(round_half_even(v) * vox / r)``;
+  resolution ``r`` each component reads ``round_half_even(v) * vox / r`` exactly: an INTEGER
+  where ``vox / r`` is a whole number, else a DOUBLE (CQL never truncates; docs/language.md,
+  "Positions at a resolution");
 - a reference table (metadata ``reference_table``) is merged with its target as the
   seed page shows: an inner join ``ref.target_id = target.id``, the target's columns
   under their names, the reference row's clashing names with ``_ref``.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,7 @@ class Column:
     is_id: bool = False
     not_null: bool = True
     unique: bool = False
-    computed: bool = False  # a view's float: a double in SQL, Float32 in the answer
+    computed: bool = False  # a view's float: a double in SQL and in the answer (Float64)
 
 
 def _kind(duck_type: str) -> str:
@@ -248,9 +252,11 @@ class Oracle:
         items = []
         for out, ty, owner, stored in self.merged_columns(version, table):
             a = aliases[owner]
-            if ty in ("DOUBLE", "FLOAT", "REAL"):
-                # the service returns every float column as a 32-bit float (a view's doubles too)
-                items.append(f"CAST({a}.{_q(stored)} AS FLOAT) AS {_q(out)}")
+            if ty in ("DOUBLE", "FLOAT", "REAL") or ty.startswith("DECIMAL"):
+                # the service returns a table's float columns as 32-bit floats, a view's as the
+                # doubles (reflected DOUBLE PRECISION / NUMERIC: Float64)
+                as_type = "DOUBLE" if self._tables[version][owner].view_sql is not None else "FLOAT"
+                items.append(f"CAST({a}.{_q(stored)} AS {as_type}) AS {_q(out)}")
                 continue
             if ty != "pos":
                 items.append(f"{a}.{_q(stored)} AS {_q(out)}")
@@ -262,9 +268,12 @@ class Oracle:
                 if desired[axis] == vox[axis]:
                     items.append(f"{v} AS {_q(out + '_' + ax)}")
                 else:
-                    ratio = vox[axis] / desired[axis]
-                    items.append(f"CAST(trunc(round_even(CAST({v} AS DOUBLE), 0) * {ratio!r}) AS INTEGER)"
-                                 f" AS {_q(out + '_' + ax)}")
+                    ratio = Fraction(repr(float(vox[axis]))) / Fraction(repr(float(desired[axis])))
+                    whole = f"CAST(round_even(CAST({v} AS DOUBLE), 0) * {ratio.numerator} AS DOUBLE)"
+                    if ratio.denominator == 1:
+                        items.append(f"CAST({whole} AS INTEGER) AS {_q(out + '_' + ax)}")
+                    else:
+                        items.append(f"{whole} / {ratio.denominator} AS {_q(out + '_' + ax)}")
         if target:
             body = (f"({self._base_sql(version, table)}) AS r JOIN ({self._base_sql(version, target)}) AS g "
                     f"ON r.\"target_id\" = g.\"id\"")

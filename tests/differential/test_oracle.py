@@ -65,7 +65,8 @@ def test_root_id_map_rewrites_every_root_column(tiny: Oracle) -> None:
     (None, (100, 200, 30)),
     ((1, 1, 1), (400, 800, 1200)),
     ((8, 8, 80), (50, 100, 15)),
-    ((3, 3, 30), (133, 266, 40)),  # trunc(100 * 4/3) = 133, trunc(30 * 40/30) = 40
+    # exactly 100 * 4/3 (the service would truncate it to 133; CQL never does) and 30 * 40/30 = 40
+    ((3, 3, 30), (400 / 3, 800 / 3, 40.0)),
 ])
 def test_position_rescaling(tiny: Oracle, resolution: tuple | None, expected: tuple) -> None:
     got = rows(tiny, f"SELECT pt_position_x, pt_position_y, pt_position_z, pt_position__vx "
@@ -73,10 +74,10 @@ def test_position_rescaling(tiny: Oracle, resolution: tuple | None, expected: tu
     assert got == [(*expected, 100)]
 
 
-def test_odd_voxels_truncate_toward_zero(tiny: Oracle) -> None:
+def test_odd_voxels_keep_their_fraction(tiny: Oracle) -> None:
     got = rows(tiny, f"SELECT pt_position_x, pt_position_y, pt_position_z "
                      f"FROM ({tiny.relation_sql(1, 'nuc', (8, 8, 80))}) WHERE id = 11")
-    assert got == [(50, 102, 15)]  # 101/2 -> 50, 205/2 -> 102, 31/2 -> 15
+    assert got == [(50.5, 102.5, 15.5)]  # 101/2, 205/2, 31/2: not truncated toward zero
 
 
 def test_domain_on_tiny(tiny: Oracle) -> None:

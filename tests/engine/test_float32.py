@@ -1,4 +1,9 @@
-"""Float32 columns compare in 32 bits, pushed or local (.notes/differential-view-float-precision.md)."""
+"""Float32 columns compare in 32 bits, pushed or local (.notes/differential-view-float-precision.md).
+
+The float32 columns are a table's ``Float`` columns: the service stores and filters doubles and
+answers them as Float32 (here: a table stored with doubles, which the local backend answers as
+Float32 as the service does). A view's floats come back as the doubles themselves (Float64, the
+genuine engine's reflected DOUBLE PRECISION) and compare as doubles everywhere."""
 
 from __future__ import annotations
 
@@ -57,7 +62,7 @@ def test_between_edges(a, b):
 
 Q = ("SELECT root_id FROM synapses_pni_2_in_out_degree WHERE root_id = 864691132827765541 "
      "AND {} AT VERSION 343")
-V = "9625.333333333334"  # the view's double (28876 / 3); the answer holds float32 9625.333008
+V = "9625.333333333334"  # the view's double (28876 / 3), which the answer holds (Float64)
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +71,16 @@ def demo(demo_backend):
 
 
 def test_the_notes_four_queries_agree(demo):
-    """x = v, x != v, NOT (x = v) and (x = v OR false-ish) give one consistent answer."""
+    """x = v, x != v, NOT (x = v) and (x = v OR false-ish) give one consistent answer (a view's
+    float is the double, pushed and local)."""
     n = {c: len(demo.execute(Q.format(c)).frame) for c in (
         f"avg_input_size = {V}", f"avg_input_size != {V}", f"NOT (avg_input_size = {V})",
         f"(avg_input_size = {V} OR root_id = 1)")}
     eq, ne, not_eq, or_eq = n.values()
-    assert eq == or_eq == 1  # the row exists and its value rounds to float32(v)
+    assert eq == or_eq == 1  # the row exists and its value is v
     assert ne == not_eq == 0
+    # its float32 rounding is another number: no row
+    assert len(demo.execute(Q.format(f"avg_input_size = {f32(float(V))!r}")).frame) == 0
     # what the user reads back finds the row too
     value = demo.execute(Q.format("TRUE").replace("SELECT root_id", "SELECT avg_input_size")
                          ).frame.avg_input_size[0]
@@ -81,23 +89,42 @@ def test_the_notes_four_queries_agree(demo):
 
 @pytest.fixture(scope="module")
 def thirds(tmp_path_factory):
-    """The tiny datastack plus a view of doubles that float32 cannot hold (size / 3, size / 7),
-    so the exact double of each row is known here: Python divides as DuckDB does."""
+    """The tiny datastack plus a table ``thirds`` stored with doubles that float32 cannot hold
+    (size / 3, size / 7) — the service's Float columns: doubles in the database, Float32 in the
+    answer — so the exact double of each row is known here; and a view ``thirds_view`` of the
+    same doubles (answered as Float64)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from caveql.backends.local import LocalBackend
-    from caveql.datastack.layout import write_view
+    from caveql.datastack.layout import write_table_metadata, write_view
     from caveql.datastack.tiny import build_tiny
 
     root = build_tiny(tmp_path_factory.mktemp("f32"))
-    write_view(root, 2, "thirds", {
+    sizes = [40.0 * k for k in range(1, 11)]
+    ids = list(range(100, 110))
+    pq.write_table(pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "created": pa.array([0] * len(ids), pa.timestamp("us")),
+        "superceded_id": pa.array([None] * len(ids), pa.int64()),
+        "valid": pa.array([True] * len(ids)),
+        "size": pa.array(sizes, pa.float32()),
+        "third": pa.array([s / 3 for s in sizes], pa.float64()),
+        "seventh": pa.array([s / 7 for s in sizes], pa.float64()),
+    }), root / "versions" / "2" / "tables" / "thirds.parquet")
+    write_table_metadata(root, 2, "thirds", {
+        "schema_type": "doubles", "table_name": "thirds", "valid": True, "description": "doubles",
+        "reference_table": None, "voxel_resolution_x": 4.0, "voxel_resolution_y": 4.0,
+        "voxel_resolution_z": 40.0})
+    write_view(root, 2, "thirds_view", {
         "id": 2, "description": "doubles", "datastack_name": "tiny", "voxel_resolution_x": 4.0,
         "voxel_resolution_y": 4.0, "voxel_resolution_z": 40.0, "notice_text": None,
         "live_compatible": False,
     }, "SELECT id, CAST(size AS DOUBLE) / 3 AS third, CAST(size AS DOUBLE) / 7 AS seventh FROM synapses")
     b = LocalBackend(root)
     eng = Engine(b)
-    rows = eng.execute("SELECT id, third, seventh FROM thirds AT VERSION 2").frame
-    sizes = eng.execute("SELECT id, size FROM synapses AT VERSION 2").frame
-    yield eng, rows.merge(sizes, on="id")
+    rows = eng.execute("SELECT id, third, seventh, size FROM thirds AT VERSION 2").frame
+    yield eng, rows
     b.close()
 
 
@@ -131,10 +158,32 @@ def test_pushed_equals_local_equals_float32_rule(thirds):
                     assert sorted(res.frame.id) == want, (col, op, lit)
 
 
+def test_view_floats_are_the_doubles(thirds):
+    """A view's float is the double the service filters (Float64): pushed and local comparisons
+    compare that double with the literal as it is, never rounded to float32."""
+    eng, _rows = thirds
+    view = eng.execute("SELECT id, third, seventh FROM thirds_view AT VERSION 2").frame
+    assert str(view.third.dtype) == "Float64" and len(view) == 10
+    for col in ("third", "seventh"):
+        values = view[col].to_numpy(dtype="float64")
+        for d in values[:4]:
+            for lit in (float(d), f32(float(d)), math.nextafter(float(d), math.inf)):
+                for op in OPS:
+                    want = sorted(view.id[CMP[op](values, lit)])
+                    cql = f"SELECT id FROM thirds_view WHERE {col} {op} {lit!r} AT VERSION 2"
+                    assert "float32" not in eng.explain(cql)
+                    assert sorted(eng.execute(cql).frame.id) == want, (col, op, lit)
+                    local = eng.execute(f"SELECT id, {col} {op} {lit!r} AS c FROM thirds_view AT VERSION 2").frame
+                    assert sorted(local.id[local.c.astype(bool)]) == want, (col, op, lit)
+
+
 def test_explain_shows_the_float32_edges(demo):
-    text = demo.explain(Q.format(f"avg_input_size = {V}"))
-    assert f"in float32]" in text and "avg_input_size = 9625.3330078125" in text
+    text = demo.explain(f"SELECT id FROM nucleus_detection_v0 WHERE volume = {V} AT VERSION 343")
+    assert f"in float32]" in text and "volume = 9625.3330078125" in text
     assert '"filter_greater_dict"' in text and '"filter_less_dict"' in text  # 9625.333008 is odd
+    # a view's float is compared as the double: pushed as it is
+    text = demo.explain(Q.format(f"avg_input_size = {V}"))
+    assert "float32" not in text and f'"avg_input_size": {V}' in text
 
 
 def test_stored_float32_columns_unchanged(demo):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import pandas as pd
@@ -17,25 +16,38 @@ RATIOS = st.sampled_from([(4.0, 1.0), (40.0, 1.0), (4.0, 3.0), (8.0, 4.0), (4.0,
                           (4.0, 4.0), (8.0, 0.5), (4.0, None)])
 
 
-@given(RATIOS, st.integers(-500, 500), st.integers(0, 400))
-def test_stored_interval_matches_brute_force(ratio, lo, width):
+@given(RATIOS, st.integers(-500, 500), st.integers(0, 400), st.booleans(), st.booleans(),
+       st.sampled_from([0, Fraction(1, 2), Fraction(1, 3)]))
+def test_stored_interval_matches_brute_force(ratio, lo, width, lo_strict, hi_strict, frac):
+    """A coordinate at the statement's resolution is s * voxel/res exactly (a whole number where
+    the ratio is whole, else the float the engine computes): the interval holds every match."""
     voxel, res = ratio
+    lo = lo + frac  # bounds need not be whole numbers
     hi = lo + width
-    s_lo, s_hi, exact = stored_interval(lo, hi, voxel, res)
+    s_lo, s_hi, exact = stored_interval(lo, hi, voxel, res, lo_strict=lo_strict, hi_strict=hi_strict)
     r = Fraction(voxel) / Fraction(res) if res else Fraction(1)
+    assert exact == (r.denominator == 1)
+
+    def inside(s: int) -> bool:
+        v = s * r
+        return (v > lo if lo_strict else v >= lo) and (v < hi if hi_strict else v <= hi)
+
     window = range(-2000, 2000)
-    want = [s for s in window if lo <= math.trunc(s * r) <= hi]
+    want = [s for s in window if inside(s)]
     got = [s for s in window if s_lo <= s <= s_hi]
     if exact:
         assert got == want
     else:
-        assert set(want) <= set(range(s_lo - 1, s_hi + 2))
+        assert got == want or set(want) <= set(range(s_lo - 1, s_hi + 2))
 
 
 def _positions(backend, res):
-    t = backend.query(QueryRequest(kind="table", table="cells", version=2,
-                                   desired_resolution=res)).table
-    return t.to_pandas().sort_values("id")
+    """The cells' positions at ``res`` exactly: stored voxels (4, 4, 40 nm) times voxel / res."""
+    t = backend.query(QueryRequest(kind="table", table="cells", version=2)).table
+    df = t.to_pandas().sort_values("id")
+    for a, v, r in zip("xyz", (4, 4, 40), res, strict=True):
+        df[f"pt_position_{a}"] = [s * Fraction(v) / Fraction(r) for s in df[f"pt_position_{a}"]]
+    return df
 
 
 @settings(max_examples=40)

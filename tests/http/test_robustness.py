@@ -423,3 +423,84 @@ def test_an_answer_that_hit_its_own_limit_is_cached(ms, tmp_path):
     assert b.query(req).capped
     b.query(req)
     assert len(svc.posts()) == 1
+
+
+# the genuine engine's live notice: its source continues the f-string over a line break, so the
+# text holds a run of spaces (materializationengine/blueprints/client/api2.py)
+GENUINE_LIVE = ("result has 2 entries, which is equal or more         than limit of 2 there may be more "
+                "results which are not shown")
+
+
+def test_genuine_live_cap_wording_is_recognised(ms):
+    from datetime import datetime
+
+    b, _ = make(ms, ms.MockService(warnings=(GENUINE_LIVE,)))
+    r = b.query(QueryRequest(kind="live", table="nucleus_detection_v0", timestamp=datetime(2024, 1, 1)))
+    assert r.capped and '201 - "Limited query to 2 rows' in r.warnings
+    assert b.row_cap == 2 and b.row_cap_learned and b.capabilities.row_cap == 2
+
+
+def test_a_smaller_cap_is_learned_from_a_cut_answer_and_kept(ms, tmp_path):
+    svc = ms.MockService(warnings=('201 - "Limited query to 2 rows',))
+    b, _ = make(ms, svc, cache=ResultCache(tmp_path))
+    assert b.capabilities.row_cap == 200_000
+    # stopped at the limit it asked for: nothing learned (the notice names the request's own limit)
+    b.query(QueryRequest(kind="table", table="nucleus_detection_v0", version=661, limit=2))
+    assert b.row_cap == 200_000 and not b.row_cap_learned
+    # a limit of 10 answered with "limited to 2": the deployment caps at 2, and the answer is short
+    r = b.query(QueryRequest(kind="table", table="nucleus_detection_v0", version=661, limit=10))
+    assert r.capped and b.capabilities.row_cap == 2 and b.row_cap_learned
+    before = len(svc.posts())
+    b.query(QueryRequest(kind="table", table="nucleus_detection_v0", version=661, limit=10))
+    assert len(svc.posts()) == before + 1  # a cut answer was not cached
+    # a later, larger notice never raises the cap again
+    svc.warnings = ('201 - "Limited query to 5 rows',)
+    b.query(NUCQ)
+    assert b.row_cap == 2
+
+
+def test_a_lone_column_is_padded_on_the_wire_and_dropped_from_the_answer(ms):
+    svc = ms.MockService()
+    b, _ = make(ms, svc)
+    r = b.query(QueryRequest(kind="table", table="nucleus_detection_v0", version=661,
+                             select_columns={"nucleus_detection_v0": ("id",)}))
+    sent = ms.body_of(svc.posts()[-1])
+    assert sent["select_columns"] == ["id", "valid"]  # the cheapest other column of its schema
+    assert "valid" not in r.table.column_names and "id" in r.table.column_names
+    r = b.query(QueryRequest(kind="join", join=(("aibs_soma_nuc_metamodel_preds_v117", "target_id"),
+                                                ("nucleus_detection_v0", "id")), version=661,
+                             select_columns={"nucleus_detection_v0": ("pt_root_id",)}))
+    assert ms.body_of(svc.posts()[-1])["select_column_map"] == {"nucleus_detection_v0": ["pt_root_id", "valid"]}
+
+
+def test_a_lone_column_is_padded_even_without_a_schema(ms):
+    """When the table's schema cannot be read, ``id`` (or ``valid`` beside ``id``) is added."""
+    def no_probe(request, n):
+        if request.method == "POST" and ms.body_of(request) == {"limit": 1}:
+            return httpx.Response(500, json={"message": "no schema today"})
+        return None
+
+    svc = ms.MockService(fault=no_probe)
+    b, _ = make(ms, svc)
+    b.query(QueryRequest(kind="table", table="nucleus_detection_v0", version=661,
+                         select_columns={"nucleus_detection_v0": ("id",)}))
+    assert ms.body_of(svc.posts()[-1])["select_columns"] == ["id", "valid"]
+    b.query(QueryRequest(kind="table", table="nucleus_detection_v0", version=661,
+                         select_columns={"nucleus_detection_v0": ("volume",)}))
+    assert ms.body_of(svc.posts()[-1])["select_columns"] == ["volume", "id"]
+
+
+def test_a_live_request_selects_every_column_it_filters_on(ms):
+    """The live endpoint filters its answer again by column name (KeyError, HTTP 500, on a
+    filtered column it was not asked for): the backend adds them and drops them again."""
+    from datetime import datetime
+
+    svc = ms.MockService()
+    b, _ = make(ms, svc)
+    r = b.query(QueryRequest(kind="live", table="nucleus_detection_v0", timestamp=datetime(2024, 1, 1),
+                             select_columns={"nucleus_detection_v0": ("id", "pt_root_id")},
+                             filter_greater={"nucleus_detection_v0": {"volume": 1.0}},
+                             filter_spatial={"nucleus_detection_v0": {"pt_position": [[0, 0, 0], [1, 1, 1]]}}))
+    sent = ms.body_of(svc.posts()[-1])
+    assert sent["select_columns"] == {"nucleus_detection_v0": ["id", "pt_root_id", "volume"]}  # not the box's
+    assert "volume" not in r.table.column_names

@@ -116,6 +116,18 @@ def test_input_is_complete() -> None:
     assert input_is_complete("SELEC 1;")  # an error runs (and is shown) rather than waiting
 
 
+def test_an_unclosed_block_comment_waits_for_more_input_like_an_unclosed_string(tmp_path, opener) -> None:
+    """`SELECT id /* FROM;` ran at Enter and failed as a syntax error (`/` `*`), whereas an unclosed
+    string asked for more input."""
+    assert not input_is_complete("SELECT id /* FROM;")
+    assert not input_is_complete("SELECT id FROM cells WHERE id = 1 /* AND x = 2;")
+    assert not input_is_complete("SELECT /* the columns;")
+    assert input_is_complete("SELECT id /* FROM; */ FROM cells;")
+    s, out, err = repl(["SELECT id /* FROM;\r", " */ FROM cells;\r"], tmp_path, opener)
+    assert s.last_query == "SELECT id /* FROM;\n */ FROM cells;"
+    assert "6 rows" in out and "error" not in err
+
+
 def test_history_per_datastack(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CAVEQL_HISTORY_DIR", str(tmp_path))
     assert history_path("minnie65_public") == str(tmp_path / "minnie65_public.history")

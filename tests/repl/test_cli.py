@@ -295,3 +295,61 @@ def test_python_dash_m_caveql(tiny) -> None:
                           "-F", "csv"], capture_output=True, text=True, env={**__import__("os").environ,
                                                                             "CAVEQL_CONFIG": "/nonexistent"})
     assert (out.returncode, out.stdout) == (0, "id\n4\n"), out.stderr
+
+
+# -- files saved with a byte-order mark (Windows editors), issue 16 --------------------------------
+BOM = "\ufeff"
+
+
+def test_run_a_file_that_starts_with_a_byte_order_mark(tiny, tmp_path, capsys) -> None:
+    f = tmp_path / "bom.cql"
+    f.write_bytes(b"\xef\xbb\xbf-- param: ids list[int] = (1, 2)\nSELECT id FROM cells WHERE id IN :ids;\n")
+    assert main(["run", str(f), "--path", tiny, "-F", "csv"]) == 0
+    assert capsys.readouterr().out == "id\n1\n2\n"  # the header's parameter was read too
+    assert main(["--path", tiny, "-f", str(f), "--format", "csv", "--param", "ids=3"]) == 0
+    assert capsys.readouterr().out == "id\n3\n"
+    g = tmp_path / "bad.cql"
+    g.write_bytes(b"\xef\xbb\xbfSELECT id\n  FROM cellz;\n")
+    assert main(["run", str(g), "--path", tiny]) == 1
+    assert f"{g}:2:8" in capsys.readouterr().err  # lines and columns as the editor shows them
+
+
+def test_piped_stdin_that_starts_with_a_byte_order_mark(tiny, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(BOM + "SELECT id FROM cells WHERE id < 3;"))
+    assert main(["--path", tiny, "-F", "csv"]) == 0
+    assert capsys.readouterr().out == "id\n1\n2\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(BOM + "\\T csv\nSELECT id FROM cells WHERE id = 2;"))
+    assert main(["--path", tiny]) == 0  # a backslash command on the first line is still one
+    assert capsys.readouterr().out == "id\n2\n"
+
+
+def test_ctrl_c_stops_a_long_script_at_the_next_statement(tiny, tmp_path) -> None:
+    """`caveql run` on a 5,000-statement file prints results as they come, and Ctrl-C (SIGINT)
+    ends it within a second or two with exit code 130."""
+    import os
+    import select
+    import signal
+    import subprocess
+    import time
+
+    f = tmp_path / "long.cql"
+    f.write_text("SELECT id FROM cells WHERE id = 1;\n" * 5_000)
+    env = {**os.environ, "CAVEQL_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caveql.repl.cli", "run", str(f), "--path", tiny, "-F", "csv"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "no result within a minute"
+        assert proc.stdout.readline() == "id\n"  # type: ignore[union-attr]
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert took < 3.0, took
+    assert 1 <= out.count("id\n") < 5_000 - 1

@@ -357,3 +357,80 @@ def test_any_input_gives_a_result_or_a_rendered_error(opener) -> None:
         check()
     finally:
         s.close()
+
+
+# -- long scripts (issue 16, item 13) --------------------------------------------------------------
+LONG_STATEMENT = "SELECT id FROM cells WHERE id = 1;\n"
+
+
+def test_ctrl_c_while_a_long_script_is_parsed_keeps_the_repl(session: Session, request) -> None:
+    """Ctrl-C two tenths of a second into a 100,000-statement script: the script was parsed in the
+    main thread, where the KeyboardInterrupt escaped Session.run (out of the REPL)."""
+    import _thread
+    import signal
+    import threading
+    import time
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    assert session.run("SET lim = 1")
+    first = session.connection
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    assert not session.run(LONG_STATEMENT * 100_000, cancellable=True)
+    timer.join()
+    assert time.perf_counter() - t0 < 3.0 and "Cancelled." in err(session)
+    assert session.connection is first and first.engine.cancel() is False  # stopped, kept
+    assert session.run("SELECT id FROM cells ORDER BY id LIMIT :lim", cancellable=True)
+    assert session.last_frame.id.tolist() == [1]
+
+
+def test_a_script_shows_each_result_in_the_main_thread_as_it_comes(session: Session, expected,
+                                                                   monkeypatch) -> None:
+    import threading
+
+    shown: list[tuple[object, int]] = []
+    real = Session.show_result
+
+    def show_result(self: Session, result: object) -> None:
+        shown.append((threading.current_thread(), len(result.frame)))  # type: ignore[attr-defined]
+        real(self, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Session, "show_result", show_result)
+    text = "SELECT id FROM cells WHERE id = 1; SELECT id FROM cells WHERE id < 3; SELECT id FROM cells"
+    assert session.run(text, cancellable=True)
+    sizes = [len(expected(s)) for s in text.split(";")]
+    assert shown == [(threading.main_thread(), n) for n in sizes]
+
+
+def test_an_output_error_stops_a_cancellable_script(session: Session, tmp_path, monkeypatch) -> None:
+    from caveql.errors import ConfigError
+
+    calls: list[int] = []
+
+    def broken(self: Session, result: object) -> None:
+        calls.append(1)
+        raise ConfigError("cannot write out.csv: disk full")
+
+    monkeypatch.setattr(Session, "show_result", broken)
+    assert not session.run(LONG_STATEMENT * 5, cancellable=True)
+    assert calls == [1] and "disk full" in err(session)  # the rest of the script did not run
+    assert session.connection.engine.cancel() is False
+
+
+def test_a_long_script_is_not_copied_per_statement(session: Session) -> None:
+    """Each statement of a script ran on a copy of the whole script with the others blanked out:
+    O(statements x length) memory and time (1,500 statements: ~80 MB)."""
+    import tracemalloc
+
+    text = LONG_STATEMENT * 1500
+    assert session.run("SHOW TABLES")  # connected, catalog loaded
+    tracemalloc.start()
+    try:
+        assert session.run_cql(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 30_000_000, peak
+    assert out(session).count("1 row") == 1500

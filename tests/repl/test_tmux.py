@@ -89,3 +89,28 @@ def test_query_with_tab_completion_in_a_real_terminal(terminal: str, tmp_path) -
         time.sleep(0.1)
     assert subprocess.run(["tmux", "has-session", "-t", name], capture_output=True).returncode != 0
     assert os.listdir(tmp_path)  # the history file was written
+
+
+def test_an_unclosed_comment_asks_for_more_input_in_a_real_terminal(terminal: str) -> None:
+    """Enter inside an unclosed /* comment continues the statement (the `->` prompt), as inside an
+    unclosed string; it used to run and fail with "expected an expression after `/`"."""
+    name = terminal
+    wait_for(name, lambda s: "caveql>" in s, "the prompt")
+    type_text(name, "SELECT id, cell_type /* FROM;")
+    tmux("send-keys", "-t", name, "Enter")
+    text = wait_for(name, lambda s: "->" in s, "the continuation prompt")
+    assert "error" not in text
+    type_text(name, "*/ FROM cells WHERE id = 2;")
+    tmux("send-keys", "-t", name, "Enter")
+    text = wait_for(name, lambda s: "1 row" in s, "the result")
+    assert "error" not in text
+    rows = [ln for ln in text.splitlines() if ln.startswith("│") and " BC " in ln]
+    assert [ln.split("│")[1].strip() for ln in rows] == ["2"]
+    # an unclosed string behaves the same (the reference behaviour)
+    type_text(name, "SELECT id FROM cells WHERE cell_type = 'B;")
+    tmux("send-keys", "-t", name, "Enter")
+    time.sleep(1.0)
+    assert "error" not in screen(name)
+    tmux("send-keys", "-t", name, "C-c")
+    type_text(name, "\\q")
+    tmux("send-keys", "-t", name, "Enter")

@@ -146,6 +146,42 @@ def packed(frame: pd.DataFrame) -> pd.DataFrame:
     return concatenate_position_columns(frame.copy(), inplace=False)
 
 
+def utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table's answer as the genuine service's frame holds it: naive timestamps read as UTC
+    (``fix_columns_with_query``: ``pd.to_datetime(..., utc=True)`` on DateTime columns)."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_dtype(out[col]) and getattr(out[col].dt, "tz", None) is None:
+            out[col] = out[col].dt.tz_localize("UTC")
+    return out
+
+
+def naive(frame: pd.DataFrame) -> pd.DataFrame:
+    """UTC-aware timestamps as naive UTC (to compare values whatever a client's representation)."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+        elif pd.api.types.is_datetime64_dtype(out[col]):
+            out[col] = out[col].astype("datetime64[ns]")
+    return out
+
+
+def assert_frames(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Same columns, rows and values (exactly); position arrays compared element-wise."""
+    got, want = got.reset_index(drop=True), want.reset_index(drop=True)
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(want)
+    for col in want.columns:
+        if want[col].dtype == object:
+            a, b = got[col].tolist(), want[col].tolist()
+            a = [x.tolist() if hasattr(x, "tolist") else x for x in a]
+            b = [x.tolist() if hasattr(x, "tolist") else x for x in b]
+            assert str(a) == str(b), col
+        else:
+            pd.testing.assert_series_equal(got[col], want[col], check_exact=True, check_dtype=False)
+
+
 def assert_same(cc_frame: pd.DataFrame, table: pa.Table, *, split: bool = True) -> None:
     """caveclient's frame equals an Arrow answer (rows, columns, dtypes, values)."""
     want = to_frame(table)

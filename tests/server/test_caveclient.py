@@ -1,9 +1,12 @@
 """Unmodified caveclient 8.2.1 against ``caveql serve`` (over the tiny datastack).
 
-For every call: caveclient's frame equals the local backend's answer to the equivalent
-request (post-processed as caveclient does); HttpBackend's request for that answer is the
-same request caveclient sent (path, query string, body bytes: live goldens, beyond the
-captured file); and HttpBackend's Arrow answer equals the local backend's.
+For every call: caveclient's frame is what the genuine MaterializationEngine 5.26.4 would give
+for the local backend's rows (``expect``: the backend request that yields the genuine columns —
+with the supervoxel ids the service adds before a selected root id, a reference merge target
+first, the live path's split layout — then the service's dtypes: a table's timestamps are
+UTC-aware, a view's numbers Int64/Float64, a count int64); HttpBackend's request for that answer
+is the same request caveclient sent (path, query string, body bytes: live goldens, beyond the
+captured file); and HttpBackend's answer holds the same values.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import pandas as pd
 import pytest
 
 from caveql.backends.base import QueryRequest
-from caveql.server.app import _target_first
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,148 +38,198 @@ def no_autapses(frame: pd.DataFrame) -> pd.DataFrame:
 
 MERGE = {"join": (("cell_types", "target_id"), ("nuclei", "id")), "suffix_map": {"cell_types": "", "nuclei": "_ref"}}
 MANAGER = {"join": (("cell_types", "target_id"), ("nuclei", "id")), "suffix_map": {"cell_types": "_ref", "nuclei": ""}}
+# what the service answers for those: every column of both tables, the target's block first
+# (materialization-server.md §2.7), positions at the last table's resolution (nuclei: 8, 8, 40)
+MERGE_X = {"join": (("nuclei", "id"), ("cell_types", "target_id")), "suffix_map": MERGE["suffix_map"],
+           "desired_resolution": (8, 8, 40)}
+MANAGER_X = {"join": (("nuclei", "id"), ("cell_types", "target_id")), "suffix_map": MANAGER["suffix_map"],
+             "desired_resolution": (8, 8, 40)}
+# the live path on a split version: every column but valid and superceded_id (a phantom, null
+# `deleted` follows `created`: the live table has it, the local files do not)
+LIVE_CELLS = ("id", "created", "classification_system", "cell_type", "pt_position", "pt_supervoxel_id", "pt_root_id")
+LIVE_NUCLEI = ("id", "created", "volume", "pt_position", "bb_start_position", "bb_end_position", "pt_supervoxel_id",
+               "pt_root_id")
 
-# (id, caveclient call, equivalent request, caveclient's split_positions, caveclient's local post-step)
+# (id, caveclient call, the request caveclient sends, caveclient's split_positions, caveclient's local post-step,
+#  the backend request giving the genuine answer (None: the same), the answer's shape: table/view/live/count)
 CASES = [
-    ("query_table", lambda c: c.materialize.query_table("cells"), R(kind="table", table="cells"), False, None),
+    ("query_table", lambda c: c.materialize.query_table("cells"), R(kind="table", table="cells"), False, None,
+     None, "table"),
     ("split_positions", lambda c: c.materialize.query_table("cells", split_positions=True),
-     R(kind="table", table="cells"), True, None),
+     R(kind="table", table="cells"), True, None, None, "table"),
     ("filter_equal", lambda c: c.materialize.query_table("cells", filter_equal_dict={"cell_type": "BC"}),
-     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}), False, None),
+     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}), False, None, None, "table"),
     ("filter_in", lambda c: c.materialize.query_table("cells", filter_in_dict={"id": [1, 3, 5]}, split_positions=True),
-     R(kind="table", table="cells", filter_in={"cells": {"id": [1, 3, 5]}}), True, None),
+     R(kind="table", table="cells", filter_in={"cells": {"id": [1, 3, 5]}}), True, None, None, "table"),
     ("filter_out", lambda c: c.materialize.query_table("cells", filter_out_dict={"pt_root_id": [0]},
                                                       split_positions=True),
-     R(kind="table", table="cells", filter_notin={"cells": {"pt_root_id": [0]}}), True, None),
+     R(kind="table", table="cells", filter_notin={"cells": {"pt_root_id": [0]}}), True, None, None, "table"),
     ("greater_less", lambda c: c.materialize.query_table(
         "cells", filter_greater_dict={"id": 1}, filter_less_dict={"id": 5}, split_positions=True),
-     R(kind="table", table="cells", filter_greater={"cells": {"id": 1}}, filter_less={"cells": {"id": 5}}), True, None),
+     R(kind="table", table="cells", filter_greater={"cells": {"id": 1}}, filter_less={"cells": {"id": 5}}), True, None,
+     None, "table"),
     ("ge_le", lambda c: c.materialize.query_table(
         "nuclei", filter_greater_equal_dict={"volume": 120}, filter_less_equal_dict={"volume": 301.25},
         split_positions=True),
      R(kind="table", table="nuclei", filter_greater_equal={"nuclei": {"volume": 120}},
-       filter_less_equal={"nuclei": {"volume": 301.25}}), True, None),
+       filter_less_equal={"nuclei": {"volume": 301.25}}), True, None, None, "table"),
     ("spatial", lambda c: c.materialize.query_table("cells", filter_spatial_dict={"pt_position": BC_BOX},
                                                    split_positions=True),
-     R(kind="table", table="cells", filter_spatial={"cells": {"pt_position": BC_BOX}}), True, None),
+     R(kind="table", table="cells", filter_spatial={"cells": {"pt_position": BC_BOX}}), True, None, None, "table"),
     ("regex", lambda c: c.materialize.query_table("cells", filter_regex_dict={"cell_type": "^(BC|4P)$"},
                                                  split_positions=True),
-     R(kind="table", table="cells", filter_regex={"cells": {"cell_type": "^(BC|4P)$"}}), True, None),
+     R(kind="table", table="cells", filter_regex={"cells": {"cell_type": "^(BC|4P)$"}}), True, None, None, "table"),
+    # the service selects pt_supervoxel_id right before a selected pt_root_id (query_manager.py:354-363)
     ("select_columns", lambda c: c.materialize.query_table("cells", select_columns=["pt_root_id", "id"]),
-     R(kind="table", table="cells", select_columns={"cells": ("pt_root_id", "id")}), False, None),
+     R(kind="table", table="cells", select_columns={"cells": ("pt_root_id", "id")}), False, None,
+     R(kind="table", table="cells", select_columns={"cells": ("pt_supervoxel_id", "pt_root_id", "id")}), "table"),
     ("select_position", lambda c: c.materialize.query_table("cells", select_columns=["id", "pt_position"],
                                                            desired_resolution=[1, 1, 1]),
      R(kind="table", table="cells", select_columns={"cells": ("id", "pt_position")},
-       desired_resolution=(1, 1, 1)), False, None),
+       desired_resolution=(1, 1, 1)), False, None, None, "table"),
     ("offset_limit", lambda c: c.materialize.query_table("cells", offset=1, limit=3, split_positions=True),
-     R(kind="table", table="cells", offset=1, limit=3), True, None),
+     R(kind="table", table="cells", offset=1, limit=3), True, None, None, "table"),
     ("resolution_nm", lambda c: c.materialize.query_table("cells", desired_resolution=[1, 1, 1], split_positions=True),
-     R(kind="table", table="cells", desired_resolution=(1, 1, 1)), True, None),
+     R(kind="table", table="cells", desired_resolution=(1, 1, 1)), True, None, None, "table"),
     ("resolution_coarse", lambda c: c.materialize.query_table("cells", desired_resolution=[8, 8, 80],
                                                              split_positions=True),
-     R(kind="table", table="cells", desired_resolution=(8, 8, 80)), True, None),
+     R(kind="table", table="cells", desired_resolution=(8, 8, 80)), True, None, None, "table"),
     ("old_version", lambda c: c.materialize.query_table("synapses", materialization_version=1, split_positions=True),
-     R(kind="table", table="synapses", version=1), True, None),
+     R(kind="table", table="synapses", version=1), True, None, None, "table"),
     ("counts", lambda c: c.materialize.query_table("cells", get_counts=True, filter_equal_dict={"cell_type": "BC"}),
-     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}, count=True), True, None),
+     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}, count=True), True, None, None,
+     "count"),
     ("no_merge", lambda c: c.materialize.query_table("cell_types", merge_reference=False),
-     R(kind="table", table="cell_types"), False, None),
+     R(kind="table", table="cell_types"), False, None, None, "table"),
     ("merge_reference", lambda c: c.materialize.query_table("cell_types", split_positions=True),
-     R(kind="join", **MERGE), True, None),
+     R(kind="join", **MERGE), True, None, R(kind="join", **MERGE_X), "table"),
     ("merge_filtered", lambda c: c.materialize.query_table("cell_types", filter_equal_dict={"cell_type": "BC"}),
-     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MERGE), False, None),
+     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MERGE), False, None,
+     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MERGE_X), "table"),
     ("manager_scalar", lambda c: c.materialize.tables.cells(cell_type="BC").query(),
-     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}), False, None),
+     R(kind="table", table="cells", filter_equal={"cells": {"cell_type": "BC"}}), False, None, None, "table"),
     ("manager_list", lambda c: c.materialize.tables.cells(id=[1, 2, 6]).query(
         select_columns=["id", "pt_root_id"], limit=2),
      R(kind="table", table="cells", filter_in={"cells": {"id": [1, 2, 6]}},
-       select_columns={"cells": ("id", "pt_root_id")}, limit=2), False, None),
+       select_columns={"cells": ("id", "pt_root_id")}, limit=2), False, None,
+     R(kind="table", table="cells", filter_in={"cells": {"id": [1, 2, 6]}},
+       select_columns={"cells": ("id", "pt_supervoxel_id", "pt_root_id")}, limit=2), "table"),
     ("manager_range", lambda c: c.materialize.tables.nuclei(volume={">": 100, "<=": 512}).query(split_positions=True),
      R(kind="table", table="nuclei", filter_greater={"nuclei": {"volume": 100}},
-       filter_less_equal={"nuclei": {"volume": 512}}), True, None),
+       filter_less_equal={"nuclei": {"volume": 512}}), True, None, None, "table"),
     ("manager_bbox", lambda c: c.materialize.tables.nuclei(
         pt_position_bbox=[[50, 100, 10], [100, 150, 12]]).query(desired_resolution=[4, 4, 40]),
      R(kind="table", table="nuclei", filter_spatial={"nuclei": {"pt_position": [[50, 100, 10], [100, 150, 12]]}},
-       desired_resolution=(4, 4, 40)), False, None),
+       desired_resolution=(4, 4, 40)), False, None, None, "table"),
     ("manager_reference", lambda c: c.materialize.tables.cell_types(cell_type="BC").query(split_positions=True),
-     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MANAGER), True, None),
+     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MANAGER), True, None,
+     R(kind="join", filter_equal={"cell_types": {"cell_type": "BC"}}, **MANAGER_X), "table"),
     ("manager_reference_target", lambda c: c.materialize.tables.cell_types(pt_root_id=[1001, 1002, 1003]).query(
         split_positions=True),
-     R(kind="join", filter_in={"nuclei": {"pt_root_id": [1001, 1002, 1003]}}, **MANAGER), True, None),
+     R(kind="join", filter_in={"nuclei": {"pt_root_id": [1001, 1002, 1003]}}, **MANAGER), True, None,
+     R(kind="join", filter_in={"nuclei": {"pt_root_id": [1001, 1002, 1003]}}, **MANAGER_X), "table"),
     ("manager_reference_both", lambda c: c.materialize.tables.cell_types(
         classification_system="inh", volume={">=": 300}).query(split_positions=True),
      R(kind="join", filter_equal={"cell_types": {"classification_system": "inh"}},
-       filter_greater_equal={"nuclei": {"volume": 300}}, **MANAGER), True, None),
+       filter_greater_equal={"nuclei": {"volume": 300}}, **MANAGER), True, None,
+     R(kind="join", filter_equal={"cell_types": {"classification_system": "inh"}},
+       filter_greater_equal={"nuclei": {"volume": 300}}, **MANAGER_X), "table"),
     ("synapse_pre", lambda c: c.materialize.synapse_query(pre_ids=1001),
      R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {"pre_pt_root_id": 1001}}),
-     False, no_autapses),
+     False, no_autapses, None, "table"),
     ("synapse_post", lambda c: c.materialize.synapse_query(post_ids=[1002, 1003], remove_autapses=False,
                                                           split_positions=True),
      R(kind="table", table="synapses", filter_in={"synapses": {"post_pt_root_id": [1002, 1003]}},
-       filter_equal={"synapses": {}}), True, None),
+       filter_equal={"synapses": {}}), True, None, None, "table"),
     ("synapse_pre_post", lambda c: c.materialize.synapse_query(pre_ids=[1001, 1002], post_ids=[1002, 1005],
                                                               split_positions=True),
      R(kind="table", table="synapses", filter_in={"synapses": {"pre_pt_root_id": [1001, 1002],
                                                                "post_pt_root_id": [1002, 1005]}},
-       filter_equal={"synapses": {}}), True, no_autapses),
+       filter_equal={"synapses": {}}), True, no_autapses, None, "table"),
     ("synapse_bbox", lambda c: c.materialize.synapse_query(
         bounding_box=[[0, 0, 0], [25, 45, 2]], bounding_box_column="pre_pt_position", split_positions=True),
      R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {}},
-       filter_spatial={"synapses": {"pre_pt_position": [[0, 0, 0], [25, 45, 2]]}}), True, no_autapses),
+       filter_spatial={"synapses": {"pre_pt_position": [[0, 0, 0], [25, 45, 2]]}}), True, no_autapses, None, "table"),
     ("synapse_zeros", lambda c: c.materialize.synapse_query(pre_ids=1001, include_zeros=False, split_positions=True),
      R(kind="table", table="synapses", filter_in={"synapses": {}},
        filter_notin={"synapses": {"pre_pt_root_id": [0], "post_pt_root_id": [0]}},
-       filter_equal={"synapses": {"pre_pt_root_id": 1001}}), True, no_autapses),
+       filter_equal={"synapses": {"pre_pt_root_id": 1001}}), True, no_autapses, None, "table"),
     ("synapse_limit", lambda c: c.materialize.synapse_query(pre_ids=1001, limit=2, offset=1, split_positions=True,
                                                            remove_autapses=False),
      R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {"pre_pt_root_id": 1001}},
-       offset=1, limit=2), True, None),
+       offset=1, limit=2), True, None, None, "table"),
     ("synapse_resolution", lambda c: c.materialize.synapse_query(post_ids=1002, desired_resolution=[1, 1, 1],
                                                                 split_positions=True),
      R(kind="table", table="synapses", filter_in={"synapses": {}}, filter_equal={"synapses": {"post_pt_root_id": 1002}},
-       desired_resolution=(1, 1, 1)), True, no_autapses),
+       desired_resolution=(1, 1, 1)), True, no_autapses, None, "table"),
     ("join", lambda c: c.materialize.join_query(
         [["synapses", "post_pt_root_id"], ["cells", "pt_root_id"]],
         select_columns={"synapses": ["id", "size"], "cells": ["id", "cell_type"]},
         suffixes={"synapses": "", "cells": "_cell"}, split_positions=True),
      R(kind="join", join=(("synapses", "post_pt_root_id"), ("cells", "pt_root_id")),
        select_columns={"synapses": ("id", "size"), "cells": ("id", "cell_type")},
-       suffix_map={"synapses": "", "cells": "_cell"}), True, None),
+       suffix_map={"synapses": "", "cells": "_cell"}), True, None, None, "table"),
     ("join_filtered", lambda c: c.materialize.join_query(
         [["synapses", "pre_pt_root_id"], ["cells", "pt_root_id"]],
         filter_equal_dict={"cells": {"cell_type": "BC"}}, filter_greater_dict={"synapses": {"size": 100}},
         suffixes={"synapses": "_syn", "cells": ""}, split_positions=True),
      R(kind="join", join=(("synapses", "pre_pt_root_id"), ("cells", "pt_root_id")),
        filter_equal={"cells": {"cell_type": "BC"}}, filter_greater={"synapses": {"size": 100}},
-       suffix_map={"synapses": "_syn", "cells": ""}), True, None),
-    ("view", lambda c: c.materialize.query_view("syn_counts"), R(kind="view", table="syn_counts"), False, None),
+       suffix_map={"synapses": "_syn", "cells": ""}), True, None,
+     R(kind="join", join=(("synapses", "pre_pt_root_id"), ("cells", "pt_root_id")),
+       filter_equal={"cells": {"cell_type": "BC"}}, filter_greater={"synapses": {"size": 100}},
+       suffix_map={"synapses": "_syn", "cells": ""}, desired_resolution=(4, 4, 40)), "table"),
+    ("view", lambda c: c.materialize.query_view("syn_counts"), R(kind="view", table="syn_counts"), False, None, None,
+     "view"),
     ("view_filtered", lambda c: c.materialize.query_view(
         "syn_counts", filter_equal_dict={"pre_pt_root_id": 1001}, select_columns=["post_pt_root_id", "n_syn"],
         limit=5),
      R(kind="view", table="syn_counts", filter_equal={"syn_counts": {"pre_pt_root_id": 1001}},
-       select_columns={"syn_counts": ("post_pt_root_id", "n_syn")}, limit=5), False, None),
+       select_columns={"syn_counts": ("post_pt_root_id", "n_syn")}, limit=5), False, None, None, "view"),
     ("view_count", lambda c: c.materialize.query_view("syn_counts", get_counts=True),
-     R(kind="view", table="syn_counts", count=True), False, None),
+     R(kind="view", table="syn_counts", count=True), False, None, None, "count"),
     ("live", lambda c: c.materialize.live_live_query("cells", NOW, split_positions=True),
-     R(kind="live", table="cells", version=None, timestamp=NOW), True, None),
+     R(kind="live", table="cells", version=None, timestamp=NOW), True, None,
+     R(kind="live", table="cells", version=None, timestamp=NOW, select_columns={"cells": LIVE_CELLS}), "live"),
     ("live_filtered", lambda c: c.materialize.live_live_query(
         "synapses", NOW, filter_in_dict={"synapses": {"pre_pt_root_id": [1001, 1002]}},
         select_columns={"synapses": ["id", "pre_pt_root_id", "post_pt_root_id", "size"]}, limit=3),
      R(kind="live", table="synapses", version=None, timestamp=NOW,
        filter_in={"synapses": {"pre_pt_root_id": [1001, 1002]}},
-       select_columns={"synapses": ("id", "pre_pt_root_id", "post_pt_root_id", "size")}, limit=3), False, None),
+       select_columns={"synapses": ("id", "pre_pt_root_id", "post_pt_root_id", "size")}, limit=3), False, None, None,
+     "live"),
     ("live_join", lambda c: c.materialize.live_live_query(
         "cell_types", NOW, joins=[["cell_types", "target_id", "nuclei", "id"]],
         suffixes={"cell_types": "", "nuclei": "_nuc"}, split_positions=True),
      R(kind="live", table="cell_types", version=None, timestamp=NOW,
        live_joins=(("cell_types", "target_id", "nuclei", "id"),), suffix_map={"cell_types": "", "nuclei": "_nuc"}),
-     True, None),
+     True, None,
+     R(kind="live", table="cell_types", version=None, timestamp=NOW,
+       live_joins=(("cell_types", "target_id", "nuclei", "id"),), suffix_map={"cell_types": "", "nuclei": "_nuc"},
+       select_columns={"cell_types": ("id", "created", "target_id", "classification_system", "cell_type"),
+                       "nuclei": LIVE_NUCLEI}), "live"),
 ]
+
+
+def expected_frame(helpers, backend, expect, shape) -> pd.DataFrame:
+    """The genuine service's frame for the local backend's answer to ``expect``."""
+    res = backend.query(expect)
+    if shape == "count":
+        return pd.DataFrame({"count": [res.table.column("count")[0].as_py()]})
+    frame = helpers.to_frame(res.table)
+    if shape == "view":
+        return frame
+    frame = helpers.utc(frame)
+    if shape == "live" and expect.select_columns and "created" in next(iter(expect.select_columns.values())):
+        for col in [c for c in frame.columns if c.startswith("created")]:
+            frame.insert(list(frame.columns).index(col) + 1, col.replace("created", "deleted"),
+                         pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]"))
+    return frame
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_caveclient_call(tiny_served, helpers, case, caplog):
-    name, call, request, split, post = case
+    name, call, request, split, post, expect, shape = case
     caplog.set_level(logging.ERROR)  # caveclient logs Warning headers and notices at WARNING
     client = tiny_served.caveclient()
     rec = tiny_served.recorder
@@ -186,18 +238,15 @@ def test_caveclient_call(tiny_served, helpers, case, caplog):
     cc_posts = [e for e in rec.log[before:] if e["method"] == "POST"]
     assert len(cc_posts) == 1, [e["path"] for e in rec.log[before:]]
 
-    served = _target_first(request, tiny_served.backend) if request.kind == "join" else request
-    local = tiny_served.backend.query(served)
-    expected = local.table
+    want = expected_frame(helpers, tiny_served.backend, expect or request, shape)
+    got = frame.reset_index(drop=True)
     if post is not None:
-        want = post(helpers.to_frame(expected))
-        got = frame.reset_index(drop=True)
-        if not split:
-            want = helpers.packed(want)
-        assert list(got.columns) == list(want.columns)
-        assert got.astype(str).equals(want.astype(str))
-    else:
-        helpers.assert_same(frame, expected, split=split)
+        want = post(want)
+    if not split:
+        want = helpers.packed(want)
+    assert list(got.columns) == list(want.columns)
+    assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str))
+    helpers.assert_frames(got, want)
 
     hb = tiny_served.http()
     before = len(rec.log)
@@ -208,10 +257,14 @@ def test_caveclient_call(tiny_served, helpers, case, caplog):
     assert ours[0]["query"] == cc_posts[0]["query"]
     assert ours[0]["body"] == cc_posts[0]["body"], (ours[0]["body"], cc_posts[0]["body"])
     assert ours[0]["headers"]["accept-encoding"] == cc_posts[0]["headers"]["accept-encoding"] == "zstd"
-    assert answer.table.equals(expected)
-    assert answer.capped == local.capped
-    notices = [w for w in answer.warnings if "limit" not in w.lower()]
-    assert notices == [w for w in local.warnings if "limit" not in w.lower()]
+    # HttpBackend's answer: the same values (its representation of timestamps is the client's choice)
+    mine = helpers.naive(helpers.to_frame(answer.table))
+    full = expected_frame(helpers, tiny_served.backend, expect or request, shape)
+    assert list(mine.columns) == list(full.columns)
+    helpers.assert_frames(mine, helpers.naive(full))
+    notices = [w for w in answer.warnings if w.startswith("Table Owner Notice")]
+    names = request.tables() if request.kind != "live" else ()
+    assert notices == [f"Table Owner Notice on {t}: Synthetic: for tests only." for t in names if t == "cell_types"]
 
 
 def test_enough_conformance_calls():
@@ -238,6 +291,7 @@ def test_metadata_calls(tiny_served):
     assert hb.table_metadata(2, "cells")["description"] == b.table_metadata(2, "cells")["description"]
     assert {m["table_name"] for m in c.materialize.get_tables_metadata()} == set(b.tables(2))
     assert c.materialize.get_annotation_count("synapses") == b.table_count(2, "synapses") == hb.table_count(2, "synapses")
+    assert c.materialize.get_annotation_count("cells") == 6  # materializedmetadata.row_count: valid rows
     assert c.materialize.get_views() == b.views(2) == hb.views(2)
     assert c.materialize.get_view_metadata("syn_counts")["description"] == b.views(2)["syn_counts"]["description"]
     schema = c.materialize.get_view_schema("syn_counts")
@@ -246,7 +300,8 @@ def test_metadata_calls(tiny_served):
     assert c.materialize.get_view_schemas() == {"syn_counts": schema}
     assert c.materialize.get_unique_string_values("cells") == b.unique_string_values("cells") \
         == hb.unique_string_values("cells")
-    assert hb.table_columns(2, "cells") == b.table_columns(2, "cells")
+    # (the service's `created` is UTC-aware: how a client represents it is the client's choice)
+    assert hb.table_columns(2, "cells").names == b.table_columns(2, "cells").names
     assert hb.table_columns(2, "syn_counts") == b.table_columns(2, "syn_counts")
     info = c.info.get_datastack_info()
     assert info["local_server"] == tiny_served.url and info["synapse_table"] == "synapses"
@@ -282,8 +337,10 @@ def test_row_cap_and_warning(tiny_capped, caplog):
     res = hb.query(QueryRequest(kind="table", table="cells", version=2, count=True))
     assert not res.capped and res.table.column("count").to_pylist() == [6]
     res = hb.query(QueryRequest(kind="live", table="cells", timestamp=datetime(2024, 1, 1)))
-    assert res.capped and res.table.num_rows == 3
-    assert any("equal or more than limit of 3" in w for w in res.warnings)
+    assert res.table.num_rows == 3
+    # the live text keeps the indentation of its f-string's continuation line (api2.py:491-492)
+    assert "result has 3 entries, which is equal or more         than limit of 3 there may be more " \
+           "results which are not shown" in res.warnings
 
 
 def test_error_shapes(tiny_served):
@@ -291,16 +348,19 @@ def test_error_shapes(tiny_served):
 
     url = tiny_served.url + "/materialize/api/v3/datastack/tiny/version/2"
     r = httpx.post(url + "/table/cels/query", json={})
-    assert r.status_code == 500 and "Cannot find table cels" in r.json()["message"]
+    assert r.status_code == 500
+    assert r.json()["message"] == "404 Not Found: Analysis table 'cels' not found for version 2 in datastack tiny"
     assert r.json()["code"] == 500 and isinstance(r.json()["traceback"], list)
     r = httpx.post(url + "/table/cells/query", json={"filter_out_dict": {"cells": {"id": [1]}}})
     assert r.status_code == 500 and r.json() == {"schema_errors": {"filter_out_dict": ["Unknown field."]}}
     r = httpx.post(url + "/table/cells/query", json={"limit": "many"})
     assert r.json() == {"schema_errors": {"limit": ["Not a valid integer."]}}
     r = httpx.post(url + "/table/cells/query", json={"select_columns": ["nope"]})
-    assert r.status_code == 500 and "nope" in r.json()["message"]
+    assert r.status_code == 500 and r.json()["message"] == "nope not in model or models for cells"
     r = httpx.post(url + "/table/cells/query?count=maybe", json={})
-    assert r.status_code == 500 and "count" in r.json()["errors"]
+    assert r.status_code == 500 and r.json() == {"errors": {"count": "whether to only return the count of a query "
+                                                                     "Invalid literal for boolean(): maybe"},
+                                                 "message": "Input payload validation failed"}
     r = httpx.post(url + "/query", json={"filter_in_dict": {}})
     assert r.json() == {"schema_errors": {"tables": ["Missing data for required field."]}}
     r = httpx.post(tiny_served.url + "/materialize/api/v3/datastack/tiny/query", json={"table": "cells"})
@@ -308,7 +368,8 @@ def test_error_shapes(tiny_served):
     r = httpx.get(tiny_served.url + "/materialize/api/v3/datastack/tiny/version/77")
     assert r.status_code == 404 and r.json() == "No version found"
     r = httpx.post(url + "/table/cells/query", content=b"{not json")
-    assert r.status_code == 500 and "schema_errors" in r.json()
+    assert r.status_code == 500 and r.json()["message"].startswith(
+        "400 Bad Request: Failed to decode JSON object: Expecting property name enclosed in double quotes")
     r = httpx.get(tiny_served.url + "/info/api/v2/datastack/full/nope")
     assert r.status_code == 404
 
@@ -319,11 +380,12 @@ def test_errors_through_httpbackend_and_caveclient(tiny_served):
     from caveql.errors import ServiceError
 
     hb = tiny_served.http()
-    with pytest.raises(ServiceError, match="Cannot find table cels in datastack tiny at version 2") as err:
+    with pytest.raises(ServiceError, match="Analysis table 'cels' not found for version 2 in datastack tiny") as err:
         hb.query(QueryRequest(kind="table", table="cels", version=2))
     assert err.value.status == 500
     c = tiny_served.caveclient()
-    with pytest.raises(requests.HTTPError, match="500 Server Error: 404 Not Found: Cannot find table cels"):
+    with pytest.raises(requests.HTTPError,
+                       match="500 Server Error: 404 Not Found: Analysis table 'cels' not found for version 2"):
         c.materialize.query_table("cels", merge_reference=False)
 
 
@@ -373,7 +435,8 @@ CQL = {
     "regex": "SELECT * FROM cells WHERE cell_type ~ '^(BC|4P)$' SPLIT POSITIONS",
     "offset_limit": "SELECT * FROM cells LIMIT 3 OFFSET 1 SPLIT POSITIONS",
     "resolution_nm": "SELECT * FROM cells AT RESOLUTION 1,1,1 SPLIT POSITIONS",
-    "resolution_coarse": "SELECT * FROM cells AT RESOLUTION 8,8,80 SPLIT POSITIONS",
+    # (not "resolution_coarse": at a non-integral ratio CQL scales positions itself, exactly, into
+    # Float64, where the service truncates into Int32 — a documented CQL choice)
     "old_version": "SELECT * FROM synapses AT VERSION 1 SPLIT POSITIONS",
     "manager_scalar": "SELECT * FROM cells WHERE cell_type = 'BC'",
     "manager_range": "SELECT * FROM nuclei WHERE volume > 100 AND volume <= 512 SPLIT POSITIONS",
@@ -401,8 +464,17 @@ def _cells(series: pd.Series) -> list:
             for v in series]
 
 
+def comparable(cc: pd.DataFrame, cql: pd.DataFrame, helpers) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """caveclient's and CQL's frames on their common columns: CQL's live table has the live
+    answer's columns without the phantom ``deleted`` the service's live path adds (and a frozen
+    answer's columns are the same). Timestamps (UTC-aware) and view floats (Float64) are
+    compared as they are."""
+    common = [c for c in cql.columns if c in cc.columns]
+    return cc[common], cql[common]
+
+
 @pytest.mark.parametrize("name", sorted(CQL))
-def test_caveclient_equals_cql(tiny_served, tiny_datastack, name, caplog):
+def test_caveclient_equals_cql(tiny_served, tiny_datastack, name, caplog, helpers):
     from caveql.backends.http import HttpBackend
     from caveql.backends.local import LocalBackend
     from caveql.engine import Engine
@@ -414,14 +486,32 @@ def test_caveclient_equals_cql(tiny_served, tiny_datastack, name, caplog):
             HttpBackend("tiny", server=tiny_served.url, token="t" * 32, cache=False) as remote:
         for backend in (local, remote):
             got = Engine(backend).execute(CQL[name]).frame.reset_index(drop=True)
-            assert list(got.columns) == list(want.columns)
-            assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str))
-            assert len(got) == len(want)
-            for col in want.columns:
-                if want[col].dtype == object:
-                    assert _cells(got[col]) == _cells(want[col]), col
-                else:
-                    pd.testing.assert_series_equal(got[col], want[col], check_exact=True)
+            if name == "live":
+                # the live answer's columns: caveclient's but the phantom `deleted` (null here; the
+                # service drops it whenever it merges rows of the live database)
+                assert set(want.columns) - set(got.columns) == {"deleted"}
+                assert set(got.columns) <= set(want.columns)
+            else:
+                assert set(got.columns) == set(want.columns)
+            a, b = comparable(want, got, helpers)
+            assert list(a.dtypes.astype(str)) == list(b.dtypes.astype(str))
+            helpers.assert_frames(b, a)
+
+
+def test_cql_star_on_the_genuine_live_layout(tiny_served, tiny_datastack):
+    """The genuine live path on a split version answers without valid/superceded_id (and with a
+    phantom deleted): CQL's live `*` asks for neither and gives the same frame through both
+    backends."""
+    from caveql.backends.http import HttpBackend
+    from caveql.backends.local import LocalBackend
+    from caveql.engine import Engine
+
+    with HttpBackend("tiny", server=tiny_served.url, token="t" * 32, cache=False) as remote, \
+            LocalBackend(tiny_datastack) as local:
+        got = Engine(remote).execute(CQL["live"]).frame
+        want = Engine(local).execute(CQL["live"]).frame
+        assert not {"valid", "superceded_id", "deleted"} & set(got.columns)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_answer_encodings(tiny_served):
@@ -456,7 +546,9 @@ def test_random_sample_and_metadata_options(tiny_served, caplog):
     some = c.materialize.query_table("synapses", random_sample=3, split_positions=True, metadata=False)
     post = [e for e in tiny_served.recorder.log[before:] if e["method"] == "POST"][0]
     assert "random_sample=3" in post["query"]
-    assert set(some["id"]) <= set(full["id"]) and len(some) < len(full)
+    # TABLESAMPLE SYSTEM samples whole blocks (here: the Parquet row groups' vectors), before the
+    # filters; so few rows give no guarantee on the count
+    assert set(some["id"]) <= set(full["id"]) and len(some) <= len(full)
     assert some.attrs == {}  # metadata=False: caveclient adds no attrs
     assert full.attrs["dataframe_resolution"] == [4.0, 4.0, 40.0]  # parsed from our header
 

@@ -20,7 +20,7 @@ STATEMENTS = [
     "SELECT id, pt_position FROM cells AT RESOLUTION 1,1,1",
     "SELECT id, pt_position FROM cells AT RESOLUTION 1,1,1 SPLIT POSITIONS",
     "SELECT * FROM cells AT VERSION 1",
-    "SELECT * FROM cells AT TIMESTAMP '2024-01-01T00:00:00'",
+    "SELECT id, cell_type, pt_root_id FROM cells AT TIMESTAMP '2024-01-01T00:00:00'",
     "SELECT * FROM cell_types",
     "SELECT * FROM cell_types WHERE cell_type = 'BC'",
     "SELECT id, cell_type, pt_root_id FROM cell_types WHERE pt_root_id IN (1001, 1002, 1003)",
@@ -39,7 +39,14 @@ STATEMENTS = [
     "SELECT id, pre_pt_position_x FROM synapses WHERE pre_pt_position_x BETWEEN 10 AND 30",
     "SELECT * FROM cells WHERE cell_type ~ '^(BC|4P)$' OFFSET 1",
 ]
-VIEWS = ["SELECT * FROM syn_counts", "SELECT * FROM syn_counts WHERE n_syn > 1"]
+# a view's floats are Float64 through every backend (the genuine service's reflected DOUBLE PRECISION)
+VIEWS = ["SELECT * FROM syn_counts", "SELECT * FROM syn_counts WHERE n_syn > 1",
+         "SELECT pre_pt_root_id, n_syn FROM syn_counts WHERE n_syn > 1"]
+# live statements: the live answer's columns (no valid/superceded_id) through every backend
+LIVE = ["SELECT * FROM cells AT TIMESTAMP '2024-01-01T00:00:00'",
+        "SELECT * FROM cell_types WHERE cell_type = 'BC' AT TIMESTAMP '2024-01-01T00:00:00'",
+        "SELECT * FROM synapses WHERE size > 100 AT TIMESTAMP '2022-06-01T00:00:00'",
+        "SELECT id, created FROM cells WHERE created > '2020-09-28T22:40:02' AT LIVE"]
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +64,20 @@ def engines(tiny_datastack, tiny_served, tiny_capped):
 
 
 def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """The same frame: columns, dtypes (a table's timestamps UTC-aware through every backend, as
+    the genuine service sends them) and values."""
     assert list(a.columns) == list(b.columns)
     assert list(a.dtypes.astype(str)) == list(b.dtypes.astype(str))
     assert a.astype(str).equals(b.astype(str)), (a, b)
+
+
+@pytest.mark.parametrize("cql", ["SELECT id, created FROM cells", "SELECT MIN(created) AS m FROM cells",
+                                 "SELECT id, created FROM cells AT LIVE"])
+def test_timestamps_keep_one_representation(engines, cql):
+    local, remote, _ = engines
+    want = local.execute(cql).frame
+    assert str(want.iloc[:, -1].dtype) == "datetime64[ns, UTC]"
+    same(remote.execute(cql).frame, want)
 
 
 # Through a server capped at 3 rows per call the engine must split every call (by id ranges or
@@ -69,7 +87,7 @@ CAPPED = [STATEMENTS[1], STATEMENTS[15], "SELECT * FROM synapses AT VERSION 1",
           "SELECT * FROM synapses WHERE pre_pt_root_id IN (1001, 1002, 1005)"]
 
 
-@pytest.mark.parametrize("cql", STATEMENTS + VIEWS)
+@pytest.mark.parametrize("cql", STATEMENTS + VIEWS + LIVE)
 def test_same_answer_through_http(engines, cql):
     local, remote, _ = engines
     same(remote.execute(cql).frame, local.execute(cql).frame)
@@ -132,6 +150,7 @@ def test_disk_cache_serves_a_repeated_versioned_statement(tiny_served, tmp_path)
 @pytest.mark.parametrize("cql", [
     "SELECT * FROM synapses AT VERSION 1",
     "SELECT * FROM cell_types SPLIT POSITIONS",
+    "SELECT id, pre_pt_position, size FROM synapses AT VERSION 1",
     "SELECT id, pt_position, cell_type FROM cells",
     "SELECT size, id FROM synapses WHERE size > 50",
 ])

@@ -39,8 +39,17 @@ def _cells(series: pd.Series) -> list:
 
 
 def check(cc_frame: pd.DataFrame, *engine_frames: pd.DataFrame) -> None:
-    """Same columns, dtypes, rows and values (exactly) as caveclient's frame."""
+    """Same columns, dtypes (a table's DateTime columns UTC-aware, as the genuine service sends
+    them), rows and values (exactly) as caveclient's frame, with one difference of the genuine
+    service (MaterializationEngine 5.26.4) set aside: a selected ``X_root_id`` brings
+    ``X_supervoxel_id`` right before it (query_manager.py:354-363; the seed page predates that:
+    v5.12), which CQL does not return unless asked."""
     want = cc_frame.reset_index(drop=True)
+    for col in list(want.columns):
+        if col.endswith("_supervoxel_id") and all(col not in f.columns for f in engine_frames):
+            root = col[: -len("supervoxel_id")] + "root_id"
+            assert list(want.columns).index(root) == list(want.columns).index(col) + 1
+            want = want.drop(columns=[col])
     for frame in engine_frames:
         got = frame.reset_index(drop=True)
         assert list(got.columns) == list(want.columns)

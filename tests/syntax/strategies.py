@@ -17,6 +17,7 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from caveql.syntax import ast as A
+from caveql.syntax.builder import DOUBLE_MAX
 from caveql.syntax.diagnose import KEYWORDS
 
 __all__ = [
@@ -44,7 +45,9 @@ _ints = st.one_of(
     st.integers(-(2**64 - 1), 2**64 - 1),
     st.sampled_from([0, 1, 864691135808473885, 2**53 + 1, 2**63, 2**64 - 1]),
 ).map(A.Integer)
-_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None).map(A.Float)
+# number literals are finite doubles: nothing that would overflow to infinity or underflow to 0
+_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: not d or (abs(d) <= DOUBLE_MAX and float(d) != 0)).map(A.Float)
 _strings = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12).map(A.String)
 
 literals = st.one_of(
@@ -86,7 +89,7 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
 _leaves = st.one_of(literals, _columns, st.just(A.FuncCall("COUNT", star=True)))
 expressions = st.recursive(_leaves, _extend, max_leaves=8)
 
-_count_value = st.one_of(st.integers(0, 2**64 - 1).map(A.Integer), _params)
+_count_value = st.one_of(st.integers(0, 2**63 - 1).map(A.Integer), _params)  # INT64_MAX
 _positive = st.one_of(
     st.integers(1, 10**6).map(A.Integer),
     st.decimals(min_value=Decimal("0.001"), max_value=Decimal(10**6), places=3).map(A.Float),

@@ -51,3 +51,22 @@ def test_fmt_stdin_to_stdout() -> None:
 def test_fmt_missing_file(tmp_path: Path) -> None:
     out = _caveql("fmt", str(tmp_path / "nope.cql"))
     assert out.returncode == 1 and "cannot read" in out.stderr
+
+
+def test_fmt_a_file_with_a_byte_order_mark_keeps_it(tmp_path: Path) -> None:
+    f = tmp_path / "bom.cql"
+    f.write_bytes(b"\xef\xbb\xbf-- cells\nselect   id from cells;\n")
+    out = _caveql("fmt", str(f))
+    assert out.returncode == 0, out.stderr
+    assert f.read_bytes() == b"\xef\xbb\xbf-- cells\nSELECT id FROM cells;\n"
+    assert _caveql("fmt", "--check", str(f)).returncode == 0  # canonical now, mark and all
+    bad = tmp_path / "bad.cql"
+    bad.write_bytes(b"\xef\xbb\xbfSELECT *\nFORM cells;\n")
+    out = _caveql("fmt", str(bad))
+    assert out.returncode == 1 and f"--> {bad}:2:1" in out.stderr
+
+
+def test_fmt_stdin_with_a_byte_order_mark() -> None:
+    out = _caveql("fmt", "-", stdin="\ufeffshow   tables")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "SHOW TABLES;\n"

@@ -1,9 +1,12 @@
 """Rule: a 32-bit float column compared with a number compares in 32 bits, pushed or local.
 
-The service answers ``Float`` columns as ``Float32`` although it stores and
-filters them as doubles (materialization-server.md §1.3; a view computes them in
-double), so ``x = v`` evaluated by the service (on the double) and ``NOT (x = v)``
-evaluated locally (on the returned float32) could both hold for one row. The rule
+The service answers a table's ``Float`` columns as ``Float32`` although it stores and
+filters them as doubles (materialization-server.md §1.3), so ``x = v`` evaluated by the
+service (on the double) and ``NOT (x = v)`` evaluated locally (on the returned float32) could
+both hold for one row. Only table columns (a merged reference's included) whose schema
+declares ``Float`` are such columns: a view's floats come back as the doubles the service
+filters (``Float64``: the engine's reflected view columns are not in its ``dtype_map``), so
+they compare as doubles everywhere and the rule leaves them alone. The rule
 fixes one meaning everywhere: **the value as returned (float32) against the number
 rounded to float32** (round to nearest, ties to even). The number is rewritten to
 its float32 value (a :class:`Lit` of type ``float32``), which the local SQL compares
@@ -119,9 +122,11 @@ def _lit32(x: Lit) -> Lit:
 
 class _Rewriter:
     def __init__(self, q: Query, catalog: Catalog) -> None:
-        # (alias, column) of every float32 column of the query's sources
-        self.f32 = {(s.alias, c.name) for s in q.scans for c in catalog.source(s.table).columns
-                    if c.type == "float" and c.arrow == pa.float32()}
+        # (alias, column) of every float32 column of the query's tables (never a view's: the
+        # service answers a view's floats as the doubles it filters)
+        self.f32 = {(s.alias, c.name) for s in q.scans
+                    for info in (catalog.source(s.table),) if info.kind != "view"
+                    for c in info.columns if c.type == "float" and c.arrow == pa.float32()}
 
     def is32(self, e: Expr) -> bool:
         return isinstance(e, Col) and e.type == "float" and (e.source, e.name) in self.f32
