@@ -22,39 +22,12 @@ from caveql.backends.http import HttpBackend
 from caveql.backends.local import LocalBackend
 from caveql.engine import Engine
 from caveql.server import ServerThread, create_app
+from tests.server.conftest import Recorder  # every request kept, as the serve tests keep them
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN = "fedcba9876543210fedcba9876543210"
 ROOT = 864691135808473885
 
-
-class Recorder:
-    """ASGI middleware keeping every request's method, path and body."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.log: list[dict[str, Any]] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-
-        async def recv() -> Any:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
-
-        entry: dict[str, Any] = {"method": scope["method"], "path": scope["path"],
-                                 "query": scope["query_string"].decode()}
-        self.log.append(entry)
-        await self.app(scope, recv, send)
-        entry["body"] = b"".join(chunks)
-
-    def queries(self) -> list[dict[str, Any]]:
-        return [e for e in self.log if e["method"] == "POST"]
 
 
 @dataclass
@@ -96,7 +69,7 @@ def selected(body: dict[str, Any]) -> list[tuple[str, str]]:
 def assert_no_lone_column(recorder: Recorder) -> int:
     """Every recorded query selects all columns or at least two, and a live one every column it
     filters on (the genuine service fails on both); the number of queries."""
-    posts = recorder.queries()
+    posts = recorder.posts()
     for e in posts:
         body = json.loads(e["body"] or b"{}")
         pairs = selected(body)
@@ -176,7 +149,7 @@ def test_cap_3_every_statement_is_whole_and_no_request_selects_one_column(tiny_c
         same(eng.execute(cql).frame, tiny_local.execute(cql).frame)
     assert remote.capabilities.row_cap == 3 and remote.row_cap_learned  # kept for the backend's lifetime
     n = assert_no_lone_column(tiny_cap3.recorder)
-    bodies = [json.loads(e["body"] or b"{}") for e in tiny_cap3.recorder.queries()]
+    bodies = [json.loads(e["body"] or b"{}") for e in tiny_cap3.recorder.posts()]
     paged = [b for b in bodies if "filter_greater_equal_dict" in b or "filter_less_dict" in b]
     assert n > len(TINY) and paged  # the calls were split into id ranges
 
