@@ -32,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from caveql.backends.base import Backend
+from caveql.backends.wire import fold_positions
 from caveql.errors import BackendError, UnknownTableError, did_you_mean
 
 __all__ = ["LIVE_ABSENT", "Catalog", "ColumnInfo", "LiveCatalog", "SourceInfo", "arrow_type_name",
@@ -128,20 +129,9 @@ def split_positions(schema: pa.Schema, owner: str = "") -> list[ColumnInfo]:
     """Columns of a backend schema, each consecutive integer ``P_x, P_y, P_z`` trio
     folded into one ``position`` column named ``P`` (as caveclient packs them)."""
     out: list[ColumnInfo] = []
-    names = schema.names
-    i = 0
-    while i < len(names):
-        n = names[i]
-        if (n.endswith("_x") and i + 2 < len(names) and names[i + 1] == n[:-2] + "_y"
-                and names[i + 2] == n[:-2] + "_z"
-                and all(pa.types.is_integer(schema.field(i + k).type) for k in range(3))):
-            base = n[:-2]
-            out.append(ColumnInfo(base, "position", schema.field(i).type, owner, base))
-            i += 3
-            continue
+    for n, position, i in fold_positions(schema):
         t = schema.field(i).type
-        out.append(ColumnInfo(n, arrow_type_name(t), t, owner, n))
-        i += 1
+        out.append(ColumnInfo(n, "position" if position else arrow_type_name(t), t, owner, n))
     return out
 
 

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 import pyarrow as pa
 
 from caveql.backends.base import QueryRequest
+from caveql.backends.wire import fold_positions
 
 __all__ = [
     "API_VERSIONS",
@@ -405,19 +406,7 @@ def schema_columns(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
     >>> [n for n, _ in schema_columns(s)]
     ['id', 'valid']
     """
-    names = schema.names
-    out: list[tuple[str, pa.DataType]] = []
-    i = 0
-    while i < len(names):
-        n = names[i]
-        if (n.endswith("_x") and i + 2 < len(names) and names[i + 1] == n[:-2] + "_y"
-                and names[i + 2] == n[:-2] + "_z"
-                and all(pa.types.is_integer(schema.field(i + k).type) for k in range(3))):
-            i += 3
-            continue
-        out.append((n, schema.field(i).type))
-        i += 1
-    return out
+    return [(n, schema.field(i).type) for n, position, i in fold_positions(schema) if not position]
 
 
 # ---------------------------------------------------------------------- the row cap notice

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from caveql.errors import TransportError
 
-__all__ = ["ARROW_CONTENT_TYPE", "decode_arrow", "encode_arrow", "ipc_compression", "service_dtype",
+__all__ = ["ARROW_CONTENT_TYPE", "decode_arrow", "encode_arrow", "fold_positions", "ipc_compression", "service_dtype",
            "with_pandas_metadata"]
 
 #: The literal Content-Type of query answers (Flask ``send_file(buf, "data.arrow")``).
@@ -43,6 +43,31 @@ _NULLABLE: dict[pa.DataType, object] = {
     pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype(),
     pa.large_string(): pd.StringDtype(),
 }
+
+
+def fold_positions(schema: pa.Schema) -> list[tuple[str, bool, int]]:
+    """``(name, is_position, first field index)`` per column of ``schema``, each consecutive
+    integer ``P_x, P_y, P_z`` trio folded into one position ``P`` (how positions are stored and
+    split on the wire).
+
+    >>> fold_positions(pa.schema([("id", pa.int64()), ("p_x", pa.int32()), ("p_y", pa.int32()),
+    ...                           ("p_z", pa.int32())]))
+    [('id', False, 0), ('p', True, 1)]
+    """
+    names = schema.names
+    out: list[tuple[str, bool, int]] = []
+    i = 0
+    while i < len(names):
+        n = names[i]
+        if (n.endswith("_x") and i + 2 < len(names) and names[i + 1] == n[:-2] + "_y"
+                and names[i + 2] == n[:-2] + "_z"
+                and all(pa.types.is_integer(schema.field(i + k).type) for k in range(3))):
+            out.append((n[:-2], True, i))
+            i += 3
+            continue
+        out.append((n, False, i))
+        i += 1
+    return out
 
 
 def service_dtype(arrow_type: pa.DataType) -> object | None:

@@ -30,6 +30,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from caveql.backends.wire import fold_positions
+
 __all__ = [
     "DEFAULT_LIMIT", "DEFAULT_SUFFIX_LIST", "IPC_FORMAT_WARNING", "JOIN_NON_PANDAS_WARNING",
     "JOIN_SELECT_COLUMNS_WARNING", "JOIN_SUFFIXES_WARNING", "SQL_QUERY_WARNING", "Selection",
@@ -93,20 +95,7 @@ def model_columns(schema: pa.Schema) -> list[tuple[str, bool]]:
     ...                          ("p_z", pa.int32())]))
     [('id', False), ('p', True)]
     """
-    names = schema.names
-    out: list[tuple[str, bool]] = []
-    i = 0
-    while i < len(names):
-        n = names[i]
-        if (n.endswith("_x") and i + 2 < len(names) and names[i + 1] == n[:-2] + "_y"
-                and names[i + 2] == n[:-2] + "_z"
-                and all(pa.types.is_integer(schema.field(names[i + k]).type) for k in range(3))):
-            out.append((n[:-2], True))
-            i += 3
-            continue
-        out.append((n, False))
-        i += 1
-    return out
+    return [(n, position) for n, position, _i in fold_positions(schema)]
 
 
 @dataclass
