@@ -18,6 +18,9 @@ Three ways to reach data, one interface:
   caveclient finds it), or any CAVE-compatible server with ``server=``;
 - ``caveql.connect(path="my_datastack/")``: a local datastack folder.
 
+A name opens a local datastack when it is one (``connect("minnie65_demo")`` is the demo; see
+:func:`local_datastack`), the same rule for ``caveql --datastack``, ``USE`` and ``%cql``.
+
 Connections are cheap to create and close; settings (``version``,
 ``resolution``, ``timestamp``, ``live``) are attributes and also change with
 ``SET`` statements run on the connection.
@@ -40,6 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import replace
 from datetime import datetime
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from caveql.errors import ConfigError
@@ -50,7 +54,8 @@ if TYPE_CHECKING:
     from caveql.backends.base import Backend
     from caveql.engine import Engine, Result
 
-__all__ = ["DEFAULT_SERVER", "Connection", "connect", "default_connection", "demo_path", "query"]
+__all__ = ["DEFAULT_SERVER", "Connection", "connect", "default_connection", "demo_path", "local_datastack",
+           "query"]
 
 #: The global CAVE deployment caveclient uses when no server is given.
 DEFAULT_SERVER = "https://global.daf-apis.com"
@@ -72,6 +77,56 @@ def demo_path() -> str:
     from caveql.datastack.demo import default_demo_path
 
     return os.fspath(default_demo_path())
+
+
+def local_datastack(name: str, near: str | os.PathLike[str] | None = None) -> str | None:
+    """The folder of the local datastack called ``name``, or ``None``: then the name is the service's.
+
+    One rule for every surface (``connect(name)``, ``caveql --datastack``, ``USE``, the magic's
+    ``--datastack``): a name is local when it is
+
+    - a folder in ``near`` (the folder holding the local datastack a ``USE`` starts from),
+    - the demo's, ``minnie65_demo`` (:func:`demo_path`; built on first use),
+    - or registered in the config file (``caveql.repl.config``): the folder its ``[connection]
+      path`` gives, under that folder's name (and under its ``datastack`` key when both are set).
+
+    An explicit server (``server=``, ``--server``) sends every name to that server instead.
+
+    >>> import tempfile; d = tempfile.mkdtemp(); os.mkdir(os.path.join(d, "mine"))
+    >>> local_datastack("mine", near=d) == os.path.join(d, "mine")
+    True
+    >>> local_datastack(DEMO_NAME) == demo_path()
+    True
+    """
+    if near is not None and name not in ("", ".", "..") and os.sep not in name:
+        sibling = os.path.join(os.fspath(near), name)
+        if os.path.isdir(sibling):
+            return sibling
+    if name == DEMO_NAME:
+        return demo_path()
+    return _configured().get(name)
+
+
+def _configured() -> dict[str, str]:
+    """The local datastacks the config file registers: ``{name: folder}``."""
+    from caveql.repl.config import load_config
+
+    config = load_config()  # a broken config file is a ConfigError naming it, not ignored
+    if not config.path:
+        return {}
+    folder = os.path.abspath(config.path)
+    names = {os.path.basename(os.path.normpath(folder)): folder}
+    if config.datastack:
+        names[config.datastack] = folder
+    return names
+
+
+def _local_backend(name: str, folder: str) -> Backend:
+    from caveql.backends.local import LocalBackend
+
+    if name == DEMO_NAME and os.path.abspath(folder) == os.path.abspath(demo_path()):
+        return _demo_backend()  # built on first use
+    return LocalBackend(folder)
 
 
 def _demo_backend() -> Backend:
@@ -105,33 +160,51 @@ def _open_backend(
     datastack: str | None, server: str | None, path: str | os.PathLike[str] | None, token: str | None,
     cache: bool = True,
 ) -> tuple[Backend, Callable[[str], Backend] | None]:
+    """The backend a connection starts on, and the opener its ``USE`` statements call.
+
+    Names follow :func:`local_datastack`'s rule; the others go to ``server``, else
+    ``$CAVEQL_SERVER``, else :data:`DEFAULT_SERVER`.
+    """
+    from caveql.surface import hint
+
+    backend: Backend | None = None
+    near: str | None = None  # the folder whose subfolders USE opens as local datastacks
     if path is not None:
         if datastack is not None or server is not None:
-            raise ConfigError("give either path= (a local datastack) or a datastack/server, not both")
+            raise ConfigError("a local datastack folder does not combine with a datastack name or server",
+                              hint=hint(python="give either path= or datastack/server=",
+                                        cli="give either --path or --datastack/--server"))
         from caveql.backends.local import LocalBackend
 
         root = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(root))
-
-        def open_sibling(name: str) -> Backend:
-            # USE <name> on a local datastack: a sibling folder of that name.
-            return LocalBackend(os.path.join(parent, name))
-
-        return LocalBackend(root), open_sibling
-    if datastack is None and server is None:
-        demo_dir = os.path.dirname(demo_path())
-
-        def open_local(name: str) -> Backend:
-            from caveql.backends.local import LocalBackend
-
-            return LocalBackend(os.path.join(demo_dir, name))
-
-        return _demo_backend(), open_local
-    if datastack is None:
-        raise ConfigError("server= needs a datastack name, e.g. connect('minnie65_public', server=...)")
+        backend, near = LocalBackend(root), os.path.dirname(os.path.abspath(root))
+    elif datastack is None and server is None:
+        backend, near = _demo_backend(), os.path.dirname(demo_path())
+    elif datastack is None:
+        raise ConfigError("a server needs a datastack name",
+                          hint=hint(python="connect('minnie65_public', server=URL)",
+                                    cli="--server URL --datastack NAME"))
+    elif server is None and (folder := local_datastack(datastack)) is not None:
+        backend, near = _local_backend(datastack, folder), os.path.dirname(folder)
     base = server or os.environ.get("CAVEQL_SERVER") or DEFAULT_SERVER
-    return (_http_backend(datastack, base, token, cache),
-            (lambda name: _http_backend(name, base, token, cache)))
+
+    def open_named(name: str) -> Backend:
+        # USE <name>: the same rule as connect(name); an explicit server keeps every name on it
+        local = local_datastack(name, near) if server is None else None
+        if local is not None:
+            return _local_backend(name, local)
+        other = _http_backend(name, base, token, cache)
+        try:
+            other.info()  # asked now, so that a name the service does not know fails at the USE
+        except BaseException:
+            other.close()
+            raise
+        return other
+
+    if backend is None:
+        assert datastack is not None
+        backend = _http_backend(datastack, base, token, cache)
+    return backend, open_named
 
 
 class Connection:
@@ -161,7 +234,8 @@ class Connection:
     def datastack(self) -> str:
         """The datastack's name (changes with ``USE``)."""
         backend = getattr(self._engine, "backend", None)
-        return str(getattr(backend, "name", None) or self._name or "")
+        # the HTTP backend's `name` is its kind ("http"); its datastack is `datastack`
+        return str(getattr(backend, "datastack", None) or getattr(backend, "name", None) or self._name or "")
 
     def _setting(self, name: str) -> Any:
         return getattr(self._engine.settings, name)
@@ -217,6 +291,15 @@ class Connection:
         if value is not None and not isinstance(value, datetime):
             raise ConfigError(f"timestamp must be a datetime or ISO-8601 string, not {value!r}")
         self._set(timestamp=value)
+
+    @property
+    def max_fetch_rows(self) -> int | None:
+        """Rows a statement may fetch from the service before it is refused (``None``: no limit)."""
+        return self._engine.max_fetch_rows
+
+    @max_fetch_rows.setter
+    def max_fetch_rows(self, value: int | None) -> None:
+        self._engine.max_fetch_rows = value
 
     @property
     def live(self) -> bool:
@@ -313,7 +396,7 @@ class Connection:
         self.execute_script(text, keep_last, **params)
         if not last:
             raise ConfigError("no statement to run")
-        return _as_frame(last[0])
+        return _as_frame(last[0], text, self)
 
     def explain(self, text: str, /, *, analyze: bool = False, **params: Any) -> str:
         """The plan of a SELECT: every remote call as the exact request, then local steps.
@@ -328,7 +411,9 @@ class Connection:
     def run_file(self, path: str | os.PathLike[str], /, **params: Any) -> list[Result]:
         """Run a ``.cql`` file; keyword arguments override its declared parameters.
 
-        Errors name ``file:line:column``.
+        Errors name ``file:line:column``. A keyword the file neither declares nor uses (a
+        misspelt name) is a :class:`~caveql.errors.CqlFileError` with "did you mean", as an
+        unused keyword of :meth:`query` / :meth:`execute` is a ``ParameterError``.
         """
         from caveql.cqlfile import CqlFile
 
@@ -339,7 +424,9 @@ class Connection:
         """Run a loaded :class:`~caveql.cqlfile.CqlFile` with ``params`` bound over its defaults."""
         from caveql.errors import CaveqlError
 
-        values = cql.bind(params, from_text=from_text)
+        # bind() refuses a name neither declared nor used; declared ones the statements never
+        # use are not passed on (the engine refuses unused names)
+        values = cql.used(cql.bind(params, from_text=from_text))
         try:
             return self.execute_script(cql.text, **values)
         except CaveqlError as err:
@@ -380,12 +467,16 @@ class Connection:
         return f"<caveql.Connection {self.datastack or '?'} {state}>"
 
 
-def _as_frame(result: Result) -> pd.DataFrame:
-    if result.frame is not None:
-        return result.frame
-    import pandas as pd
+def _as_frame(result: Result, text: str, conn: Connection) -> pd.DataFrame:
+    """The result's frame with ``attrs`` (caveclient's keys and ``attrs["caveql"]``: see
+    :mod:`caveql.frames`); ``text`` is the script that ran, of which ``result`` is the last."""
+    from caveql.frames import result_frame
 
-    return pd.DataFrame({"message": [result.message or ""]})
+    span = getattr(result.statement, "span", None)
+    statement = text[span.start:span.end] if span is not None else text
+    engine = conn._engine
+    return result_frame(result, text=statement.strip() or text, datastack=conn.datastack,
+                        backend=getattr(engine, "backend", None), settings=engine.settings)
 
 
 def connect(
@@ -398,11 +489,16 @@ def connect(
     resolution: Any = None,
     timestamp: datetime | str | None = None,
     cache: bool = True,
+    max_fetch_rows: int | None | EllipsisType = ...,
 ) -> Connection:
     """Open a :class:`Connection` (see the module docstring for the three kinds).
 
     ``cache=False`` neither reads nor writes the HTTP backend's disk cache of answers from
-    materialized versions (local datastacks have none).
+    materialized versions (local datastacks have none). ``max_fetch_rows``: a statement that
+    would fetch more rows from the service is refused with
+    :class:`~caveql.errors.FetchLimitError` before it fetches any (default
+    :data:`caveql.engine.DEFAULT_MAX_FETCH_ROWS`, 20 million; ``None``: no limit); also
+    ``Connection.max_fetch_rows`` and ``SET max_fetch_rows = N`` / ``NONE``.
 
     >>> import tempfile; from caveql.datastack.tiny import build_tiny
     >>> with connect(path=build_tiny(tempfile.mkdtemp()), version=1) as db:
@@ -415,6 +511,8 @@ def connect(
     backend, opener = _open_backend(datastack, server, path, token, cache)
     try:
         engine = Engine(backend, settings=Settings(), opener=opener)
+        if max_fetch_rows is not ...:
+            engine.max_fetch_rows = max_fetch_rows
         conn = Connection(engine, name=datastack or (os.path.basename(os.fspath(path).rstrip("/\\"))
                                                     if path is not None else DEMO_NAME))
         conn.version = version

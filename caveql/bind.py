@@ -22,7 +22,7 @@ message (:mod:`caveql.analyze.resolve`).
 >>> check_values({"lo": float("nan")}, param_uses([stmt]))
 Traceback (most recent call last):
   ...
-caveql.errors.ParameterError: parameter :lo is nan: NaN and infinite numbers cannot be compared or sent (line 1, column 28)
+caveql.errors.ParameterError: parameter :lo is nan: NaN and infinite numbers cannot be compared or sent (line 1, column 28); help: use None (NULL) for a missing value
 >>> check_values({"lo": 1.5, "ids": [1, 2]}, param_uses([stmt]))   # fine: nothing raised
 """
 
@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from caveql.errors import ParameterError, Span
+from caveql.errors import CaveqlError, ParameterError, Span, did_you_mean
 from caveql.syntax import ast
 from caveql.syntax.builder import DOUBLE_MAX, INT64_MAX, UINT64_MAX
 
-__all__ = ["check_counts", "check_values", "param_uses"]
+__all__ = ["check_counts", "check_names", "check_values", "only_used", "param_uses", "used_names"]
 
 
 def param_uses(statements: Iterable[ast.Node]) -> dict[str, Span | None]:
@@ -62,6 +63,64 @@ def check_values(params: Mapping[str, Any], uses: Mapping[str, Span | None] | No
         what, why, hint, item = found
         where = f"is {what}" if item is None else f"holds {what} at item {item}"
         raise ParameterError(f"parameter :{name} {where}: {why}", span=uses.get(name), hint=hint)
+
+
+def check_names(params: Iterable[str], known: Iterable[str], *, where: str = "the query") -> None:
+    """Raise :class:`ParameterError` for the first name in ``params`` that is not in ``known``
+    (the names the text uses, and those a ``.cql`` header declares): a misspelt parameter would
+    otherwise be ignored and the query run without it (or with a ``.cql`` file's default), which
+    looks like a right answer. ``where`` names what was run.
+
+    >>> check_names(["rootid"], ["root_id", "min_size"], where="bc_inputs.cql")
+    Traceback (most recent call last):
+      ...
+    caveql.errors.ParameterError: unknown parameter :rootid: bc_inputs.cql takes :min_size and :root_id; help: did you mean :root_id?
+    >>> check_names(["r"], ["r"])   # fine: nothing raised
+    """
+    known = sorted(set(known))
+    for name in params:
+        if name in known:
+            continue
+        if not known:
+            have = f"{where} takes no parameters"
+        else:
+            listed = [f":{k}" for k in known]
+            listed = listed if len(listed) <= 12 else listed[:12] + [f"{len(known) - 12} more"]
+            have = (f"{where} takes "
+                    + (listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]))
+        close = did_you_mean(name, known)
+        hint = ("did you mean " + " or ".join(f":{c}" for c in close) + "?") if close else None
+        raise ParameterError(f"unknown parameter :{name}: {have}", hint=hint)
+
+
+def used_names(text: str) -> set[str] | None:
+    """The ``:parameter`` names ``text`` uses, by its tokens (comments and strings are not
+    searched); ``None`` when it does not even lex (its parse then says why).
+
+    >>> sorted(used_names("SELECT ':x' FROM t -- :y\\nWHERE a = :a AND b IN :ids"))
+    ['a', 'ids']
+    """
+    from caveql.syntax.parser import tokens
+
+    try:
+        return {str(t)[1:] for t in tokens(text) if t.type == "PARAM"}
+    except CaveqlError:
+        return None
+
+
+def only_used(text: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that ``text`` uses (all of them if it does not lex): for values
+    offered to every statement, as the REPL's ``\\set`` variables are, where most are unused.
+
+    >>> only_used("SELECT :a", {"a": 1, "b": 2})
+    {'a': 1}
+    """
+    names = [k for k in values if isinstance(k, str) and k]
+    # lexing a long script takes a while: first a plain search for any ':name' at all
+    if not names or not re.search(":(?:" + "|".join(map(re.escape, names)) + ")(?![A-Za-z0-9_])", text):
+        return {}
+    used = used_names(text)
+    return dict(values) if used is None else {k: v for k, v in values.items() if k in used}
 
 
 def check_counts(statement: ast.Node, params: Mapping[str, Any]) -> None:

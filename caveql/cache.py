@@ -3,8 +3,8 @@
 Keys are SHA-256 digests of (server, datastack, version, request); values are
 Arrow IPC files (ZSTD) whose schema metadata carries the service's warnings and
 ``dataframe_resolution``. Writes are atomic (temp file + rename), so concurrent
-writers and interrupted runs never leave a torn entry; a damaged entry reads as a
-miss and is removed. The cache holds at most ``max_bytes``; the least recently
+writers and interrupted runs never leave a torn entry; only fully validated tables
+are stored, and an entry that fails to read or validate reads as a miss and is removed. The cache holds at most ``max_bytes``; the least recently
 used entries go first. Live queries are never cached (the HTTP backend never
 asks). ``caveql cache clear`` empties it; ``--no-cache`` bypasses it.
 
@@ -97,6 +97,7 @@ class ResultCache:
             data = path.read_bytes()
             with pa.ipc.open_file(pa.py_buffer(data)) as reader:
                 table = reader.read_all()
+            table.validate(full=True)  # a damaged file never reaches DuckDB
             meta = json.loads((table.schema.metadata or {})[_META])
         except FileNotFoundError:
             return None
@@ -111,7 +112,12 @@ class ResultCache:
 
     def put(self, key: str, table: pa.Table, *, warnings: tuple[str, ...] = (),
             resolution: tuple[float, float, float] | None = None) -> None:
-        """Store an answer atomically, then trim the cache to ``max_bytes``."""
+        """Store an answer atomically, then trim the cache to ``max_bytes``.
+
+        Only whole, valid tables are stored: ``table`` is validated fully first (an invalid
+        one raises ``pyarrow.ArrowInvalid``; the HTTP backend has checked it already).
+        """
+        table.validate(full=True)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"warnings": list(warnings), "resolution": list(resolution) if resolution else None})

@@ -13,8 +13,9 @@ may declare metadata and parameters::
 A parameter is referred to as ``:root_id`` in the statements. Values come from
 Python keyword arguments (checked against the declared type), from
 ``--param name=value`` on the command line (parsed by the type), or from the
-default. Parameters the header does not declare may still be passed (they are
-bound as given), so a file without a header works like any script.
+default. Parameters the header does not declare may still be passed when the
+statements use them (they are bound as given), so a file without a header works
+like any script; a name neither declared nor used is an error ("did you mean").
 
 Errors point at ``file:line:column``: a bad header line is a
 :class:`~caveql.errors.CqlFileError` with the header's span, and errors from
@@ -36,12 +37,13 @@ import ast as pyast
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from caveql.errors import CqlFileError, Span
+from caveql.bind import check_names, only_used, used_names
+from caveql.errors import CqlFileError, ParameterError, Span
 
 __all__ = ["PARAM_TYPES", "CqlFile", "Param", "coerce_param", "load_cql", "parse_param_value"]
 
@@ -147,10 +149,11 @@ class CqlFile:
         >>> CqlFile.from_text("-- param: n int\\nSELECT :n").bind({})
         Traceback (most recent call last):
         ...
-        caveql.errors.CqlFileError: parameter 'n' has no value and no default (line 1, column 11)
+        caveql.errors.CqlFileError: parameter 'n' has no value and no default (line 1, column 11); help: pass it: --param n=VALUE (or n=... in Python)
         """
         out: dict[str, Any] = {}
         declared = {p.name: p for p in self.params}
+        self.check_names(values)
         for p in self.params:
             if p.name in values:
                 raw = values[p.name]
@@ -176,6 +179,34 @@ class CqlFile:
                 else:
                     out[name] = raw
         return out
+
+    def check_names(self, names: Iterable[str]) -> None:
+        """Raise :class:`CqlFileError` for a name that the header does not declare and the
+        statements do not use: a misspelt ``--param rootid=1`` would otherwise run the file with
+        its defaults and exit 0.
+
+        >>> CqlFile.from_text("-- param: root_id int = 1\\nSELECT :root_id", "q.cql").check_names(["rootid"])
+        Traceback (most recent call last):
+          ...
+        caveql.errors.CqlFileError: unknown parameter :rootid: q.cql takes :root_id; help: did you mean :root_id?
+        """
+        declared = {p.name for p in self.params}
+        known = declared | (used_names(self.text) or set())
+        try:
+            check_names([n for n in names if n not in known], known,
+                        where=os.path.basename(self.filename) if self.filename else "the script")
+        except ParameterError as err:
+            raise CqlFileError(err.message, hint=err.hint, filename=self.filename) from None
+
+    def used(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``values`` (as :meth:`bind` made them) that the statements use: a
+        declared parameter they never refer to is not passed on.
+
+        >>> f = CqlFile.from_text("-- param: a int = 1\\n-- param: b int = 2\\nSELECT :a")
+        >>> f.used(f.bind({}))
+        {'a': 1}
+        """
+        return only_used(self.text, values)
 
 
 def _parse_param(rest: str, span: Span, text: str, filename: str | None) -> Param:

@@ -43,34 +43,66 @@ from caveql.analyze import analyze, parse_timestamp, statement_options
 from caveql.analyze.catalog import Catalog
 from caveql.analyze.resolve import constant_value
 from caveql.analyze.settings import Settings
+from caveql.analyze.values import value_notices
 from caveql.backends.base import Backend
-from caveql.bind import check_counts, check_values, param_uses
-from caveql.errors import CancelledError, CaveqlError, ConfigError, CqlSemanticError
+from caveql.bind import check_counts, check_names, check_values, param_uses
+from caveql.errors import (
+    CancelledError,
+    CaveqlError,
+    ConfigError,
+    CqlSemanticError,
+    ExecutionError,
+    FetchLimitError,
+    TransportError,
+)
 from caveql.execute import execute as run_plan
 from caveql.execute import execute_arrow
 from caveql.execute.result import Result
 from caveql.plan import plan as make_plan
+from caveql.plan.estimate import Fetch, requests_for, total
 from caveql.plan.explain import explain_text
-from caveql.plan.physical import PhysicalPlan
+from caveql.plan.physical import PhysicalPlan, RemoteCall
+from caveql.surface import hint as surface_hint
 from caveql.syntax import ast, parse
 
-__all__ = ["Engine", "Result", "Settings"]
+__all__ = ["DEFAULT_MAX_FETCH_ROWS", "Engine", "Result", "Settings"]
+
+#: Rows a statement may fetch from the service before it is refused (the REPL asks first).
+#: 20 million: the demo's whole synapse table (2 million by default, `--synapses` rarely beyond
+#: 10 million) and every query of the seed page stay below it; a full scan of a real synapse
+#: table (337 million rows in minnie65, thousands of requests, hours) is far above it.
+DEFAULT_MAX_FETCH_ROWS = 20_000_000
 
 
 class Engine:
     """Runs CQL statements against one backend (``USE`` switches backends via ``opener``)."""
 
     def __init__(self, backend: Backend, settings: Settings | None = None,
-                 opener: Callable[[str], Backend] | None = None) -> None:
+                 opener: Callable[[str], Backend] | None = None, *,
+                 max_fetch_rows: int | None = DEFAULT_MAX_FETCH_ROWS) -> None:
         self.backend = backend
         self.settings = settings or Settings()
         self.opener = opener
+        self.max_fetch_rows = max_fetch_rows
+        #: asked (with the refusal's message) before a statement over ``max_fetch_rows`` runs:
+        #: True lets it run (the REPL's y/N prompt); ``None``: refuse
+        self.confirm: Callable[[str], bool] | None = None
         self.params: dict[str, Any] = {}
         self._catalogs: dict[int, Catalog] = {}
         self._stamps: dict[int, datetime | None] | None = None
         self._lock = threading.RLock()
         self._owns_backend = False  # only backends USE opened are closed by the engine
         self._running: set[cancelling.CancelToken] = set()  # tokens of the statements in flight
+
+    @property
+    def max_fetch_rows(self) -> int | None:
+        """The fetch guard's threshold: rows a statement may fetch (``None``: no limit); see
+        :meth:`check_fetch`. ``SET max_fetch_rows = N`` / ``= NONE`` changes it."""
+        return self._max_fetch_rows
+
+    @max_fetch_rows.setter
+    def max_fetch_rows(self, value: int | None) -> None:
+        self._max_fetch_rows = _fetch_limit(value)
 
     # ------------------------------------------------------------------ catalogs
     def _versions(self) -> list[int]:
@@ -236,11 +268,14 @@ class Engine:
 
     @staticmethod
     def _check_params(statements: Any, text: str, params: Mapping[str, Any] | None) -> None:
-        """Every value in ``params`` must be one CQL can bind (:mod:`caveql.bind`)."""
+        """Every value in ``params`` must be one CQL can bind, and every name one the statements
+        use (:mod:`caveql.bind`: a misspelt name is an error, not a silently ignored value)."""
         if not params:
             return
         try:
-            check_values(params, param_uses(statements))
+            uses = param_uses(statements)
+            check_names(params, uses)
+            check_values(params, uses)
         except CaveqlError as err:
             raise err.with_source(text) from None
 
@@ -264,8 +299,12 @@ class Engine:
 
     def _dispatch(self, stmt: ast.Statement, params: dict[str, Any]) -> Result:
         if isinstance(stmt, ast.Select):
-            p = self._plan(stmt, params)
-            return run_plan(p, self.backend)
+            p = self.check_fetch(self._plan(stmt, params))
+            res = run_plan(p, self.backend)
+            if res.frame is not None and res.frame.empty:
+                # no rows: say so when a string test names a value its column never has ('bc')
+                res.notices = value_notices(stmt, self.catalog(), params)
+            return res
         if isinstance(stmt, ast.Explain):
             return Result(kind="message", message=self._explain(stmt.statement, params, stmt.analyze))
         if isinstance(stmt, ast.Show):
@@ -294,9 +333,110 @@ class Engine:
     def _explain(self, stmt: ast.Select, params: dict[str, Any], analyze_: bool) -> str:
         p = self._plan(stmt, params)
         if not analyze_:
-            return explain_text(p)
+            return explain_text(p) + self._guard_note(p)
+        p = self.check_fetch(p)
         _frame, _arrow, stats = execute_arrow(p, self.backend, keep_arrow=False, analyze=True)
         return explain_text(p, stats)
+
+    # ------------------------------------------------------------------ the fetch guard
+    def check_fetch(self, p: PhysicalPlan) -> PhysicalPlan:
+        """Refuse a plan that would fetch more than ``max_fetch_rows`` rows from the service;
+        the plan to run (with the counts the service made, below).
+
+        The rows are what is known before running (:mod:`caveql.plan.estimate`): table counts,
+        id lists and ranges, pushed limits. A call whose filters have an unknown selectivity
+        (a root id, a cell type) is bounded by its table's count; when that puts the plan over
+        the threshold, the service counts the call first (one ``count=True`` request) and the
+        count is used (a counted call that fits in one answer is not counted again by the
+        executor: it is no longer marked as one that may pass the row cap). Calls fed keys by
+        earlier calls are known only when those have run and are not counted here, nor are calls
+        the service cannot count in one request (a live query, a merged reference). Over the
+        threshold, :attr:`confirm` is asked; without it, or when it says no,
+        :class:`~caveql.errors.FetchLimitError` is raised before any row is fetched.
+
+        >>> import tempfile
+        >>> from caveql.backends.local import LocalBackend
+        >>> from caveql.datastack.tiny import build_tiny
+        >>> eng = Engine(LocalBackend(build_tiny(tempfile.mkdtemp())), max_fetch_rows=3)
+        >>> eng.execute("SELECT id FROM cells")
+        Traceback (most recent call last):
+        caveql.errors.FetchLimitError: this statement would fetch exactly 6 rows ...
+        >>> eng.execute("SET max_fetch_rows = NONE").message
+        'max_fetch_rows = NONE (no limit)'
+        >>> len(eng.execute("SELECT id FROM cells").frame)
+        6
+        """
+        limit = self.max_fetch_rows
+        if limit is None:
+            return p
+        calls = p.fetches()
+        fetches = {a: c.fetch for a, c in calls if c.fetch is not None}
+        known = total(list(fetches.items()))
+        if known.rows <= limit:
+            return p
+        counted: dict[int, Fetch] = {}
+        # bounds from table counts may be far above what filters keep: ask the service to count
+        # the largest such calls until the plan fits (or none is left)
+        for alias, call in sorted(calls, key=lambda ac: -((ac[1].fetch and ac[1].fetch.rows) or 0)):
+            f = call.fetch
+            if f is None or not f.narrowed or f.fed or f.rows is None:
+                continue
+            n = self._count(call)
+            if n is None:
+                continue
+            fetches[alias] = counted[id(call)] = Fetch(n, True, "counted by the service",
+                                                       requests=requests_for(n, p.capabilities.row_cap))
+            known = total(list(fetches.items()))
+            if known.rows <= limit:
+                return _with_counts(p, counted)
+        # a call that could not be counted (live, a merged reference, IN batches) has no known
+        # figure: like a fed call it is not held against the statement
+        known = total([(a, f) for a, f in fetches.items() if not f.narrowed])
+        if known.rows <= limit:
+            return _with_counts(p, counted)
+        message = (f"this statement would fetch {known.describe()} from the service, more than "
+                   f"max_fetch_rows = {limit:,}")
+        if self.confirm is not None and self.confirm(message):
+            return _with_counts(p, counted)
+        narrow = ("narrow it (filters the service applies, a LIMIT; EXPLAIN shows each call's rows), "
+                  "or go ahead: ")
+        again = "SET max_fetch_rows = NONE (or a larger number)"
+        raise FetchLimitError(message, rows=known.rows, limit=limit, hint=narrow + surface_hint(
+            python=f"caveql.connect(..., max_fetch_rows=None), db.max_fetch_rows = None, or {again}",
+            cli=f"run caveql with --yes, or {again} before it",
+            repl=f"answer y when asked, or {again}"))
+
+    def _count(self, call: RemoteCall) -> int | None:
+        """Rows of ``call``'s request as the service counts them (``None``: it cannot be counted
+        in one request — a join, a live query, an IN list sent in batches)."""
+        req = call.request
+        caps = self.backend.capabilities
+        if not caps.count or req.kind not in ("table", "view") \
+                or any(len(v) > caps.max_in_batch for cols in req.filter_in.values() for v in cols.values()):
+            return None
+        cancelling.check()
+        res = self.backend.query(replace(req, count=True, limit=None, offset=None, select_columns=None,
+                                         desired_resolution=None))
+        t = res.table
+        if t.num_rows != 1 or "count" not in t.column_names:
+            raise ExecutionError(f"the backend answered a count request with {t.num_rows} rows")
+        n = t.column("count")[0].as_py()
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise TransportError(f"the backend counted {n!r} rows of {call.alias}: a count cannot be that")
+        return n
+
+    def _guard_note(self, p: PhysicalPlan) -> str:
+        """EXPLAIN's word on the fetch guard, when the plan is over the threshold (static: no count)."""
+        limit = self.max_fetch_rows
+        known = p.fetch_total()
+        if limit is None or known.rows <= limit:
+            return ""
+        if known.narrowed:
+            return (f"\nFetch guard: over max_fetch_rows = {limit:,} by the table counts; the service "
+                    f"counts scan {', '.join(known.narrowed)} first (where it can) and the statement "
+                    f"runs if the counts fit")
+        return (f"\nFetch guard: over max_fetch_rows = {limit:,}: refused (the REPL asks first); "
+                f"SET max_fetch_rows = NONE or a larger number to run it")
 
     # ------------------------------------------------------------------ SHOW / DESCRIBE
     def _show(self, s: ast.Show) -> Result:
@@ -404,6 +544,14 @@ class Engine:
                 self.settings = replace(st, timestamp=parse_timestamp(value, s.value.span), live=False)
         elif name == "live":
             self.settings = replace(st, live=bool(value), timestamp=None if value else st.timestamp)
+        elif name == "max_fetch_rows":
+            if isinstance(value, str) and value.lower() in ("none", "off"):
+                value = None
+            try:
+                self.max_fetch_rows = _fetch_limit(value)
+            except ConfigError as err:
+                err.span = s.value.span
+                raise
         elif name == "datastack":
             if not isinstance(value, str):
                 raise ConfigError("SET datastack takes a name", span=s.value.span)
@@ -421,6 +569,8 @@ class Engine:
             return ", ".join(f"{r:g}" for r in st.resolution) if st.resolution else "table voxels"
         if name in ("timestamp", "live"):
             return "live" if st.live else (st.timestamp.isoformat() if st.timestamp else "none")
+        if name == "max_fetch_rows":
+            return "NONE (no limit)" if self.max_fetch_rows is None else f"{self.max_fetch_rows:,}"
         return ""
 
     def _set_value(self, e: ast.Node, params: dict[str, Any]) -> Any:
@@ -452,6 +602,37 @@ class Engine:
             except Exception:  # noqa: BLE001 - closing the old backend must not fail the switch
                 pass
         return Result(kind="message", message=f"using datastack {name}")
+
+
+def _with_counts(p: PhysicalPlan, counted: dict[int, Fetch]) -> PhysicalPlan:
+    """``p`` with the calls the service counted (by ``id``) carrying their counts."""
+    if not counted:
+        return p
+    cap = p.capabilities.row_cap
+
+    def call(c: RemoteCall) -> RemoteCall:
+        f = counted.get(id(c))
+        if f is None:
+            return c
+        fits = cap is not None and f.rows is not None and f.rows < cap
+        return replace(c, fetch=f, may_exceed_cap=c.may_exceed_cap and not fits)
+
+    return replace(p, calls=tuple(call(c) for c in p.calls),
+                   subplans=tuple(_with_counts(sp, counted) for sp in p.subplans))
+
+
+def _fetch_limit(value: Any) -> int | None:
+    """A ``max_fetch_rows`` value checked: a whole number of rows, at least 0, or ``None`` (off).
+
+    >>> _fetch_limit(None), _fetch_limit(5)
+    (None, 5)
+    >>> _fetch_limit(-1)
+    Traceback (most recent call last):
+    caveql.errors.ConfigError: max_fetch_rows takes a whole number of rows (at least 0) or NONE, not -1
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ConfigError(f"max_fetch_rows takes a whole number of rows (at least 0) or NONE, not {value!r}")
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:

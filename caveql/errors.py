@@ -22,7 +22,8 @@ where they enter caveql, with ``raise ... from exc``.
     ├── PlanError                    CQL020
     │   └── UnsupportedError         CQL021  cannot be pushed down nor run locally
     ├── ExecutionError               CQL030  a local step failed (DuckDB)
-    │   └── TruncatedResultError     CQL031  the service capped an answer we could not split
+    │   ├── TruncatedResultError     CQL031  the service capped an answer we could not split
+    │   └── FetchLimitError          CQL032  the plan would fetch more rows than max_fetch_rows
     ├── BackendError                 CQL040
     │   ├── TransportError           CQL041  connection, timeout, protocol
     │   ├── ServiceError             CQL042  the service answered with an error
@@ -63,6 +64,7 @@ __all__ = [
     "CqlTypeError",
     "DatastackError",
     "ExecutionError",
+    "FetchLimitError",
     "InvalidLiteralError",
     "ParameterError",
     "PlanError",
@@ -146,9 +148,19 @@ class CaveqlError(Exception):
         return render_error(self.source, self, filename=self.filename, color=color)
 
     def __str__(self) -> str:
+        """The message, where it is, and the hint: what a log or a bare traceback shows, so the
+        "did you mean" is not only in :meth:`render` (which prints ``message`` and ``hint`` apart).
+
+        >>> str(UnknownColumnError("unknown column 'cel_type'", span=Span(7, 15, 1, 8),
+        ...                        candidates=("cell_type",)))
+        "unknown column 'cel_type' (line 1, column 8); help: did you mean 'cell_type'?"
+        """
+        text = self.message
         if self.span is not None:
-            return f"{self.message} (line {self.span.line}, column {self.span.column})"
-        return self.message
+            text += f" (line {self.span.line}, column {self.span.column})"
+        if self.hint:
+            text += f"; help: {self.hint}"
+        return text
 
 
 class CqlSyntaxError(CaveqlError):
@@ -384,3 +396,20 @@ def render_error(
     if err.hint:
         out.append(f"  = help: {err.hint}")
     return "\n".join(out)
+
+
+class FetchLimitError(ExecutionError):
+    """A statement would fetch more rows from the service than ``max_fetch_rows`` allows; it is
+    refused before any row is fetched. ``rows`` is the estimate, ``limit`` the threshold.
+
+    >>> FetchLimitError("too many", rows=5, limit=1).code
+    'CQL032'
+    """
+
+    code = "CQL032"
+
+    def __init__(self, message: str, *, rows: int | None = None, limit: int | None = None,
+                 **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.rows = rows
+        self.limit = limit

@@ -15,7 +15,8 @@
   text as a CQL literal (quoted and escaped, never raw text).
 - Connection options are the CLI's: ``--path``, ``--datastack``/``-d``,
   ``--server``, ``--version``, ``--token``; without any, the demo datastack.
-- Errors print with their caret, without a Python traceback.
+- A failing query fails its cell ("Run All", nbconvert and papermill stop there); the
+  error shows with its caret, without a Python traceback.
 
 >>> magic_args("--path data/ -o df SELECT 1")
 (Namespace(path='data/', datastack=None, server=None, version=None, token=None, out='df'), 'SELECT 1')
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -164,6 +164,22 @@ def _segments(text: str) -> list[tuple[bool, str]]:
     return out
 
 
+def _shown_short(err: CaveqlError) -> CaveqlError:
+    """``err``, made to show in IPython as its rendered message (caret and help) instead of a
+    Python traceback.
+
+    A failing cell must raise: that is how ``run_cell(...).success``, "Run All", nbconvert and
+    papermill learn that it failed. IPython shows an exception by its ``_render_traceback_``
+    when it has one (ipyparallel and jupysql rely on this).
+
+    >>> from caveql.errors import UnknownTableError
+    >>> _shown_short(UnknownTableError("unknown table 'cels'"))._render_traceback_()
+    ["error[CQL011]: unknown table 'cels'"]
+    """
+    setattr(err, "_render_traceback_", lambda: err.render().splitlines())  # noqa: B010 - per instance
+    return err
+
+
 def _magics_class() -> Any:
     from IPython.core.magic import Magics, line_cell_magic, magics_class
 
@@ -204,12 +220,14 @@ def _magics_class() -> Any:
                     raise ConfigError("%cql needs a query: %cql SELECT ... or a %%cql cell")
                 conn = self._connect(opts)
                 text, params = bind_text(text, self.shell.user_ns)
-                results = conn.execute_script(text, **params)
+                from caveql.surface import using
+
+                with using("magic"):  # help lines name %cql options and notebook variables
+                    results = conn.execute_script(text, **params)
             except CaveqlError as err:
                 if text and err.source is None:
                     err.with_source(text)
-                print(err.render(), file=sys.stderr)
-                return None
+                raise _shown_short(err) from None
             frame = None
             for r in results:
                 if r.message and (r.frame is None or type(r.statement).__name__ == "Describe"):

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -137,9 +138,10 @@ def _toolbar(session: Session, loader: _CatalogLoader, state: dict[str, Any]) ->
     def text() -> str:
         parts = []
         if session.connected:
-            conn = session.connection
-            v = conn.version
-            parts.append(f"{conn.datastack}" + (f" v{v}" if v is not None else ""))
+            with contextlib.suppress(Exception):  # the toolbar must always render (closing...)
+                name, host = session.where()
+                v = session.connection.version
+                parts.append(name + (f" @ {host}" if host else "") + (f" v{v}" if v is not None else ""))
         if loader.status:
             parts.append(loader.status)
         parts.append(f"[F4] {'vi' if state['vi'] else 'emacs'}")
@@ -296,7 +298,7 @@ def _count_usage(text: str, catalog: CompletionCatalog) -> None:
 def _prompt_text(session: Session) -> str:
     if session.connected:
         try:
-            return f"{session.connection.datastack}> "
+            return f"{session.where()[0]}> "
         except Exception:  # noqa: BLE001 - the prompt must always render
             return "caveql> "
     return "caveql> "  # until connected (the toolbar says "connecting…")

@@ -61,6 +61,9 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
                       help="auth token (default: found as caveclient finds it).")
     conn.add_argument("--no-cache", action="store_true", default=d or False,
                       help="neither read nor write the disk cache of versioned answers.")
+    conn.add_argument("--yes", action="store_true", default=d or False,
+                      help="run statements that would fetch more than max_fetch_rows rows (20 million) "
+                           "instead of refusing them (the REPL asks).")
     out = p.add_argument_group("output")
     out.add_argument("--format", "-F", metavar="FMT", choices=FORMAT_NAMES, default=d,
                      help="table, vertical, csv, tsv, json, jsonl, markdown or parquet "
@@ -166,11 +169,117 @@ class _Usage(Exception):
     """A usage error found after parsing (exit code 2)."""
 
 
+def _check_param_names(params: dict[str, str], texts: Sequence[str] = (),
+                       files: Sequence[str] = ()) -> dict[str, set[str]] | None:
+    """Refuse a ``--param`` that no query uses and no file declares (a usage error, with "did you
+    mean"): a misspelt name would otherwise be ignored and the defaults used, exit code 0.
+
+    Returns the names each file takes (its declarations and uses), or None when a text or file
+    cannot be read far enough to tell (running it then reports why).
+
+    >>> _check_param_names({"rootid": "1"}, ["SELECT * FROM t WHERE pt_root_id = :root_id"])
+    Traceback (most recent call last):
+      ...
+    repl.cli._Usage: unknown parameter :rootid: the query takes :root_id; help: did you mean :root_id?
+    """
+    if not params:
+        return {}
+    from caveql.bind import check_names, used_names
+    from caveql.cqlfile import CqlFile
+    from caveql.errors import CaveqlError
+
+    known: set[str] = set()
+    per_file: dict[str, set[str]] = {}
+    sources: list[str] = []
+    for text in texts:
+        # backslash commands (stdin may mix them with CQL) take no parameters
+        cql = "\n".join("" if line.lstrip().startswith("\\") else line for line in text.split("\n"))
+        if not cql.strip():
+            continue
+        used = used_names(cql)
+        if used is None:
+            return None
+        known |= used
+        sources.append("the query")
+    for path in files:
+        try:
+            loaded = CqlFile.load(path)
+        except CaveqlError:
+            return None
+        names = {p.name for p in loaded.params} | (used_names(loaded.text) or set())
+        per_file[path] = names
+        known |= names
+        sources.append(os.path.basename(path))
+    where = sources[0] if len(sources) == 1 else "the queries and files" if sources else "the input"
+    try:
+        check_names(params, known, where=where)
+    except CaveqlError as err:
+        raise _Usage(str(err)) from None
+    return per_file
+
+
+def _output_format(args: argparse.Namespace) -> str | None:
+    """The format of ``-o FILE``: ``--format``, else from the extension; an extension that names
+    no format is a usage error (``-o out.xlsx`` must not quietly write CSV).
+
+    >>> _output_format(argparse.Namespace(output="out.xlsx", format=None))
+    Traceback (most recent call last):
+      ...
+    repl.cli._Usage: -o out.xlsx: cannot write Excel files; use one of .csv, .json, .jsonl, .markdown, .md, .ndjson, .parquet, .pq, .tab, .tsv, .txt (Excel opens .csv), or give --format
+    """
+    from caveql.repl.formatting import _EXTENSIONS, format_from_path
+
+    output, fmt = getattr(args, "output", None), getattr(args, "format", None)
+    if not output or fmt is not None:
+        return fmt
+    found = format_from_path(output)
+    if found is None:
+        ext = os.path.splitext(output)[1].lower()
+        what = ("cannot write Excel files" if ext in (".xlsx", ".xls", ".xlsm", ".ods")
+                else f"no output format has the extension {ext!r}" if ext
+                else "the file name has no extension to tell the format by")
+        raise _Usage(f"-o {output}: {what}; use one of {', '.join(sorted(_EXTENSIONS))}"
+                     + (" (Excel opens .csv)" if "Excel" in what else "") + ", or give --format")
+    return found
+
+
+def _numbered_outputs(session: Any, path: str) -> None:
+    """Several results with ``-o out.csv``: one file each, ``out-1.csv``, ``out-2.csv``, ...
+    (when a second result comes, the first file is renamed ``out-1.csv``); each is named on
+    stderr. One result keeps the name given."""
+    show = session.show_frame
+    base, ext = os.path.splitext(path)
+    written: list[str] = []
+
+    def numbered(n: int) -> str:
+        return f"{base}-{n}{ext}"
+
+    def show_frame(df: Any, *, full: bool = False) -> None:
+        if session.output_file not in (path, *written):  # changed since (\o in a script)
+            show(df, full=full)
+            return
+        if len(written) == 1:
+            os.replace(written[0], numbered(1))
+            session.info(f"Renamed {written[0]} to {numbered(1)}: the input returns several results, "
+                         "one file each.")
+            written[0] = numbered(1)
+        session.output_file = path if not written else numbered(len(written) + 1)
+        show(df, full=full)
+        written.append(session.output_file)
+
+    session.show_frame = show_frame
+
+
 def _connection_factory(args: argparse.Namespace, config: Any) -> Any:
     path = getattr(args, "path", None) or (None if (getattr(args, "datastack", None)
                                                     or getattr(args, "server", None)) else config.path)
     datastack = getattr(args, "datastack", None) or (None if path else config.datastack)
-    server = getattr(args, "server", None) or (None if path else config.server)
+    server = getattr(args, "server", None)
+    if server is None and not path and config.server:
+        from caveql.api import local_datastack
+
+        # the config's server is a default, as $CAVEQL_SERVER is: a local datastack's name stays local
+        server = None if datastack and local_datastack(datastack) else config.server
     version = getattr(args, "version", None)
     if version is _VERSION_FLAG:
         version = None
@@ -190,7 +299,8 @@ def _connection_factory(args: argparse.Namespace, config: Any) -> Any:
         from caveql.api import connect as open_connection
 
         return open_connection(datastack, server=server, path=path, token=token, version=version,
-                               cache=not getattr(args, "no_cache", False))
+                               cache=not getattr(args, "no_cache", False),
+                               **({"max_fetch_rows": None} if getattr(args, "yes", False) else {}))
 
     return connect
 
@@ -200,16 +310,14 @@ def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:
     from caveql.repl.session import Session
 
     config = load_config()
-    fmt = getattr(args, "format", None)
+    fmt = _output_format(args)
     output = getattr(args, "output", None)
-    if output and fmt is None:
-        from caveql.repl.formatting import format_from_path
-
-        fmt = format_from_path(output)
     color = (not getattr(args, "no_color", False)) and sys.stderr.isatty() and "NO_COLOR" not in os.environ
     session = Session(_connection_factory(args, config), fmt=fmt or config.format,
                       interactive=interactive, color=color, max_rows=config.max_rows)
     session.output_file = output
+    if output and not interactive:  # (the REPL's -o, as its \o, keeps one file)
+        _numbered_outputs(session, output)
     session.null = config.null
     session.timing = config.timing if interactive else False
     if interactive:
@@ -244,23 +352,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_default(args: argparse.Namespace) -> int:
     if args.commands or args.files:
-        session = _session(args)
         params = _params(args)
+        per_file = _check_param_names(params, args.commands or [], args.files or [])
+        session = _session(args)
         session.variables.update(_typed(params))
         try:
             for text in args.commands or []:
                 if not session.run(text) or session.quit:
                     return 0 if session.quit else 1
             for path in args.files or []:
-                if not session.run_file(path, params):
+                # each file gets the names it takes (a name may be meant for another file)
+                mine = params if per_file is None else {
+                    k: v for k, v in params.items() if k in per_file.get(path, ())}
+                if not session.run_file(path, mine):
                     return 1
         finally:
             session.close()
         return 0
     if not sys.stdin.isatty():
         text = sys.stdin.read().removeprefix("\ufeff")  # a script saved with a byte-order mark
+        params = _params(args)
+        _check_param_names(params, [text])
         session = _session(args)
-        session.variables.update(_typed(_params(args)))
+        session.variables.update(_typed(params))
         try:
             return 0 if session.run_script(text, filename="<stdin>") else 1
         finally:
@@ -278,16 +392,20 @@ def _typed(params: dict[str, str]) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    params = _params(args)
+    _check_param_names(params, files=[args.file])
     session = _session(args)
     try:
-        return 0 if session.run_file(args.file, _params(args)) else 1
+        return 0 if session.run_file(args.file, params) else 1
     finally:
         session.close()
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    params = _params(args)
+    _check_param_names(params, [args.query])
     session = _session(args)
-    session.variables.update(_typed(_params(args)))
+    session.variables.update(_typed(params))
     try:
         return 0 if session.explain(args.query, analyze=args.analyze) else 1
     finally:
@@ -299,7 +417,10 @@ def _cmd_repl(args: argparse.Namespace) -> int:
 
     session = _session(args, interactive=True)
     session.variables.update(_typed(_params(args)))
-    return run_repl(session)
+    from caveql.surface import using
+
+    with using("repl"):  # help lines name \set and flags, not Python arguments
+        return run_repl(session)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,8 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"caveql {__version__}")
         return 0
     handler = getattr(args, "handler", _cmd_default)
+    from caveql.surface import using
+
     try:
-        return int(handler(args) or 0)
+        with using("cli"):  # help lines name flags (--server, --param), not Python arguments
+            return int(handler(args) or 0)
     except _Usage as exc:
         parser.print_usage(sys.stderr)
         print(f"caveql: error: {exc}", file=sys.stderr)

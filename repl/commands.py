@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -27,7 +28,7 @@ from caveql.errors import ConfigError, did_you_mean
 if TYPE_CHECKING:
     from caveql.repl.session import Session
 
-__all__ = ["REGISTRY", "Command", "command", "find", "help_table", "split_command"]
+__all__ = ["REGISTRY", "Command", "command", "find", "help_table", "name_pattern", "split_command"]
 
 Handler = Callable[["Session", str], "bool | None"]
 
@@ -95,7 +96,7 @@ def help_table() -> str:
 
 
 _ORDER = ["\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\i", "\\e", "\\s",
-          "\\set", "\\unset", "\\explain", "\\last", "\\pager", "\\conninfo", "\\?", "\\q"]
+          "\\set", "\\unset", "\\explain", "\\last", "\\pager", "\\c", "\\conninfo", "\\?", "\\q"]
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -114,9 +115,77 @@ def _onoff(arg: str, current: bool, name: str) -> bool:
 
 
 # -- catalog --------------------------------------------------------------------------------------
-@command("\\dt", "\\dt [pattern]", "List tables (LIKE pattern, % and _ wildcards).", arg="table")
+def name_pattern(pattern: str) -> re.Pattern[str]:
+    """A psql name pattern (``\\dt syn*``) as a regular expression matching whole names.
+
+    psql's rules: ``*`` is any text, ``?`` one character, letters outside double quotes are
+    lower-cased, ``"..."`` matches its text literally (``""`` is a quote), ``$`` is literal,
+    and other regular-expression characters work as such (``[0-9]``, ``a|b``). ``%`` is also
+    any text (SQL ``LIKE``'s habit). A datastack has no schemas, so ``.`` outside quotes is
+    refused.
+
+    >>> [n for n in ["synapses", "nuclei", "syn_v2", "Synapses"] if name_pattern("SYN*").fullmatch(n)]
+    ['synapses', 'syn_v2']
+    >>> bool(name_pattern("nucle?").fullmatch("nuclei")), bool(name_pattern('"a*"').fullmatch("a*"))
+    (True, True)
+    >>> name_pattern("public.cells")
+    Traceback (most recent call last):
+    ...
+    caveql.errors.ConfigError: a datastack has no schemas: 'public.cells' names a schema...
+    """
+    out: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == '"':
+            if quoted and pattern[i + 1:i + 2] == '"':
+                out.append('"')
+                i += 1
+            else:
+                quoted = not quoted
+        elif quoted or ch == "$":
+            out.append(re.escape(ch))
+        elif ch in "*%":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == ".":
+            raise ConfigError(f"a datastack has no schemas: {pattern!r} names a schema",
+                              hint='quote a name with a dot: "a.b"')
+        else:
+            out.append(ch.lower())
+        i += 1
+    if quoted:
+        raise ConfigError(f"unterminated quoted name in pattern {pattern!r}")
+    try:
+        return re.compile("(?:" + "".join(out) + ")")
+    except re.error as exc:
+        raise ConfigError(f"invalid pattern {pattern!r}: {exc}",
+                          hint="* any text, ? one character, \"...\" literal text") from exc
+
+
+def _listing(s: Session, statement: str, pattern: str) -> bool:
+    """``statement``'s rows whose first column (the name) matches the psql ``pattern``."""
+    if not pattern:
+        return s.run_cql(statement)
+    rx = name_pattern(pattern)
+    frame = s.connection.execute(statement).frame
+    if frame is None:  # pragma: no cover - SHOW TABLES/VIEWS always answer rows
+        raise ConfigError(f"{statement} returned no rows")
+    names = frame.iloc[:, 0].astype(str)
+    matching = frame[[rx.fullmatch(n) is not None for n in names]].reset_index(drop=True)
+    s.last_frame = matching
+    s.show_frame(matching)
+    return True
+
+
+_PATTERN = "pattern as psql's: * any text, ? one character, \"...\" literal"
+
+
+@command("\\dt", "\\dt [pattern]", f"List tables ({_PATTERN}).", arg="table")
 def _dt(s: Session, arg: str) -> bool:
-    return s.run_cql("SHOW TABLES" + (f" LIKE {_quote(arg)}" if arg else ""))
+    return _listing(s, "SHOW TABLES", arg)
 
 
 @command("\\d", "\\d name", "Describe a table or view: description, schema, resolution, columns.",
@@ -127,9 +196,9 @@ def _d(s: Session, arg: str) -> bool:
     return s.run_cql(f"DESCRIBE {_ident(arg)}")
 
 
-@command("\\dv", "\\dv", "List views.")
+@command("\\dv", "\\dv [pattern]", f"List views ({_PATTERN}).")
 def _dv(s: Session, arg: str) -> bool:
-    return s.run_cql("SHOW VIEWS")
+    return _listing(s, "SHOW VIEWS", arg)
 
 
 @command("\\values", "\\values table.column", "Distinct values of a string column (e.g. cell types).",
@@ -296,6 +365,15 @@ def _explain(s: Session, arg: str) -> bool:
     return s.explain(query, analyze=analyze)
 
 
+@command("\\c", "\\c name", "Switch datastack, as USE name does: a local one (the demo, one in the config "
+         "file) by its name, else the service's.", aliases=("\\connect",))
+def _c(s: Session, arg: str) -> bool:
+    name = arg.strip().rstrip(";").strip()
+    if not name:
+        raise ConfigError("usage: \\c name (e.g. \\c minnie65_public)")
+    return s.run_cql('USE "' + name.replace('"', '""') + '";')  # quoted: any name, one statement
+
+
 @command("\\conninfo", "\\conninfo", "The datastack, server/path and settings of this session.")
 def _conninfo(s: Session, arg: str) -> None:
     s.print_lines(s.describe_connection())
@@ -329,12 +407,6 @@ def _path(arg: str) -> str:
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     return os.path.expanduser(parts[0]) if parts else ""
-
-
-def _quote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:

@@ -172,8 +172,9 @@ def render(
 ) -> str | bytes:
     """Render a frame in ``fmt`` (one of :data:`FORMATS`).
 
-    ``max_rows``/``max_width`` bound the ``table`` format only (``0``: no bound);
-    ``max_width`` defaults to the terminal's width.
+    ``max_rows`` bounds the ``table`` and ``vertical`` formats, ``max_width`` the ``table``
+    format (``0``: no bound; ``max_width`` defaults to the terminal's width). Other formats
+    are never cut.
 
     >>> import pandas as pd
     >>> print(render(pd.DataFrame({"a": [1], "b": ["x"]}), "markdown"))
@@ -189,7 +190,7 @@ def render(
             max_width = _terminal_width()
         return render_table(df, max_rows=max_rows, max_width=max_width, null=null)
     if fmt == "vertical":
-        return render_vertical(df, null=null)
+        return render_vertical(df, null=null, max_rows=max_rows)
     if fmt in ("csv", "tsv"):
         return _render_delimited(df, "," if fmt == "csv" else "\t")
     if fmt == "json":
@@ -335,26 +336,47 @@ def render_markdown(df: pd.DataFrame, *, null: str = NULL) -> str:
     return "\n".join(out)
 
 
-def render_vertical(df: pd.DataFrame, *, null: str = NULL) -> str:
-    """One block per row, ``column | value`` lines (psql's ``\\x``).
+def render_vertical(df: pd.DataFrame, *, null: str = NULL, max_rows: int = 0) -> str:
+    """One block per row, ``column | value`` lines (psql's ``\\x``); values are never cut.
+
+    Past ``max_rows`` rows (``0``: no limit) the first and last ones are shown, as the
+    ``table`` format does, with the count of those left out.
 
     >>> import pandas as pd
     >>> print(render_vertical(pd.DataFrame({"id": [1], "cell_type": ["BC"]})))
     -[ RECORD 1 ]-
     id        | 1
     cell_type | BC
+    >>> print(render_vertical(pd.DataFrame({"n": range(100)}), max_rows=2))
+    -[ RECORD 1 ]
+    n | 0
+    -[ … 98 rows not shown … ]-
+    -[ RECORD 100 ]
+    n | 99
+    (100 rows, 2 shown)
     """
+    n_rows = len(df)
+    picked: Sequence[int] = range(n_rows)
+    gap_at: int | None = None
+    if max_rows and n_rows > max_rows:
+        gap_at = (max_rows + 1) // 2
+        picked = list(range(gap_at)) + list(range(n_rows - (max_rows - gap_at), n_rows))
+        df = df.iloc[list(picked)]
     cols = [str(c) for c in df.columns]
     width = max((len(c) for c in cols), default=0)
     cells = [_column_cells(df.iloc[:, i], null) for i in range(len(cols))]
     out: list[str] = []
-    for r in range(len(df)):
-        lines = [f"{c.ljust(width)} | {cells[i][r]}" for i, c in enumerate(cols)]
+    for k, r in enumerate(picked):
+        if k == gap_at:
+            out.append(f"-[ … {n_rows - len(picked):,} rows not shown … ]-")
+        lines = [f"{c.ljust(width)} | {cells[i][k]}" for i, c in enumerate(cols)]
         head = f"-[ RECORD {r + 1} ]"
         out.append(head + "-" * max(0, max(len(x) for x in lines) - len(head)) if lines else head)
         out.extend(lines)
     if not out:
         return "(0 rows)"
+    if gap_at is not None:
+        out.append(f"({n_rows:,} rows, {len(picked)} shown)")
     return "\n".join(out)
 
 
@@ -374,7 +396,9 @@ def render_table(
 ) -> str:
     """The duckbox table: header with types, middle rows/columns elided, footer.
 
-    ``max_rows``/``max_width`` of ``0`` mean no limit.
+    ``max_rows``/``max_width`` of ``0`` mean no limit. Cells are cut (``…``) only to fit
+    ``max_width``: as little as that allows, and to no fewer than ``max_cell`` characters —
+    past that, middle columns are left out instead. With no width limit nothing is cut.
 
     >>> import pandas as pd
     >>> print(render_table(pd.DataFrame({"n": range(100)}), max_rows=4))
@@ -406,13 +430,16 @@ def render_table(
     shown = df.iloc[list(picked)] if gap_at is not None else df
 
     names = [str(c) for c in df.columns]
+    raw = [_column_cells(shown.iloc[:, i], null) for i in range(n_cols)]
+    types = [_type_name(df.iloc[:, i]) for i in range(n_cols)]
+    natural = [max([len(name), len(typ), *(len(c) for c in cells)])
+               for name, typ, cells in zip(names, types, raw)]
+    cap = _cell_cap(natural, max_width, max_cell)
     columns = []
     for i, name in enumerate(names):
-        series = shown.iloc[:, i]
-        cells = [_fit(c, max_cell) for c in _column_cells(series, null)]
-        typ = _type_name(df.iloc[:, i])
-        width = max([len(name), len(typ), *(len(c) for c in cells)])
-        columns.append((_fit(name, max_cell), typ, cells, _is_numeric(series), min(width, max_cell)))
+        cells = [_fit(c, cap) for c in raw[i]]
+        numeric = _is_numeric(shown.iloc[:, i])
+        columns.append((_fit(name, cap), types[i], cells, numeric, min(natural[i], cap)))
 
     keep = _choose_columns([c[4] for c in columns], max_width)
     parts: list[tuple[str, str, list[str], bool, int] | None] = []
@@ -454,6 +481,29 @@ def render_table(
         lines.append("│ " + f.ljust(inner) + " │")
     lines.append("└" + "─" * (inner + 2) + "┘")
     return "\n".join(lines)
+
+
+def _cell_cap(natural: list[int], max_width: int, floor: int) -> int:
+    """The widest cells may be: uncut if the table fits ``max_width`` (or there is no limit),
+    else the largest cap, not below ``floor``, at which it fits (cut as little as possible).
+
+    >>> _cell_cap([10, 300], 160, 60), _cell_cap([10, 300], 0, 60), _cell_cap([100] * 5, 160, 60)
+    (143, 300, 60)
+    """
+    widest = max(natural, default=0)
+
+    def total(cap: int) -> int:
+        return sum(min(w, cap) + 3 for w in natural) + 1
+
+    if not max_width or total(widest) <= max_width:
+        return max(widest, 1)
+    if total(floor) > max_width:
+        return floor  # middle columns are left out (see _choose_columns)
+    low, high = floor, widest  # total(low) fits, total(high) does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if total(mid) <= max_width else (low, mid)
+    return low
 
 
 def _footer_parts(n_rows: int, n_shown: int, n_cols: int, cols_shown: int) -> tuple[str, str]:

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
+from caveql.api import CANCEL_GRACE
+from caveql.bind import only_used
 from caveql.errors import CaveqlError, ConfigError
 
 if TYPE_CHECKING:
@@ -49,6 +51,14 @@ def is_command(text: str) -> bool:
     """
     stripped = text.strip()
     return stripped.startswith("\\") or stripped.startswith(".mode") or stripped.lower() in _QUIT_WORDS
+
+
+class _FetchQuestion:
+    """The fetch guard's question, handed from the statement's thread to the main one."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.answer = False
 
 
 class Session:
@@ -90,8 +100,9 @@ class Session:
         self.width: int | None = None  # table width (None: the terminal's, 120 when not a terminal)
         #: set by the REPL once the completion catalog has loaded (or failed to)
         self.catalog_ready = threading.Event()
-        #: seconds Ctrl-C waits for a cancelled statement to stop before opening a fresh connection
-        self.cancel_grace = 2.0
+        #: seconds Ctrl-C waits for a cancelled statement to stop before opening a fresh connection:
+        #: the connection's own grace (what it waits for a statement of the main thread)
+        self.cancel_grace = CANCEL_GRACE
 
     # -- the connection ---------------------------------------------------------------------------
     @property
@@ -162,32 +173,40 @@ class Session:
         also while a long script is still being parsed.
         """
         self.last_query = text
-        values = {**self.variables, **(params or {})}
-        start = time.perf_counter()
+        # variables are offered to every statement: pass on only those it uses (the engine
+        # refuses an unused name, as a misspelt one; command-line names are checked in cli.py);
+        # found in the statement's thread, as the parse is, where Ctrl-C cancels
+        offered = {**self.variables, **(params or {})}
         failed_output: list[CaveqlError] = []
+        # \timing times each statement, from the end of the previous one's display: not the
+        # display itself (the pager waits for the reader)
+        started = [time.perf_counter()]
 
         def show(result: Result) -> None:
+            took = time.perf_counter() - started[0]
             try:
                 self.show_result(result)
             except CaveqlError as err:  # writing the output failed (-o path, parquet of odd objects)
                 failed_output.append(err)
                 raise
+            if self.timing:
+                self.info(f"Time: {took:.3f}s")
+            started[0] = time.perf_counter()
 
         try:
             if cancellable:
-                if self._run_cancellable(lambda c, emit: c.execute_script(text, emit, **values),
-                                         show) is None:
+                if self._run_cancellable(
+                        lambda c, emit: c.execute_script(text, emit, **only_used(text, offered)),
+                        show) is None:
                     return False
             else:
-                self.connection.execute_script(text, show, **values)
+                self.connection.execute_script(text, show, **only_used(text, offered))
         except CaveqlError as err:
             if failed_output and err is failed_output[0]:
                 self.show_error(err, None)
             else:
                 self.show_error(err, text, filename)
             return False
-        if self.timing:
-            self.info(f"Time: {time.perf_counter() - start:.3f}s")
         return True
 
     def run_script(self, text: str, *, filename: str | None = None) -> bool:
@@ -234,7 +253,7 @@ class Session:
 
     def explain(self, text: str, *, analyze: bool = False) -> bool:
         """Print the plan of a statement."""
-        values = dict(self.variables)
+        values = only_used(text, self.variables)
         try:
             plan = self.connection.explain(text, analyze=analyze, **values)
         except CaveqlError as err:
@@ -272,12 +291,23 @@ class Session:
             if "error" in reply:
                 raise reply["error"]
 
+        def confirm(message: str) -> bool:
+            # the fetch guard (Engine.check_fetch) asks here in the main thread, where input belongs
+            question = _FetchQuestion(message)
+            emit(question)
+            return question.answer
+
         def target() -> None:
+            engine = getattr(conn, "_engine", None)  # (not opened or closing: no question to ask)
             try:
+                if engine is not None and self.interactive:
+                    engine.confirm = confirm
                 box["value"] = work(conn, emit) if on_result is not None else work(conn)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
             finally:
+                if engine is not None:
+                    engine.confirm = None
                 finished.set()
 
         worker = threading.Thread(target=target, name="caveql-query", daemon=True)
@@ -289,6 +319,9 @@ class Session:
                 except queue.Empty:
                     continue
                 try:
+                    if isinstance(item, _FetchQuestion):
+                        item.answer = self.ask_fetch(item.message)
+                        continue
                     assert on_result is not None
                     on_result(item)
                 except Exception as exc:  # noqa: BLE001 - stops the script, raised below
@@ -303,11 +336,27 @@ class Session:
             raise box["error"]
         return box.get("value")
 
+    def ask_fetch(self, message: str) -> bool:
+        """Ask whether to run a statement over ``max_fetch_rows`` (y/N; end of input: no)."""
+        self.err.write(f"{message}.\n")
+        self.err.flush()
+        try:
+            answer = input("Fetch them anyway? [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     def _abandon(self, conn: Connection, finished: threading.Event) -> None:
         """Cancel the running statement and keep the connection (``SET`` parameters, ``USE``);
         only if it does not stop within ``cancel_grace`` seconds (a call that cannot be
         interrupted), forget the busy connection: the next query opens a fresh one with the same
-        settings, and the old one is closed when its call returns."""
+        settings, and the old one is closed when its call returns.
+
+        The cancelling is the connection's (:meth:`~caveql.api.Connection.cancel`, the engine's
+        tokens in caveql.cancel). Its Ctrl-C wait covers statements called from the main thread
+        only, and the REPL keeps the main thread for showing results and the pager, so the wait
+        is here; and a stuck call here holds the connection's lock (it was called from the
+        worker), which is why the fallback is a fresh connection rather than a fresh worker."""
         conn.cancel()
         deadline = time.monotonic() + self.cancel_grace
         try:
@@ -350,6 +399,8 @@ class Session:
         if result.frame is not None:
             self.last_frame = result.frame
             self.show_frame(result.frame)
+        for notice in getattr(result, "notices", ()):
+            self.info(f"notice: {notice}")
 
     def show_frame(self, df: pd.DataFrame, *, full: bool = False) -> None:
         """Render a frame in the session's format (to the ``\\o`` file if one is set)."""
@@ -385,13 +436,24 @@ class Session:
             natural = render(df, "table", max_rows=max_rows, max_width=0, null=self.null)
             assert isinstance(natural, str)
             if max(len(line) for line in natural.splitlines()) > width:
-                text = render(df, "vertical", null=self.null)  # type: ignore[assignment]
+                text = render(df, "vertical", max_rows=max_rows, null=self.null)  # type: ignore[assignment]
         self._emit(text)
 
     def _width(self) -> int:
         if self.width is not None:
             return self.width
-        return shutil.get_terminal_size((120, 40)).columns if self.interactive else 120
+        return self._terminal_size().columns if self.interactive else 120
+
+    def _terminal_size(self) -> os.terminal_size:
+        """The terminal's own size, asked of the terminal: not ``$COLUMNS``/``$LINES`` first, as
+        :func:`shutil.get_terminal_size` does, since a shell that exports them leaves them stale
+        once the window is resized (and tables were cut to 80 columns on a wider screen)."""
+        for stream in (self.out, sys.__stdout__):
+            try:
+                return os.get_terminal_size(stream.fileno())  # type: ignore[union-attr]
+            except (AttributeError, OSError, ValueError):  # not a terminal (io.UnsupportedOperation)
+                continue
+        return shutil.get_terminal_size((120, 40))
 
     def _emit(self, text: str) -> None:
         if not text.endswith("\n"):
@@ -402,7 +464,7 @@ class Session:
         self.out.flush()
 
     def _page(self, text: str) -> bool:
-        rows = shutil.get_terminal_size((120, 40)).lines
+        rows = self._terminal_size().lines
         if self.pager == "auto" and text.count("\n") < rows - 2:
             return False
         if not getattr(self.out, "isatty", lambda: False)():
@@ -453,6 +515,26 @@ class Session:
         if backend is None:
             raise ConfigError("this connection cannot list values")
         return list(backend.unique_string_values(owner).get(column, []))
+
+    def where(self) -> tuple[str, str | None]:
+        """The datastack's name and, for a service, the server's host (prompt, toolbar,
+        ``\\conninfo``).
+
+        Both follow ``USE`` (the backend in use); a local datastack has no host.
+
+        >>> import caveql, io
+        >>> s = Session(lambda: caveql.connect("minnie65_public", server="https://cave.example.org:8443",
+        ...                                    token="t" * 32, cache=False), out=io.StringIO())
+        >>> s.where()
+        ('minnie65_public', 'cave.example.org:8443')
+        >>> s.close()
+        """
+        from urllib.parse import urlsplit
+
+        conn = self.connection
+        server = getattr(getattr(conn.engine, "backend", None), "server", None)
+        host = (urlsplit(server).netloc or server) if isinstance(server, str) else None
+        return conn.datastack, host
 
     def describe_connection(self) -> list[str]:
         """Lines for ``\\conninfo``."""

@@ -21,7 +21,7 @@ from caveql.analyze.catalog import Catalog
 from caveql.analyze.resolve import constant_value, resolve_select
 from caveql.analyze.settings import Settings
 from caveql.errors import CqlSemanticError, CqlTypeError, ParameterError
-from caveql.plan.logical import Query
+from caveql.logical import Query
 from caveql.syntax import ast
 
 __all__ = ["Catalog", "Settings", "analyze", "parse_timestamp", "statement_options"]

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from caveql import surface
 from caveql.analyze.catalog import LIVE_ABSENT, REF_SUFFIX, Catalog, SourceInfo
 from caveql.analyze.resolution import column_type
 from caveql.errors import (
@@ -32,7 +33,7 @@ from caveql.errors import (
     UnsupportedError,
     did_you_mean,
 )
-from caveql.plan.logical import (
+from caveql.logical import (
     Agg, Box, Call, Col, Expr, InList, InSub, JoinClause, Lit, OrderSpec, Output, Query, Scan,
     columns_of, conjuncts, has_agg, walk,
 )
@@ -98,8 +99,11 @@ def constant_value(e: ast.Node, params: Mapping[str, Any]) -> Any:
         return None
     if isinstance(e, ast.Param):
         if e.name not in params:
-            raise ParameterError(f"parameter :{e.name} has no value", span=e.span,
-                                 hint=f"bind it: params={{'{e.name}': ...}} or SET {e.name} = ...")
+            raise ParameterError(f"parameter :{e.name} has no value", span=e.span, hint=surface.hint(
+                python=f"bind it: query(..., {e.name}=...) or SET {e.name} = ...",
+                cli=f"bind it: --param {e.name}=VALUE (-p) or SET {e.name} = ...",
+                repl=f"bind it: \\set {e.name} VALUE or SET {e.name} = ...",
+                magic=f"bind it: a notebook variable {e.name} = ... or SET {e.name} = ..."))
         return _norm_param(e.name, params[e.name], e.span)
     if isinstance(e, ast.Unary) and e.op in ("-", "+"):
         v = constant_value(e.operand, params)
@@ -229,8 +233,14 @@ class _Resolver:
             if e.op == "=" and isinstance(e.right, ast.Param) and e.right.name in self.params:
                 v = constant_value(e.right, self.params)
                 if isinstance(v, tuple):  # x = :ids with a list binds as IN
-                    return self._in_list(sub(e.left), v, False, e.span)
+                    left = sub(e.left)
+                    for x in v:
+                        _float_id(left, Lit(x, "float"), e.right, e.span)
+                    return self._in_list(left, v, False, e.span)
             left, right = sub(e.left), sub(e.right)
+            if e.op in ("=", "!="):
+                _float_id(left, right, e.right, e.span)
+                _float_id(right, left, e.left, e.span)
             return self.binary(e.op, left, right, e.span)
         if isinstance(e, ast.In):
             left = sub(e.expr)
@@ -240,6 +250,8 @@ class _Resolver:
                 return self.subquery(left, t, e.negated, e.span)
             if isinstance(t, ast.Param):
                 v = constant_value(t, self.params)
+                for x in v if isinstance(v, tuple) else (v,):
+                    _float_id(left, Lit(x, "float"), t, e.span)
                 return self._in_list(left, v if isinstance(v, tuple) else (v,), e.negated, e.span)
             items = t.items if isinstance(t, ast.ListExpr) else (t,)
             try:
@@ -248,8 +260,10 @@ class _Resolver:
                 vals = None
             if vals is not None:
                 flat: list[Any] = []
-                for v in vals:
+                for x, v in zip(items, vals):
                     flat.extend(v if isinstance(v, tuple) else (v,))
+                    for one in v if isinstance(v, tuple) else (v,):
+                        _float_id(left, Lit(one, "float"), x, e.span)
                 return self._in_list(left, tuple(flat), e.negated, e.span)
             # non-constant items: an OR of equalities, evaluated locally
             eqs = [self.binary("=", left, sub(x), e.span) for x in items]
@@ -602,6 +616,43 @@ class _Resolver:
             err = ParameterError if isinstance(e, ast.Param) else CqlTypeError
             raise err(f"{what} takes a whole number >= 0, not {v!r}", span=e.span)
         return v
+
+
+def _float_id(col: Expr, other: Expr, node: ast.Node, span: Span | None) -> None:
+    """Refuse a float tested for equality (``=``, ``!=``, ``IN``) with an id column (``id``,
+    ``..._id``) that cannot be an id: any above 2^53, where a float64 no longer holds every
+    integer, or one with a fraction. Such a value matches nothing, or the wrong row, without a
+    word: the pandas float-id pitfall (an id column read from CSV, or holding a NaN, becomes
+    float64). ``node`` names the value. (A range bound may be any number.)
+
+    >>> _float_id(Col("c", "pt_root_id", "int"), Lit(8.646911357716777e17, "float"),
+    ...           ast.Param("r", span=Span(40, 42, 1, 41)), None)
+    Traceback (most recent call last):
+      ...
+    caveql.errors.ParameterError: parameter :r is the float 8.646911357716777e+17, compared with the id column pt_root_id: ...
+    """
+    if not (isinstance(col, Col) and col.type == "int" and (col.name == "id" or col.name.endswith("_id"))):
+        return
+    v = other.value if isinstance(other, Lit) else None
+    if isinstance(v, bool) or not isinstance(v, (float, Decimal)) or not (
+            v == v or abs(v) < float("inf")):
+        return
+    if abs(v) > 2**53:  # (a decimal literal too: it is carried as a double)
+        why = "above 2^53 a float cannot hold every 64-bit id, so it is not exactly the id meant"
+    elif v != int(v):
+        why = "it is not a whole number"
+    else:
+        return
+    if isinstance(node, ast.Param):
+        raise ParameterError(
+            f"parameter :{node.name} is the float {v!r}, compared with the id column {col.name}: "
+            f"{why}, and it would match nothing or the wrong rows", span=node.span or span,
+            hint="keep ids as integers: int(x), or .astype('int64') in pandas (a column read "
+                 "from CSV or holding NaN becomes float)")
+    raise CqlTypeError(
+        f"the decimal number {v}, compared with the id column {col.name}: {why}, and it would "
+        "match nothing or the wrong rows", span=getattr(node, "span", None) or span,
+        hint="write ids as integers, without a decimal point or exponent")
 
 
 def _what(e: Expr) -> str:

@@ -13,9 +13,11 @@ answer the service cut at its row cap is read, and a cap below ``row_cap`` is ke
 backend's lifetime (``capabilities.row_cap``).
 
 Robustness: connect/read timeouts; retries with exponential backoff and jitter on
-connection errors, timeouts, truncated bodies, 429 (honouring ``Retry-After``),
-502, 503 and 504, never on other 4xx; 401/403 become an :class:`AuthError` that
-says how to get a token; a 500's JSON ``message`` is quoted in a
+timeouts, dropped connections, truncated bodies, 429 (honouring ``Retry-After``),
+502, 503 and 504, never on other 4xx; a host name that does not resolve, a refused
+connection or an untrusted certificate fail at once (a retry cannot mend them), naming
+the host and URL, with the help of the surface in use (:mod:`caveql.backends.unreachable`); 401/403
+become an :class:`AuthError` that says how to get a token; a 500's JSON ``message`` is quoted in a
 :class:`ServiceError`. A call either returns its whole answer or raises.
 The backend is thread-safe; :meth:`HttpBackend.query_many` fetches a batch over a
 bounded pool, all or nothing. Versioned answers are cached on disk
@@ -76,7 +78,8 @@ from caveql.backends.endpoints import (
     unselected_filters,
 )
 from caveql.backends.progress import Progress
-from caveql.backends.wire import ARROW_CONTENT_TYPE, decode_arrow
+from caveql.backends.unreachable import lasting_failure, unreachable_error
+from caveql.backends.wire import ARROW_CONTENT_TYPE, check_digest, decode_arrow
 from caveql.cache import ResultCache, cache_key
 from caveql.errors import (
     AuthError,
@@ -303,17 +306,16 @@ class HttpBackend:
                 token = cancel.current()
                 if token is not None and token.cancelled:
                     raise CancelledError(f"{what} was abandoned: the statement was cancelled") from exc
-                if attempt < self.retries:
+                lasting = lasting_failure(exc)
+                # retry only what can recover (timeouts, resets, truncated bodies); a name that does
+                # not resolve, a refused connection or a bad certificate fail the same way again
+                if lasting is None and attempt < self.retries:
                     cancel.sleep(self._delay(attempt), self._sleep)
                     attempt += 1
                     continue
-                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-                raise TransportError(
-                    f"{what} {kind} after {attempt + 1} attempt(s) ({_path(url)}): "
-                    f"{type(exc).__name__}: {self._clean(str(exc)) or 'no detail'}",
-                    hint="check the network and the server address; raise retries= or timeout= if the "
-                         "service is slow",
-                ) from exc
+                raise unreachable_error(exc, lasting, request, what=what, attempts=attempt + 1,
+                                        server=self.server, datastack=self.datastack,
+                                        clean=self._clean) from exc
 
     def _clean(self, text: str) -> str:
         return redact(text, self._token)
@@ -561,10 +563,15 @@ class HttpBackend:
                                     hint=token_help(self.server))
                 raise TransportError(f"{what}: unexpected Content-Type {ctype!r} (expected {ARROW_CONTENT_TYPE})")
             try:
+                if not response.headers.get("Content-Encoding"):  # the digest is of the bytes sent
+                    check_digest(response.headers.get("Content-Digest"), content)
                 table = decode_arrow(content)
+                if request.count:
+                    self._check_count(request, table)
                 break
             except TransportError as exc:
-                # a body cut short with a matching length (proxy, dying worker): retry like a dropped one
+                # a body cut short, damaged or impossible (proxy, dying worker, flipped bits): retry
+                # like a dropped one; nothing of it is kept or cached
                 if attempt >= self.retries:
                     raise TransportError(f"{what}: {exc.message} (after {attempt + 1} attempt(s))",
                                          hint="the answer was damaged in transit; nothing partial was kept"
@@ -585,6 +592,22 @@ class HttpBackend:
         if key is not None and self.cache is not None and complete:
             self.cache.put(key, table, warnings=warnings, resolution=resolution)
         return result
+
+    def _check_count(self, request: QueryRequest, table: pa.Table) -> None:
+        """A count answer is one non-negative integer, at most the table's row count: anything
+        else was damaged on the way (believing it would split a request into thousands of calls)."""
+        what = f"the count answer ({table.num_rows} rows, columns {table.column_names})"
+        if table.num_rows != 1 or "count" not in table.column_names \
+                or not pa.types.is_integer(table.schema.field("count").type):
+            raise TransportError(f"{what} is not one integer count")
+        n = table.column("count")[0].as_py()
+        if n is None or n < 0:
+            raise TransportError(f"the service counted {n} rows: a count cannot be that")
+        if request.kind == "table" and request.table is not None and request.version is not None:
+            total = self.table_count(request.version, request.table)
+            if n > total:
+                raise TransportError(f"the service counted {n:,} rows of {request.table!r}, which has "
+                                     f"{total:,}: a count cannot be that")
 
     def _convert_v2(self, request: QueryRequest, table: pa.Table) -> tuple[pa.Table, tuple[float, float, float]]:
         assert request.version is not None and request.table and request.desired_resolution

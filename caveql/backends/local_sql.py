@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -22,9 +22,10 @@ from caveql.backends.base import FILTER_KINDS, QueryRequest
 from caveql.errors import ServiceError, did_you_mean
 
 if TYPE_CHECKING:
-    from caveql.backends.local import LocalBackend
+    from caveql.datastack.layout import VersionEntry
 
-__all__ = ["CRUD_JOIN", "CRUD_SIMPLE", "Builder", "Col", "Source", "error", "fields_of", "q", "suggest"]
+__all__ = ["CRUD_JOIN", "CRUD_SIMPLE", "Builder", "Col", "Source", "Tables", "error", "fields_of", "q",
+           "suggest"]
 
 _OPS = {"greater": ">", "less": "<", "greater_equal": ">=", "less_equal": "<="}
 CRUD_SIMPLE = ("deleted",)
@@ -106,10 +107,27 @@ def _scale_sql(expr: str, ratio: float, params: list[Any]) -> str:
             f"DECIMAL(28,{scale})) AS DOUBLE)) AS INTEGER)")
 
 
+class Tables(Protocol):
+    """What :class:`Builder` needs of its backend (:class:`caveql.backends.local.LocalBackend`
+    is one); a protocol, so this module does not import the backend that imports it."""
+
+    row_cap: int | None
+    ignore_notin: bool
+    server_compat: bool
+    _inverse: dict[tuple[int, str], dict[int, list[int]]]
+    _remapped: dict[tuple[int, str], set[int]]
+
+    def live_version(self, timestamp: datetime | None) -> int: ...
+
+    def _version(self, version: int | None) -> VersionEntry: ...
+
+    def _source(self, version: int, name: str, *, view: bool = False) -> Source: ...
+
+
 class Builder:
     """Turns one QueryRequest into one parameterised DuckDB statement."""
 
-    def __init__(self, backend: LocalBackend, request: QueryRequest, sample_percent: float | None = None) -> None:
+    def __init__(self, backend: Tables, request: QueryRequest, sample_percent: float | None = None) -> None:
         self.b = backend
         self.r = request
         self.params: list[Any] = []

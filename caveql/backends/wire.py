@@ -25,12 +25,17 @@ True
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
+
 import pandas as pd
 import pyarrow as pa
 
 from caveql.errors import TransportError
 
-__all__ = ["ARROW_CONTENT_TYPE", "decode_arrow", "encode_arrow", "fold_positions", "ipc_compression", "service_dtype",
+__all__ = ["ARROW_CONTENT_TYPE", "EOS_MARKER", "check_digest", "content_digest", "decode_arrow", "encode_arrow", "fold_positions", "ipc_compression", "service_dtype",
            "with_pandas_metadata"]
 
 #: The literal Content-Type of query answers (Flask ``send_file(buf, "data.arrow")``).
@@ -131,18 +136,105 @@ def encode_arrow(table: pa.Table, accept_encoding: str | None = "zstd", *, compr
     return sink.getvalue().to_pybytes()
 
 
+#: The IPC stream's end-of-stream marker (continuation token, then a zero length): a writer
+#: closed properly ends with it, so a body without it was cut at a message boundary.
+EOS_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def content_digest(body: bytes | bytearray) -> str:
+    """The RFC 9530 ``Content-Digest`` value of ``body`` (SHA-256), as ``caveql serve`` sends it.
+
+    >>> content_digest(b"abc")
+    'sha-256=:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:'
+    """
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+
+
+def check_digest(header: str | None, body: bytes | bytearray) -> None:
+    """Raise :class:`TransportError` when ``body`` does not match a ``Content-Digest`` header.
+
+    Only SHA-256 and SHA-512 are checked (RFC 9530's registry); no header, or only other
+    algorithms, checks nothing (the genuine service sends none).
+
+    >>> check_digest(content_digest(b"abc"), b"abc")
+    >>> check_digest(content_digest(b"abc"), b"abd")
+    Traceback (most recent call last):
+    ...
+    caveql.errors.TransportError: the answer does not match its Content-Digest (sha-256): damaged in transit
+    """
+    if not header:
+        return
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        algo = {"sha-256": "sha256", "sha-512": "sha512"}.get(name.strip().lower())
+        value = value.strip()
+        if algo is None:
+            continue
+        if len(value) < 2 or value[0] != ":" or value[-1] != ":":
+            raise TransportError(f"the answer's Content-Digest is malformed: {item.strip()[:80]!r}")
+        try:
+            want = base64.b64decode(value[1:-1], validate=True)
+        except (ValueError, binascii.Error) as exc:
+            raise TransportError(f"the answer's Content-Digest is malformed: {item.strip()[:80]!r}") from exc
+        if hashlib.new(algo, body).digest() != want:
+            raise TransportError(f"the answer does not match its Content-Digest ({name.strip().lower()}): "
+                                 "damaged in transit")
+
+
 def decode_arrow(body: bytes | bytearray) -> pa.Table:
-    """The table in an IPC stream body; a truncated or foreign body is a :class:`TransportError`.
+    """The table in an IPC stream body, checked whole; anything less is a :class:`TransportError`.
+
+    Checked: the stream ends with its end-of-stream marker and nothing follows it (a body cut
+    at a message boundary decodes as a shorter, even empty, table otherwise); every message
+    decodes (compressed buffers decompress to their stated lengths); the table validates
+    fully (offsets, lengths, UTF-8: a damaged table must never reach DuckDB or the cache);
+    its pandas metadata reads back as a frame. A flipped byte inside uncompressed numbers
+    cannot be seen without a checksum: :func:`check_digest` covers that when the server
+    sends ``Content-Digest``.
 
     >>> decode_arrow(b"<html>login</html>")
     Traceback (most recent call last):
     ...
     caveql.errors.TransportError: the service's Arrow answer is malformed or truncated (18 bytes): ...
+    >>> body = encode_arrow(pa.table({"a": [1, 2]}))
+    >>> decode_arrow(body[:-8])
+    Traceback (most recent call last):
+    ...
+    caveql.errors.TransportError: the service's Arrow answer is cut short (... bytes): no end-of-stream marker
     """
+    size = len(body)
+    if bytes(body[-8:]) != EOS_MARKER:
+        # (validated first: a body cut after its schema would read as an empty answer)
+        if size >= 8 and _readable(body):
+            raise TransportError(f"the service's Arrow answer is cut short ({size} bytes): "
+                                 "no end-of-stream marker")
+        raise TransportError(f"the service's Arrow answer is malformed or truncated ({size} bytes): "
+                             "no end-of-stream marker")
+    try:
+        source = pa.BufferReader(pa.py_buffer(body))
+        with pa.ipc.open_stream(source) as reader:
+            table = reader.read_all()
+        if source.tell() != size:
+            raise ValueError(f"{size - source.tell()} bytes follow the end-of-stream marker")
+        table.validate(full=True)
+        meta = table.schema.metadata or {}
+        if b"pandas" in meta and not isinstance(json.loads(meta[b"pandas"]), dict):
+            raise ValueError("the pandas metadata is not an object")
+        empty = table.slice(0, 0)  # the pandas metadata fits the columns, either way it is read
+        empty.to_pandas(types_mapper=service_dtype)
+        empty.to_pandas()
+    except Exception as exc:  # noqa: BLE001 - a damaged body can fail anywhere in pyarrow or pandas
+        raise TransportError(
+            f"the service's Arrow answer is malformed or truncated ({size} bytes): "
+            f"{type(exc).__name__}: {str(exc)[:200]}"
+        ) from exc
+    return table
+
+
+def _readable(body: bytes | bytearray) -> bool:
     try:
         with pa.ipc.open_stream(pa.py_buffer(body)) as reader:
-            return reader.read_all()
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise TransportError(
-            f"the service's Arrow answer is malformed or truncated ({len(body)} bytes): {exc}"
-        ) from exc
+            reader.read_all()
+    except Exception:  # noqa: BLE001 - only asks whether it decodes
+        return False
+    return True

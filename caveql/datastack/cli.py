@@ -16,9 +16,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_SYNAPSES", "add_demo_arguments", "main", "run_demo"]
+from caveql.datastack.demo_meta import DEFAULT_SYNAPSES  # constants only: light
 
-DEFAULT_SYNAPSES = 2_000_000
+__all__ = ["DEFAULT_SYNAPSES", "add_demo_arguments", "main", "run_demo"]
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:

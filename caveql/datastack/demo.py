@@ -35,10 +35,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from caveql.datastack.cli import DEFAULT_SYNAPSES
 from caveql.datastack.demo_cells import Cells, make_cells, make_tables
 from caveql.datastack.demo_meta import (
     DATASTACK,
+    DEFAULT_SYNAPSES,
     DESCRIPTION,
     TABLES_AT,
     VERSIONS,
@@ -349,8 +349,3 @@ def _views(root: Path, version: int) -> None:
         write_view(root, version, name, {"id": i + 1, "description": desc, **_VIEW_META,
                                          "live_compatible": live}, " ".join(sql.split()))
 
-
-if __name__ == "__main__":
-    from caveql.datastack.cli import main
-
-    sys.exit(main())

@@ -181,4 +181,6 @@ def execute(p: PhysicalPlan, backend: Backend) -> Result:
     """Run a physical plan against ``backend``; a ``rows`` :class:`Result`."""
     t0 = time.perf_counter()
     frame, _arrow, stats = execute_arrow(p, backend, keep_arrow=False)
-    return Result(kind="rows", frame=frame, elapsed=time.perf_counter() - t0, stats=stats)
+    # the plan that ran (a replanned one when the service capped answers): the frame's provenance
+    return Result(kind="rows", frame=frame, elapsed=time.perf_counter() - t0, stats=stats,
+                  plan=stats.get("plan", p))

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caveql.plan.logical import Col
+from caveql.logical import Col
 from caveql.plan.physical import PhysicalPlan
 from caveql.plan.sql import quote
 
@@ -51,7 +51,7 @@ def direct_step(p: PhysicalPlan) -> DirectStep | None:
     """The plan's local step as a :class:`DirectStep`, or ``None`` when it needs DuckDB.
 
     >>> from caveql.backends.base import QueryRequest
-    >>> from caveql.plan.logical import Output, Query, Scan
+    >>> from caveql.logical import Output, Query, Scan
     >>> from caveql.plan.physical import OutputSpec, RemoteCall
     >>> q = Query(scans=(Scan("s", "syn", "table", (1.0, 1.0, 1.0)),), joins=(),
     ...           outputs=(Output("size", Col("s", "size", "int")),))

@@ -109,7 +109,10 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
 def _packed(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     """One object column of ``np.array([x, y, z])`` per row, as caveclient builds it
     (int64 arrays, float64 where a component is not whole at the statement's resolution;
-    a row with a missing component gets an object array holding NA)."""
+    a row with a missing component gets an object array holding NA; an empty answer's column is
+    ``float64``, as caveclient's assignment of an empty list makes it)."""
+    if len(frame) == 0:
+        return pd.Series([], index=frame.index, dtype="float64")
     parts = [frame[c] for c in columns]
     kind = "float64" if any(pd.api.types.is_float_dtype(part.dtype) for part in parts) else "int64"
     nulls = np.zeros(len(frame), dtype=bool)

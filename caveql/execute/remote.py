@@ -31,7 +31,7 @@ import pyarrow as pa
 from caveql import cancel
 from caveql.backends.base import Backend, Capabilities, QueryRequest, QueryResult
 from caveql.backends.endpoints import cap_notice, cut_at_cap
-from caveql.errors import ExecutionError, TruncatedResultError
+from caveql.errors import ExecutionError, TransportError, TruncatedResultError
 from caveql.plan.physical import RemoteCall
 
 __all__ = ["CallStats", "RowCapLearned", "batches", "run_call"]
@@ -107,9 +107,17 @@ class _Runner:
         self.caps = caps
         self.stats = stats
         self.pool = pool
+        # requests a split may still make: granted from the counts that start each split, so a
+        # damaged or inconsistent count cannot turn one request into thousands
+        self.budget: int | None = None
 
     def query(self, req: QueryRequest) -> QueryResult:
         cancel.check()  # before every request: a cancelled statement sends no more
+        if self.budget is not None and self.stats.requests >= self.budget:
+            raise TransportError(
+                f"splitting {self.call.label} on {self.call.alias} took {self.stats.requests:,} requests, "
+                f"more than its counts allow: the service's counts do not add up",
+                hint="run the statement again; if it repeats, the service is answering inconsistently")
         res = self.backend.query(req)
         self.stats.add(res)
         cut = cut_at_cap(req, res.warnings)
@@ -141,7 +149,18 @@ class _Runner:
         t = res.table
         if t.num_rows != 1 or "count" not in t.column_names:
             raise ExecutionError(f"the backend answered a count request with {t.num_rows} rows")
-        return int(t.column("count")[0].as_py())
+        n = t.column("count")[0].as_py()
+        if not isinstance(n, int) or n < 0:
+            raise TransportError(f"the backend counted {n!r} rows of {self.call.alias}: a count cannot be that")
+        return n
+
+    def _grant(self, n: int) -> None:
+        """Allow the requests splitting ``n`` rows takes: per ~70% of a cap, a count and a fetch,
+        and a sample, halvings and empty ranges on the way (a healthy split uses far fewer)."""
+        cap = self.caps.row_cap or 1
+        with self.stats.lock:
+            self.budget = (self.budget if self.budget is not None else self.stats.requests) \
+                + 64 + 8 * (n // cap + 1)
 
     def _capped(self, req: QueryRequest, res: QueryResult) -> bool:
         """Whether rows of ``req`` are missing from ``res`` (the service cut it at its cap)."""
@@ -197,18 +216,25 @@ class _Runner:
                 hint="add filters that select fewer rows")
         lo, hi = self._range(req)
         if self.countable(req):
+            if n is None:
+                n = self.count(_with_range(req, *self.call.id_column, lo, hi))
+            self._grant(n)
             return self.by_counts(req, lo, hi, n, depth)
         return self.by_ranges(req, lo, hi, None, depth)
 
-    def by_counts(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int) -> list[pa.Table]:
+    def by_counts(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int,
+                  bound: tuple[int, int, int] | None = None) -> list[pa.Table]:
         """Rows of ``req`` with id in [lo, hi), using counts: a small sample shows where the ids
-        are, then consecutive ranges sized to hold about 70% of the cap are counted and fetched."""
+        are, then consecutive ranges sized to hold about 70% of the cap are counted and fetched.
+        ``bound``: ``(rows, lo, hi)`` of the range this one lies in (a part holds no more)."""
         assert self.call.id_column is not None
         t, c = self.call.id_column
         cap = self.caps.row_cap or 1
         piece = _with_range(req, t, c, lo, hi)
         if n is None:
             n = self.count(piece)
+        if bound is not None and n > bound[0]:
+            self._inconsistent(n, lo, hi, *bound)
         if n == 0:
             return []
         if n < cap:
@@ -226,14 +252,15 @@ class _Runner:
         bounds = self._sample_bounds(sample, lo, hi, allow_full=True)
         if bounds is None:
             mid = lo + (hi - lo) // 2
-            return self.by_counts(req, lo, mid, None, depth + 1) + self.by_counts(req, mid, hi, None, depth + 1)
+            return (self.by_counts(req, lo, mid, None, depth + 1, (n, lo, hi))
+                    + self.by_counts(req, mid, hi, None, depth + 1, (n, lo, hi)))
         s_lo, s_hi = bounds
         density = sample.table.num_rows / max(1, s_hi - s_lo)
         width = max(1, int(cap * 0.7 / density))
         out: list[pa.Table] = []
         got = 0
         if s_lo > lo:
-            left = self.by_counts(req, lo, s_lo, None, depth + 1)
+            left = self.by_counts(req, lo, s_lo, None, depth + 1, (n, lo, hi))
             out += left
             got += sum(x.num_rows for x in left)
         x = s_lo
@@ -241,6 +268,8 @@ class _Runner:
             y = min(hi, x + width)
             part = _with_range(req, t, c, x, y)
             cnt = self.count(part)
+            if cnt > n - got:  # a part of a range holds at most the range's rows not yet fetched
+                self._inconsistent(cnt, x, y, n, lo, hi)
             if cnt >= cap and y - x > 1:
                 width = max(1, (y - x) // 2)
                 continue
@@ -251,6 +280,12 @@ class _Runner:
             if cnt < cap // 4:
                 width *= 2
         return out
+
+    def _inconsistent(self, n: int, lo: int, hi: int, whole: int, w_lo: int, w_hi: int) -> None:
+        raise TransportError(
+            f"the backend counted {n:,} rows of {self.call.alias} in id range [{lo}, {hi}) but "
+            f"{whole:,} in [{w_lo}, {w_hi}), which holds it: the service's counts do not add up",
+            hint="run the statement again; if it repeats, the service is answering inconsistently")
 
     def _range(self, req: QueryRequest) -> tuple[int, int]:
         assert self.call.id_column is not None

@@ -21,7 +21,8 @@ class Result:
     ``kind`` is ``"rows"`` (``frame`` holds a DataFrame; DESCRIBE also sets
     ``message`` to the table's metadata text) or ``"message"`` (``message`` holds
     the text: EXPLAIN, SET, USE). ``stats`` holds per-step figures of an executed
-    SELECT (rows, bytes, ms), as EXPLAIN ANALYZE prints them.
+    SELECT (rows, bytes, ms), as EXPLAIN ANALYZE prints them; ``plan`` the physical plan that
+    ran (the frame's provenance: :mod:`caveql.frames` describes its calls in ``frame.attrs``).
     """
 
     kind: str
@@ -30,3 +31,7 @@ class Result:
     statement: Any = None
     elapsed: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict, repr=False)
+    plan: Any = field(default=None, repr=False)
+    #: things a person should know about the answer, which is still the one asked for (a SELECT
+    #: with no rows whose string test names a value the column never has: caveql.analyze.values)
+    notices: list[str] = field(default_factory=list)

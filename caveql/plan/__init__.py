@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Query
+from caveql.logical import Query
 from caveql.plan.optimizer import RULES, optimize
 from caveql.plan.physical import PhysicalPlan, lower
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from caveql.backends.endpoints import encode_body, query_target
-from caveql.plan.logical import Lit, Query, show, walk
+from caveql.logical import Lit, Query, show, walk
 from caveql.plan.physical import PhysicalPlan, RemoteCall
 
 __all__ = ["explain_text", "logical_text"]
@@ -110,32 +110,39 @@ def _call_lines(c: RemoteCall, p: PhysicalPlan, n: int, stats: Mapping[str, Any]
                    f"request may pass the row cap of {caps.row_cap:,} (table rows: {rows})")
     elif c.may_exceed_cap:
         out.append(f"      row cap {caps.row_cap:,}: no id column to split on; a capped answer is an error")
-    if c.est_rows is not None:
-        out.append(f"      estimated rows: {c.est_rows:,}")
+    if c.fetch is not None:
+        f = c.fetch
+        out.append(f"      rows to fetch: {f.describe()}")
+        if f.requests is not None and f.requests > 1:
+            out.append(f"      requests: about {f.requests:,}")
     if stats is not None:
         out.append(f"      actual: {stats['rows']:,} rows, {stats['bytes']:,} bytes, "
                    f"{stats['requests']} request(s), {stats['ms']:.1f} ms")
     return out
 
 
-def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent: str = "") -> str:
+def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent: str = "", *,
+                 whole: bool = True) -> str:
     """The EXPLAIN text of a physical plan (with ``stats`` from an executed run: ANALYZE).
 
     A run that had to plan the statement again (the service caps answers below the plan's row
-    cap) reports the plan it ran (``stats["plan"]``) and the caps it learned."""
+    cap) reports the plan it ran (``stats["plan"]``) and the caps it learned. ``whole``: the
+    statement's plan (a subquery's is not): the rows all its calls fetch are summed up."""
     if stats is not None and stats.get("plan") is not None:
         p = stats["plan"]
     lines = ["Logical plan:"] + logical_text(p.logical)
     for i, sp in enumerate(p.subplans):
         sub_stats = stats.get("subplans", [None] * len(p.subplans))[i] if stats else None
         lines.append(f"Subquery {i} (runs first; its values feed the outer query):")
-        lines += ["  " + x for x in explain_text(sp, sub_stats).splitlines()]
+        lines += ["  " + x for x in explain_text(sp, sub_stats, whole=False).splitlines()]
     learned = stats.get("replanned") if stats is not None else None
     lines.append("Remote calls:" if not learned else
                  f"Remote calls (planned again: the service caps answers at {learned[-1]:,} rows):")
     for n, c in enumerate(p.calls, 1):
         cs = stats["calls"].get(c.alias) if stats else None
         lines += _call_lines(c, p, n, cs)
+    if whole and (len(p.calls) > 1 or p.subplans):
+        lines.append(f"  all calls: {p.fetch_total().describe()}")
     lines.append("Local steps (DuckDB over the calls' Arrow results):")
     measured = {m["step"]: m for m in stats.get("steps", ())} if stats else {}
     for i, s in enumerate(p.steps):

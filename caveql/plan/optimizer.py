@@ -14,7 +14,7 @@ from typing import Any
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Query
+from caveql.logical import Query
 from caveql.plan.rules.float32 import float32_compare
 from caveql.plan.rules.join_order import join_order
 from caveql.plan.rules.normalize import normalize

@@ -27,7 +27,8 @@ from caveql.analyze.catalog import Catalog, ColumnInfo, SourceInfo
 from caveql.analyze.resolution import common_resolution, exact_axes, owner_voxels, ratio, scaled_by_service
 from caveql.backends.base import Capabilities, QueryRequest
 from caveql.backends.endpoints import LIVE_REFILTERED, spare_column
-from caveql.plan.logical import Col, Expr, Query, Scan, show
+from caveql.logical import Col, Expr, Query, Scan, show
+from caveql.plan.estimate import Fetch, PlanFetch, call_fetch, total
 from caveql.plan.sql import SqlBuilder, quote
 from caveql.plan.steps import LocalParts
 
@@ -75,7 +76,7 @@ class RemoteCall:
     suffixed: tuple[tuple[str, str], ...] = ()  # (backend name if suffixed, local name)
     may_exceed_cap: bool = False
     label: str = "query_table"
-    est_rows: int | None = None
+    fetch: Fetch | None = None  # what is known of the rows it fetches (caveql.plan.estimate)
     table_rows: int | None = None
     padded: str | None = None  # a column added only because the service fails on one (dropped locally)
     refiltered: tuple[str, ...] = ()  # filtered columns a live call selects only for the service
@@ -140,6 +141,16 @@ class PhysicalPlan:
     # the same statement planned again for a smaller row cap (set by caveql.plan.plan): the
     # executor calls it when an answer shows the service caps below ``capabilities.row_cap``
     replan: Callable[[int], PhysicalPlan] | None = field(default=None, compare=False, repr=False)
+
+    def fetches(self, path: str = "") -> list[tuple[str, RemoteCall]]:
+        """Every remote call with the scan it serves (``alias (subquery i[.j])`` in a subquery),
+        the subplans' (which run first) included."""
+        out = [x for i, sp in enumerate(self.subplans) for x in sp.fetches(f"{path}{i}.")]
+        return out + [(c.alias + (f" (subquery {path[:-1]})" if path else ""), c) for c in self.calls]
+
+    def fetch_total(self) -> PlanFetch:
+        """What is known of the rows and requests all the calls fetch (caveql.plan.estimate)."""
+        return total([(a, c.fetch) for a, c in self.fetches() if c.fetch is not None])
 
 
 def _request_filters(scan: Scan) -> dict[str, dict[str, dict[str, Any]]]:
@@ -322,7 +333,13 @@ def _call(q: Query, scan: Scan, index: int, catalog: Catalog, caps: Capabilities
         types=(pa.int64(),) if scan.count else _local_types(cols),
         id_local=idc.name if idc is not None else None, suffixed=suffixed,
         may_exceed_cap=may_exceed and not scan.count, label=label,
-        est_rows=scan.est_rows, table_rows=count, padded=padded, spare=spare,
+        fetch=call_fetch(
+            [(f.kind, f.table, f.column, f.value) for f in scan.filters], count=count,
+            id_column=id_column if info.kind != "view" else None,  # a view's ids may repeat
+            limit=scan.limit, row_cap=cap, max_in_batch=caps.max_in_batch, counted=scan.count,
+            fed=bool(scan.feeds),
+            count_is="about" if live else "bound" if info.kind == "reference" else "exact"),
+        table_rows=count, padded=padded, spare=spare,
         refiltered=tuple(c.owner_column for c in refiltered),
         rescale=None if scan.count else rescale, positions="" if scan.count else note,
     )
@@ -425,7 +442,7 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
 
 
 def _aggs(e: Expr) -> list[Expr]:
-    from caveql.plan.logical import Agg, walk
+    from caveql.logical import Agg, walk
     return [x for x in walk(e) if isinstance(x, Agg)]
 
 

@@ -6,7 +6,7 @@ cast, never pasted into the text. Long IN lists become registered one-column
 relations (``inlist<i>``), which keeps SQL's NULL semantics of IN.
 
 >>> b = SqlBuilder()
->>> from caveql.plan.logical import Call, Col, Lit
+>>> from caveql.logical import Call, Col, Lit
 >>> b.expr(Call(">", (Col("s", "size", "float"), Lit(1000, "int")), "bool"))
 '("s"."size" > CAST($1 AS BIGINT))'
 >>> b.params
@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from caveql.errors import UnsupportedError
-from caveql.plan.logical import Agg, Box, Call, Col, Expr, InList, InSub, Lit
+from caveql.logical import Agg, Box, Call, Col, Expr, InList, InSub, Lit
 
 __all__ = ["INLINE_IN", "SqlBuilder", "quote"]
 

@@ -45,7 +45,6 @@ from caveql.backends.base import Backend
 # the names app.py defined before it was split are importable from here still (hence noqa: F401)
 from caveql.server.catalog import QUERY_LIMIT_SIZE, Model, ServiceBase, _api, schema_types  # noqa: F401
 from caveql.server.errors import (  # noqa: F401
-    _CORS,
     _PHRASES,
     Abort,
     KeyError_,
@@ -95,12 +94,12 @@ def _json_route(service: Service, name: str) -> Callable[[Request], Any]:
             else:
                 out = await run_in_threadpool(method, request)
         except _Returned as r:
-            return JSONResponse(r.body, status_code=r.status, headers=_CORS)
+            return JSONResponse(r.body, status_code=r.status)
         except Exception as exc:  # noqa: BLE001 - the service turns every failure into its 500 shape
             return _error(exc)
         if isinstance(out, Response):
             return out
-        return JSONResponse(out, headers=_CORS)
+        return JSONResponse(out)
 
     endpoint.__name__ = name
     return endpoint

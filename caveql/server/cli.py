@@ -6,9 +6,10 @@ subparsers; ``python -m caveql.server.cli serve ...`` is the same command on its
 >>> import argparse
 >>> p = argparse.ArgumentParser()
 >>> add_serve_arguments(p)
->>> a = p.parse_args(["--port", "9000", "--row-cap", "1000"])
->>> (a.host, a.port, a.row_cap)
-('127.0.0.1', 9000, 1000)
+>>> a = p.parse_args(["--port", "9000", "--row-cap", "1000", "--max-body", "1MiB",
+...                   "--allow-host", "lab.example.org"])
+>>> (a.host, a.port, a.row_cap, a.max_body, a.timeout, a.allow_host, a.allow_origin)
+('127.0.0.1', 9000, 1000, 1048576, None, ['lab.example.org'], [])
 """
 
 from __future__ import annotations
@@ -30,6 +31,26 @@ def _positive(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    from caveql.errors import ConfigError
+    from caveql.server.guard import parse_size
+
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from exc
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``caveql serve``."""
     parser.add_argument("--path", metavar="DIR", default=argparse.SUPPRESS,
@@ -44,17 +65,40 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="require this token (Authorization: Bearer or the middle_auth_token cookie)")
     parser.add_argument("--honor-notin", action="store_true",
                         help="apply filter_notin_dict (the real service ignores it; by default so do we)")
+    # limits: None leaves caveql.server.guard.Limits' default (the one the help states)
+    parser.add_argument("--max-body", metavar="SIZE", type=_size, default=None,
+                        help="largest request body, e.g. 8MB, 512KiB, 1048576 (default 8MB); larger: 413")
+    parser.add_argument("--timeout", metavar="S", type=_seconds, default=None,
+                        help="seconds a client has to send a request's headers, and then its body "
+                             "(default 30)")
+    parser.add_argument("--max-connections", metavar="N", type=_positive, default=None,
+                        help="connections served at once; a request beyond them gets 503 (default 100)")
+    parser.add_argument("--allow-host", metavar="NAME", action="append", default=[],
+                        help="also answer requests whose Host is NAME (repeatable; always: the bound "
+                             "address, localhost, 127.0.0.1, [::1])")
+    parser.add_argument("--allow-origin", metavar="ORIGIN", action="append", default=[],
+                        help="let web pages from ORIGIN (e.g. https://lab.example.org) read answers "
+                             "(CORS; repeatable; default none)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns the exit code."""
     from caveql.errors import CaveqlError
-    from caveql.server.run import serve
+    from caveql.server.guard import Limits
+    from caveql.server.run import ListenError, serve
 
     try:
+        given = {"max_body": getattr(args, "max_body", None), "timeout": getattr(args, "timeout", None),
+                 "max_connections": getattr(args, "max_connections", None)}
+        limits = Limits(**{k: v for k, v in given.items() if v is not None},
+                        allow_hosts=tuple(getattr(args, "allow_host", ())),
+                        allow_origins=tuple(getattr(args, "allow_origin", ())))
         serve(getattr(args, "path", None), host=args.host, port=args.port,
               row_cap=None if args.no_row_cap else args.row_cap, token=getattr(args, "token", None),
-              honor_notin=args.honor_notin)
+              honor_notin=args.honor_notin, limits=limits)
+    except ListenError as err:  # a usage error, like argparse's: exit 2
+        print(f"caveql serve: {err.message}", file=sys.stderr)
+        return 2
     except CaveqlError as err:
         print(err.render(), file=sys.stderr)
         return 1

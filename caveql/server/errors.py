@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse
 
 from caveql.server.validate import ArgError, BodyError
 
-_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "WWW-Authenticate, column_names"}
 _PHRASES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 406: "Not Acceptable", 410: "Gone"}
 
 
@@ -55,12 +54,12 @@ def _raise_bad_json(raw: Any) -> Any:
 def _error(exc: BaseException) -> JSONResponse:
     """The service's error handler: anything raised inside a resource is an HTTP 500."""
     if isinstance(exc, BodyError):
-        return JSONResponse({"schema_errors": exc.errors}, status_code=500, headers=_CORS)
+        return JSONResponse({"schema_errors": exc.errors}, status_code=500)
     if isinstance(exc, ArgError):
         return JSONResponse({"errors": {exc.name: exc.message}, "message": "Input payload validation failed"},
-                            status_code=500, headers=_CORS)
+                            status_code=500)
     message = getattr(exc, "message", None) if not isinstance(exc, (Abort, KeyError_)) else None
     message = message or str(exc)
     lines = traceback.format_exception_only(type(exc), exc)
     return JSONResponse({"code": 500, "message": message, "traceback": [ln.rstrip("\n") for ln in lines]},
-                        status_code=500, headers=_CORS)
+                        status_code=500)

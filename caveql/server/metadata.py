@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from caveql.server import genuine as g
 from caveql.server.catalog import Model, ServiceBase, _api
-from caveql.server.errors import _CORS, Abort, KeyError_, _Returned
+from caveql.server.errors import Abort, KeyError_, _Returned
 from caveql.server.validate import parse_args
 
 
@@ -124,7 +124,7 @@ class MetadataRoutes(ServiceBase):
             self._validate_tables([table], version)
             meta = self._metadata(version, table, api=2)
             notice = meta.get("notice_text")
-            resp = JSONResponse(meta, headers=_CORS)
+            resp = JSONResponse(meta)
             if notice is not None:
                 resp.headers.append("Warning", f"Table Owner Notice on {table}: {notice}".replace("\n", " "))
             return resp

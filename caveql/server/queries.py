@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caveql.backends.base import QueryRequest
-from caveql.backends.wire import ARROW_CONTENT_TYPE
+from caveql.backends.wire import ARROW_CONTENT_TYPE, content_digest
 from caveql.server import genuine as g
 from caveql.server.catalog import Model, ServiceBase
 from caveql.server.errors import _BadJson
@@ -156,6 +156,10 @@ class QueryBase(ServiceBase):
                                   compress=args.get("ipc_compress", True))
             response = Response(body, media_type=None)
             response.headers["Content-Type"] = ARROW_CONTENT_TYPE
+            if "gzip" not in request.headers.get("accept-encoding", "").lower():
+                # not in the genuine service: lets a client see a body damaged in transit (only
+                # when no gzip will be applied on top: the digest is of the bytes sent)
+                response.headers["Content-Digest"] = content_digest(body)
         else:
             response = Response(df.to_json(orient="records"), media_type="application/json")
         for w in warn:

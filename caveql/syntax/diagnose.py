@@ -78,6 +78,27 @@ _CHAR_HINTS = {
 }
 #: edits are tried only on inputs up to this size (each costs one more parse)
 _REPAIR_LIMIT = 20_000
+#: SQL that CQL does not have (yet): what to call it, and what to do instead. Without this the
+#: parse fails somewhere after it, with a repair hint that misleads ("a `;` is missing before
+#: SELECT" after UNION, "a `,` is missing" inside CASE, "close the `(`" in CAST).
+_NOT_YET = {
+    "CASE": ("CASE expressions are",
+             "select the columns as they are and derive the value afterwards "
+             "(in pandas: numpy.where or Series.map)"),
+    "UNION": ("UNION is", "run the SELECTs as one script (separated by `;`) and combine the "
+                          "results (in pandas: pandas.concat)"),
+    "INTERSECT": ("INTERSECT is", "use WHERE x IN (SELECT ...) instead"),
+    "EXCEPT": ("EXCEPT is", "use WHERE x NOT IN (SELECT ...) instead"),
+    "CAST": ("CAST is", "CQL compares int and float columns as numbers, and a timestamp column "
+                        "with a 'YYYY-MM-DD' string, without a cast"),
+    "::": ("the `::` cast is", "CQL compares int and float columns as numbers, and a timestamp "
+                               "column with a 'YYYY-MM-DD' string, without a cast"),
+    "WITH": ("WITH (common table expressions) is",
+             "write the inner query as a subquery, WHERE x IN (SELECT ...), or run the steps one "
+             "after the other"),
+    "OVER": ("window functions (OVER) are", "aggregate with GROUP BY, or rank and number the rows "
+                                            "afterwards (in pandas: groupby().rank())"),
+}
 
 
 def _pos_span(text: str, start: int, end: int) -> Span:
@@ -227,6 +248,9 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
     if expected is None:
         expected = _accepted(exc)
     prev = _tokens_before(lark, text, pos)
+    unsupported = _not_yet(prev, None if at_end else tok, _token_after(lark, text, pos + 1))
+    if unsupported is not None:
+        return unsupported
     if at_end:
         return _at_end(text, prev, expected, rule)
     assert isinstance(tok, Token)
@@ -257,6 +281,43 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
     if hint is None:
         hint = _static_hint(tok, prev, expected, opens)
     return CqlSyntaxError(message, span=span, hint=hint, expected=sorted(expected))
+
+
+def _not_yet(prev: list[Token], tok: Token | None, after: Token | None) -> CqlSyntaxError | None:
+    """A clear error for SQL that CQL does not support yet, written in the failing statement.
+
+    Each construct is recognised by its shape (``CASE … WHEN``, ``UNION SELECT``, ``CAST(``,
+    ``WITH`` opening the statement, ``) OVER (``), not by the word alone: a column may be named
+    ``case`` or ``over``.
+
+    >>> from caveql.syntax import parse
+    >>> parse("SELECT id FROM cells UNION SELECT id FROM nuclei")
+    Traceback (most recent call last):
+      ...
+    caveql.errors.CqlSyntaxError: UNION is not supported in CQL yet (line 1, column 22); help: ...
+    """
+    start = max((i + 1 for i, t in enumerate(prev) if t.type == "SEMI"), default=0)
+    toks = prev[start:] + [t for t in (tok, after) if t is not None]
+    words = [str(t).upper() if t.type == "NAME" else "" for t in toks]
+    for i, (t, w) in enumerate(zip(toks, words)):
+        if tok is not None and t is after:
+            break  # the lookahead token only completes a shape begun before it
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        before = toks[i - 1] if i else None
+        found = (
+            (w == "CASE" and "WHEN" in words[i + 1:])
+            or (w in ("UNION", "INTERSECT", "EXCEPT") and before is not None and nxt is not None
+                and (nxt.type in ("SELECT", "LPAR", "DISTINCT") or words[i + 1] == "ALL"))
+            or (w == "CAST" and nxt is not None and nxt.type == "LPAR")
+            or (w == "WITH" and (before is None or before.type in ("EXPLAIN", "ANALYZE"))
+                and nxt is not None and nxt.type in ("NAME", "QUOTED_NAME"))
+            or (w == "OVER" and before is not None and before.type == "RPAR"
+                and nxt is not None and nxt.type == "LPAR")
+        )
+        if found:
+            what, instead = _NOT_YET[w]
+            return CqlSyntaxError(f"{what} not supported in CQL yet", span=_tok_span(t), hint=instead)
+    return None
 
 
 def _unclosed_comment(text: str, tok: Token, prev: list[Token]) -> int | None:
@@ -312,6 +373,9 @@ def _bad_character(text: str, pos: int) -> CqlSyntaxError:
     if text.startswith("/*", pos):
         return UnterminatedError("this /* comment is never closed", span=_pos_span(text, pos, pos + 2),
                                  hint="end it with */")
+    if ch == ":" and text[pos + 1:].lstrip(" \t").startswith(":"):
+        what, instead = _NOT_YET["::"]
+        return CqlSyntaxError(f"{what} not supported in CQL yet", span=one, hint=instead)
     if ch == ":":
         return CqlSyntaxError("expected a parameter name after `:`", span=one,
                               hint="parameters are written :name (letters, digits and _)")

@@ -12,7 +12,7 @@ Integer(value=1)
 >>> parse("SELECT cel_type FORM t")
 Traceback (most recent call last):
   ...
-caveql.errors.CqlSyntaxError: unexpected word 'FORM' (line 1, column 17)
+caveql.errors.CqlSyntaxError: unexpected word 'FORM' (line 1, column 17); help: did you mean FROM?
 """
 
 from __future__ import annotations

@@ -34,12 +34,28 @@ def test_header() -> None:
 
 
 def test_bind_from_text_and_python() -> None:
-    f = CqlFile.from_text(TEXT)
+    # an undeclared parameter the statements use is bound as given (parsed as a CQL literal)
+    f = CqlFile.from_text(TEXT + "SELECT id FROM t WHERE id IN :extra;\n")
     got = f.bind({"min_size": "10", "types": "BC", "extra": "(1, 2)"}, from_text=True)
     assert got == {"root_id": 864691135808473885, "types": ["BC"], "min_size": 10.0,
                    "since": datetime(2023, 1, 1), "extra": [1, 2]}
     got = f.bind({"min_size": 3, "root_id": 5})
     assert got["min_size"] == 3.0 and isinstance(got["min_size"], float) and got["root_id"] == 5
+
+
+def test_bind_refuses_a_name_neither_declared_nor_used() -> None:
+    """Issue 15 item 1: `--param rootid=1` ran the file with its defaults and exited 0."""
+    f = CqlFile.from_text(TEXT, filename="bc.cql")
+    with pytest.raises(CqlFileError) as info:
+        f.bind({"min_size": "10", "rootid": "1"}, from_text=True)
+    assert info.value.message == ("unknown parameter :rootid: bc.cql takes :min_size, :root_id, :since "
+                                  "and :types")
+    assert info.value.hint == "did you mean :root_id?"
+    assert info.value.filename == "bc.cql"
+    # a name in a comment or a string is not a use
+    g = CqlFile.from_text("SELECT ':extra' FROM t -- :extra\n")
+    with pytest.raises(CqlFileError, match="the script takes no parameters"):
+        g.bind({"extra": 1})
 
 
 def test_missing_required_points_at_declaration() -> None:

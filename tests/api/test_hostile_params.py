@@ -112,7 +112,8 @@ def test_every_api_entry_checks(db, tiny_datastack, tmp_path) -> None:
 
 
 def test_an_unused_bad_value_is_an_error_too(db) -> None:
-    with pytest.raises(ParameterError, match="parameter :unused is inf") as info:
+    # an unused name is refused as such (issue 15: a misspelt name must not be ignored)
+    with pytest.raises(ParameterError, match="unknown parameter :unused: the query takes no") as info:
         db.query("SELECT id FROM cells", unused=math.inf)
     assert info.value.span is None
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from caveql.errors import ConfigError
+from caveql.errors import CaveqlError, ConfigError, UnknownColumnError
 from caveql.magic import bind_text, magic_args
 
 
@@ -40,14 +40,32 @@ def test_cell_magic_binds_notebook_variables(ip, tiny_datastack) -> None:
     assert df["id"].tolist() == [2]
 
 
-def test_errors_without_traceback(ip, tiny_datastack, capsys) -> None:
-    assert ip.run_line_magic("cql", f"--path {tiny_datastack} SELECT idd FROM cells") is None
-    err = capsys.readouterr().err
-    assert "error[CQL012]" in err and "^^^" in err and "Traceback" not in err
-    assert ip.run_line_magic("cql", "--bogus 1 SELECT 1") is None
-    assert "%cql" in capsys.readouterr().err
-    assert ip.run_cell_magic("cql", "", "SELECT id FROM cells WHERE cell_type = {nothere}") is None
-    assert "no variable 'nothere'" in capsys.readouterr().err
+def test_a_failing_cell_fails_without_a_traceback(ip, tiny_datastack, capsys) -> None:
+    # what "Run All", nbconvert and papermill look at: the cell's success
+    ip.user_ns.pop("bad", None)
+    ip.user_ns.pop("x", None)
+    for cell, shown in [
+        (f"%cql --path {tiny_datastack} -o bad SELECT idd FROM cells", ["error[CQL012]", "^^^"]),
+        ("x = %cql SELECT idd FROM cells", ["error[CQL012]", "did you mean 'id'"]),
+        ("%cql --bogus 1 SELECT 1", ["%cql: unknown option --bogus"]),
+        ("%%cql -o bad\nSELECT id FROM cells WHERE cell_type = {nothere}", ["no variable 'nothere'"]),
+    ]:
+        result = ip.run_cell(cell)
+        assert not result.success, cell
+        assert isinstance(result.error_in_exec, CaveqlError)
+        printed = "".join(capsys.readouterr())
+        assert all(s in printed for s in shown), printed
+        assert "Traceback" not in printed and "magic.py" not in printed, printed
+    assert "bad" not in ip.user_ns and "x" not in ip.user_ns  # nothing stored, not even None
+    assert ip.run_cell("y = %cql SELECT COUNT(*) AS n FROM cells").success  # the session goes on
+    assert int(ip.user_ns["y"]["n"][0]) == 6
+
+
+def test_errors_raise_from_the_magic_calls(ip, tiny_datastack) -> None:
+    with pytest.raises(UnknownColumnError):
+        ip.run_line_magic("cql", f"--path {tiny_datastack} SELECT idd FROM cells")
+    with pytest.raises(ConfigError, match="no variable 'nothere'"):
+        ip.run_cell_magic("cql", "", "SELECT id FROM cells WHERE cell_type = {nothere}")
 
 
 def test_version_option_and_messages(ip, tiny_datastack, capsys) -> None:

@@ -8,6 +8,8 @@ HttpBackend is *not* told about (it must learn the cap from the answers and page
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pandas as pd
@@ -140,7 +142,7 @@ def test_language_example(small_demo, genuine_demo, text):
         outcomes = []
         for engine in engines:
             try:
-                outcomes.append(engine.execute_script(text, params=PARAMS))
+                outcomes.append(engine.execute_script(text, params=used(PARAMS, text)))
             except CaveqlError as exc:
                 outcomes.append(type(exc).__name__)
         want, got = outcomes
@@ -192,15 +194,20 @@ SPEC = [
     ("SELECT * FROM nucleus_detection_v0 WHERE pt_position_z BETWEEN 20000 AND 21000 AND volume > 100 "
      "AT VERSION 343", None),
 ]
+def used(params: dict, text: str) -> dict:
+    """The parameters ``text`` names (an unknown parameter is an error)."""
+    return {k: v for k, v in params.items() if re.search(rf":{k}\b", text)}
+
+
 SPEC_PARAMS = {"root_id": ROOT, "proofread_ids": [ROOT, 864691135771677771, 864691135560505569]}
 
 
 @pytest.mark.parametrize(("cql", "key"), SPEC, ids=[f"spec{i:02d}" for i in range(len(SPEC))])
 def test_spec_statement(demo, cql, key):
     local, remote, capped = demo
-    want = local.execute(cql, params=SPEC_PARAMS).frame
+    want = local.execute(cql, params=used(SPEC_PARAMS, cql)).frame
     for engine in (remote, capped):
-        got = engine.execute(cql, params=SPEC_PARAMS).frame
+        got = engine.execute(cql, params=used(SPEC_PARAMS, cql)).frame
         same(unordered(got), unordered(want))
         if key is not None:
             assert got[key].tolist() == want[key].tolist()

@@ -106,8 +106,11 @@ class MockService:
             headers = [("Content-Type", "data.arrow")]
             headers += [("dataframe_resolution", r) for r in self.resolution]
             headers += [("Warning", w) for w in self.warnings]
+            answer = self.answer
+            if request.url.params.get("count") == "True":  # the service answers one count
+                answer = pa.table({"count": pa.array([self.answer.num_rows], pa.int64())})
             return httpx.Response(200, headers=headers,
-                                  content=encode_arrow(self.answer, request.headers.get("Accept-Encoding")))
+                                  content=encode_arrow(answer, request.headers.get("Accept-Encoding")))
         return httpx.Response(404, text="<html>not found</html>")
 
     def posts(self) -> list[httpx.Request]:

@@ -150,3 +150,26 @@ def test_editing_modes(tmp_path, opener, mode: str) -> None:
     s, out, _ = repl(["id FROM cells;", *fix, "\x1b\r"], tmp_path, opener,
                      config=Config(editing_mode=mode, history=False))
     assert s.last_query == "SELECT id FROM cells;"
+
+
+@pytest.mark.parametrize("server, host", [("https://cave.example.org", "cave.example.org"),
+                                          ("http://127.0.0.1:8080/", "127.0.0.1:8080")])
+def test_a_service_connection_is_named_by_its_datastack(server: str, host: str) -> None:
+    # --server/--datastack NAME: the prompt, the toolbar and \conninfo name the datastack
+    # (the service's backend is called "http"); nothing here touches the network
+    from caveql import connect
+    from caveql.repl.app import _CatalogLoader, _prompt_text, _toolbar
+    from caveql.repl.completion import CompletionCatalog
+
+    session = Session(lambda: connect("minnie65_public", server=server, token="t" * 32, cache=False),
+                      out=io.StringIO(), err=io.StringIO(), interactive=True)
+    session.pager = "off"
+    try:
+        assert session.run("\\conninfo")
+        info = session.out.getvalue()
+        assert "datastack:  minnie65_public" in info and server.rstrip("/") in info
+        assert _prompt_text(session) == "minnie65_public> "
+        toolbar = _toolbar(session, _CatalogLoader(session, CompletionCatalog()), {"vi": False})()
+        assert toolbar.startswith(f"minnie65_public @ {host}  ") and "http" not in toolbar.split("  ")[0]
+    finally:
+        session.close()

@@ -34,7 +34,8 @@ def err(s: Session) -> str:
 
 def test_every_registered_command_is_tested() -> None:
     tested = {"\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\pager", "\\last", "\\i",
-              "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q", "\\s"}
+              "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q", "\\s",
+              "\\c"}  # \c: tests/api/test_connect_by_name.py
     assert set(commands.REGISTRY) == tested
 
 
@@ -45,6 +46,32 @@ def test_dt_d_dv(session: Session) -> None:
     assert "did you mean 'cells'" in err(session)
     assert session.run("\\dv")
     assert session.run("\\d") and "cells" in out(session)
+
+
+def test_dt_takes_psql_patterns(session: Session, expected) -> None:
+    tables = expected("SHOW TABLES")["table_name"].tolist()
+
+    def listed(pattern: str) -> list[str]:
+        assert session.run(f"\\dt {pattern}"), err(session)
+        assert session.last_frame is not None
+        names = session.last_frame["table_name"].tolist()
+        shown = out(session)
+        assert all(n in shown for n in names)
+        return names
+
+    assert listed("syn*") == [t for t in tables if t.startswith("syn")] != []
+    assert listed("SYN*") == listed("syn*")  # unquoted letters are lower-cased, as in psql
+    assert listed("cell?") == [t for t in tables if len(t) == 5 and t.startswith("cell")] != []
+    assert listed("*s") == [t for t in tables if t.endswith("s")]
+    assert listed("cells|nuclei") == [t for t in tables if t in ("cells", "nuclei")]
+    assert listed("cell%") == [t for t in tables if t.startswith("cell")]  # LIKE's % too
+    assert listed('"cell*"') == []  # quoted: literal text
+    assert listed("cells") == ["cells"] and listed("cell") == []  # whole names
+    assert not session.run("\\dt public.cells") and "no schemas" in err(session)
+    assert not session.run("\\dt cell[") and "invalid pattern" in err(session)
+    views = expected("SHOW VIEWS").iloc[:, 0].tolist()
+    assert session.run("\\dv *") and session.last_frame.iloc[:, 0].tolist() == views
+    assert session.run("\\dv nothing_like_this*") and len(session.last_frame) == 0
 
 
 def test_values(session: Session) -> None:
@@ -64,6 +91,28 @@ def test_timing(session: Session) -> None:
     assert not session.run("\\timing maybe")
 
 
+@pytest.mark.parametrize("cancellable", [False, True])
+def test_timing_leaves_out_the_time_spent_reading_the_pager(session: Session, monkeypatch,
+                                                             cancellable: bool) -> None:
+    import re
+    import time
+
+    reading = 1.5
+    assert session.run("SELECT id FROM cells")  # the connection is open and warm: time queries only
+    emit = session._emit
+
+    def slow_pager(text: str) -> None:  # the reader takes a while before quitting the pager
+        emit(text)
+        time.sleep(reading)
+
+    monkeypatch.setattr(session, "_emit", slow_pager)
+    session.run("\\timing on")
+    assert session.run("SELECT id FROM cells; SELECT cell_type FROM cells", cancellable=cancellable)
+    times = [float(t) for t in re.findall(r"Time: ([0-9.]+)s", err(session))]
+    assert len(times) == 2  # one per statement, as psql
+    assert all(t < reading for t in times), times
+
+
 def test_expanded(session: Session) -> None:
     assert session.run("\\x on") and session.expanded == "on"
     session.run("SELECT id, cell_type FROM cells")
@@ -73,6 +122,40 @@ def test_expanded(session: Session) -> None:
     assert "┌" in out(session)
     assert session.run("\\x") and session.expanded == "on"
     assert session.run("\\x") and session.expanded == "off"
+
+
+def test_long_values_use_the_terminal_width_and_show_whole_in_last_and_x(session: Session) -> None:
+    session.width = 160
+    fits = "d" * 140  # with the id column: 152 characters, under the terminal's 160
+    assert session.run(f"SELECT id, '{fits}' AS description FROM cells WHERE id = 1")
+    shown = out(session)
+    assert fits in shown and "…" not in shown
+    long = "".join(chr(ord("a") + i % 26) for i in range(300))
+    assert session.run(f"SELECT id, '{long}' AS description FROM cells WHERE id = 1")
+    lines = out(session).splitlines()
+    assert max(len(line) for line in lines) == 160  # cut, to use the whole width
+    assert long not in "".join(lines) and long[:140] in "".join(lines)
+    assert session.run("\\last") and long in out(session)  # \last: in full
+    assert session.run("\\x on") and session.run("\\last") and f"description | {long}" in out(session)
+    assert session.run(f"SELECT id, '{long}' AS description FROM cells WHERE id = 1")
+    assert f"description | {long}" in out(session)  # \x: one block per row, values whole
+
+
+@pytest.mark.parametrize("setting", ["\\x on", "\\x auto", "\\T vertical"])
+def test_vertical_output_keeps_the_row_limit_and_says_what_is_left_out(session: Session, expected,
+                                                                        setting: str) -> None:
+    query = "SELECT id, cell_type, pt_root_id FROM cells"
+    n = len(expected(query))
+    session.max_rows = 4
+    session.width = 30  # too narrow for the table: \x auto goes vertical
+    assert n > session.max_rows and session.run(setting)
+    out(session)
+    assert session.run(query)
+    shown = out(session)
+    assert shown.count("-[ RECORD ") == session.max_rows
+    assert f"-[ RECORD {n} ]" in shown and f"{n - session.max_rows} rows not shown" in shown
+    assert f"({n} rows, {session.max_rows} shown)" in shown
+    assert session.run("\\last") and out(session).count("-[ RECORD ") == n  # \last: every row
 
 
 def test_format_switch_and_unknown(session: Session) -> None:
@@ -214,6 +297,13 @@ def test_ctrl_c_cancel_keeps_session(session: Session, monkeypatch, request) -> 
     assert session.connection is not first  # a fresh connection with the same settings
     assert session.connection.version == 1
     assert session.connection.engine.params == {"lim": 2}  # and the same SET parameters
+
+
+def test_ctrl_c_waits_as_long_as_the_connection_does(session: Session) -> None:
+    # one grace for a cancelled statement, the connection's, not a second number in the REPL
+    from caveql.api import CANCEL_GRACE
+
+    assert session.cancel_grace == CANCEL_GRACE
 
 
 def test_ctrl_c_cancels_the_statement_and_keeps_the_connection(session: Session, opener, monkeypatch,

@@ -45,15 +45,19 @@ def wait_for(name: str, predicate, what: str, timeout: float = 30.0) -> str:  # 
 
 
 @pytest.fixture
-def terminal(tiny_datastack, tmp_path):
+def terminal(tiny_datastack, tmp_path, request):
+    """caveql in a tmux terminal of 110 columns (``@pytest.mark.parametrize("terminal", [N],
+    indirect=True)``: N columns)."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed: `make test` installs it (apt-get install tmux)")
     name = f"caveql-{uuid.uuid4().hex[:8]}"
+    # COLUMNS/LINES as a shell that exports them leaves them: stale; the terminal's size wins
     env = {"CAVEQL_CONFIG": str(tmp_path / "none.toml"), "CAVEQL_HISTORY_DIR": str(tmp_path),
-           "TERM": "xterm-256color", "PAGER": "cat"}
+           "TERM": "xterm-256color", "PAGER": "cat", "COLUMNS": "80", "LINES": "24"}
     exports = " ".join(f"{k}={v}" for k, v in env.items())
     cmd = f"env {exports} {sys.executable} -m caveql.repl.cli --path {tiny_datastack}"
-    tmux("new-session", "-d", "-s", name, "-x", "110", "-y", "40", cmd)
+    width = str(getattr(request, "param", 110))
+    tmux("new-session", "-d", "-s", name, "-x", width, "-y", "40", cmd)
     try:
         yield name
     finally:
@@ -111,6 +115,41 @@ def test_an_unclosed_comment_asks_for_more_input_in_a_real_terminal(terminal: st
     tmux("send-keys", "-t", name, "Enter")
     time.sleep(1.0)
     assert "error" not in screen(name)
+    tmux("send-keys", "-t", name, "C-c")
+    type_text(name, "\\q")
+    tmux("send-keys", "-t", name, "Enter")
+
+
+@pytest.mark.parametrize("terminal", [160], indirect=True)
+def test_a_long_value_uses_the_terminal_width_and_x_shows_it_whole(terminal: str) -> None:
+    """On a 160-column terminal a 140-character value is shown whole (cells used to be cut at
+    ~60 characters whatever the width); a longer one is cut to the width, and \\x shows it whole."""
+    name = terminal
+    wait_for(name, lambda s: "caveql>" in s and "tiny  [F4]" in s, "the prompt and the loaded catalog")
+    fits = "d" * 140
+    type_text(name, f"SELECT id, '{fits}' AS description FROM cells WHERE id = 1;")
+    tmux("send-keys", "-t", name, "Enter")
+    text = wait_for(name, lambda s: "1 row" in s, "the result")
+    assert any(ln.startswith("│") and f" {fits} " in ln for ln in text.splitlines()), text
+    tmux("send-keys", "-t", name, "C-l")
+    long = "".join(chr(ord("a") + i % 26) for i in range(200))
+    type_text(name, f"SELECT id, '{long}' AS description FROM cells WHERE id = 1;")
+    tmux("send-keys", "-t", name, "Enter")
+
+    def cut_rows(screen_text: str) -> list[str]:
+        return [ln for ln in screen_text.splitlines() if ln.startswith("│") and long[:100] in ln]
+
+    text = wait_for(name, lambda s: bool(cut_rows(s)), "the result")
+    rows = cut_rows(text)
+    assert len(rows) == 1 and len(rows[0]) == 160 and rows[0].rstrip("│ ").endswith("…"), text
+    tmux("send-keys", "-t", name, "C-l")
+    type_text(name, "\\x on")
+    tmux("send-keys", "-t", name, "Enter")
+    type_text(name, "\\last")
+    tmux("send-keys", "-t", name, "Enter")
+    # the value wraps at the terminal's edge: read it joined
+    text = wait_for(name, lambda s: "RECORD 1" in s, "the expanded result")
+    assert long in "".join(text.splitlines()), text
     tmux("send-keys", "-t", name, "C-c")
     type_text(name, "\\q")
     tmux("send-keys", "-t", name, "Enter")

@@ -30,19 +30,19 @@ class Recorder:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
+        entry = {"method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
+                 "headers": {k.decode().lower(): v.decode() for k, v in scope["headers"]}, "body": b""}
 
         async def recv() -> Any:
+            # kept as it arrives: the app reads the whole body before it answers, so the entry is
+            # complete when the client has the answer (not only once the app has returned)
             message = await receive()
             if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
+                entry["body"] += message.get("body", b"")
             return message
 
-        entry = {"method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
-                 "headers": {k.decode().lower(): v.decode() for k, v in scope["headers"]}}
         self.log.append(entry)
         await self.app(scope, recv, send)
-        entry["body"] = b"".join(chunks)
 
     def posts(self) -> list[dict[str, Any]]:
         return [e for e in self.log if e["method"] == "POST"]

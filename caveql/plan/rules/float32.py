@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from caveql.analyze.catalog import Catalog
-from caveql.plan.logical import Agg, Call, Col, Expr, InList, Lit, Query
+from caveql.logical import Agg, Call, Col, Expr, InList, Lit, Query
 
 __all__ = ["edge_filters", "f32", "float32_compare"]
 

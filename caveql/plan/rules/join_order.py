@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Col, InSub, Query, Scan
+from caveql.logical import Col, InSub, Query, Scan
 
 __all__ = ["estimate", "join_order"]
 

@@ -3,7 +3,7 @@
 ``5 < s.size`` becomes ``s.size > 5``; ``c = 'a' OR c = 'b' OR c IN ('d')`` becomes
 ``c IN ('a', 'b', 'd')`` (which the service evaluates); other ORs stay as they are.
 
->>> from caveql.plan.logical import Call, Col, Lit, Query, show
+>>> from caveql.logical import Call, Col, Lit, Query, show
 >>> c = Col("t", "cell_type", "string")
 >>> w = Call("OR", (Call("=", (c, Lit("BC", "string")), "bool"),
 ...                 Call("=", (Lit("MC", "string"), c), "bool")), "bool")
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from caveql.plan.logical import Call, Col, Expr, InList, Lit, Query
+from caveql.logical import Call, Col, Expr, InList, Lit, Query
 
 __all__ = ["normalize"]
 

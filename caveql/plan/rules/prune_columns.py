@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Query, columns_of
+from caveql.logical import Query, columns_of
 
 __all__ = ["needed_columns", "prune_columns"]
 

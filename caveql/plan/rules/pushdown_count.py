@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Agg, Query
+from caveql.logical import Agg, Query
 
 __all__ = ["pushdown_count"]
 

@@ -12,7 +12,7 @@ with a float32 column (its number already rounded by the ``float32_compare`` rul
 is pushed as the range of doubles that round into it (:mod:`.float32`).
 
 >>> from caveql.plan.rules.pushdown_filters import filter_for
->>> from caveql.plan.logical import Call, Col, Lit
+>>> from caveql.logical import Call, Col, Lit
 >>> filter_for(Call(">=", (Col("s", "size", "float"), Lit(5, "int")), "bool"))
 [('greater_equal', 'size', 5)]
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Call, Col, Expr, Filter, InList, Lit, Query, Scan
+from caveql.logical import Call, Col, Expr, Filter, InList, Lit, Query, Scan
 from caveql.plan.rules.float32 import edge_filters
 
 __all__ = ["filter_for", "pushdown_filters"]
@@ -152,5 +152,5 @@ def pushdown_filters(plan: Query, *, catalog: Catalog, capabilities: Capabilitie
 
 
 def _cols(e: Expr) -> list[Col]:
-    from caveql.plan.logical import columns_of
+    from caveql.logical import columns_of
     return columns_of(e)

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Query
+from caveql.logical import Query
 
 __all__ = ["pushdown_limit"]
 

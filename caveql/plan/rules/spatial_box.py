@@ -29,7 +29,7 @@ from typing import Any
 from caveql.analyze.catalog import Catalog
 from caveql.analyze.resolution import owner_voxels, ratio
 from caveql.backends.base import Capabilities
-from caveql.plan.logical import Box, Call, Col, Expr, Filter, Lit, Query, columns_of
+from caveql.logical import Box, Call, Col, Expr, Filter, Lit, Query, columns_of
 
 __all__ = ["INT32", "spatial_box", "stored_interval"]
 

@@ -1,8 +1,8 @@
 """The logical plan: a resolved, typed query as frozen dataclasses.
 
 This module is the IR between analysis (which produces it from the AST and the
-catalog) and the planner (whose rules rewrite it); it imports nothing else from
-``caveql.plan``, so analysis depending on it does not depend on planning.
+catalog) and the planner (whose rules rewrite it). It lives outside both stage
+packages, which both import it, so analysis does not depend on planning.
 
 Expressions are resolved: every column is a :class:`Col` naming its source alias
 and catalog column, every parameter is bound into a :class:`Lit`. A position
