@@ -328,6 +328,21 @@ class Connection:
             return False
         return self._engine.cancel()
 
+    def interrupt(self, grace: float = CANCEL_GRACE) -> bool:
+        """Cancel the running statement and wait up to ``grace`` seconds for it to stop;
+        whether nothing runs any more (``False``: a call that cannot be interrupted is still
+        running — it ends alone). What Ctrl-C does; a second Ctrl-C ends the wait.
+
+        >>> import tempfile; from caveql.datastack.tiny import build_tiny
+        >>> with connect(path=build_tiny(tempfile.mkdtemp())) as db:
+        ...     db.interrupt()
+        True
+        """
+        if self._closed:
+            return True
+        self._engine.cancel()
+        return self._engine.wait_idle(grace)
+
     def _run(self, work: Callable[[Engine], Any]) -> Any:
         """``work(engine)`` under the connection's lock; from the main thread, on the worker, so
         that a ``KeyboardInterrupt`` cancels the statement (and is then re-raised)."""
@@ -350,12 +365,13 @@ class Connection:
 
     def _interrupted(self, future: Future[Any]) -> None:
         """Ctrl-C while ``future`` ran: cancel it and wait (briefly) for it to stop."""
-        self._engine.cancel()
-        done: set[Future[Any]] = set()
+        stopped = False
         try:
-            done, _ = wait_for([future], timeout=CANCEL_GRACE)
+            stopped = self.interrupt(CANCEL_GRACE)
+            if stopped:  # (the statement's thread may still be returning)
+                wait_for([future], timeout=1.0)
         finally:  # (a second Ctrl-C ends the wait)
-            if not done and self._worker is not None:
+            if not (stopped and future.done()) and self._worker is not None:
                 # stuck where it cannot be interrupted: leave it to finish alone, use a new worker
                 self._worker.shutdown(wait=False)
                 self._worker = None

@@ -93,6 +93,7 @@ class Engine:
         self._lock = threading.RLock()
         self._owns_backend = False  # only backends USE opened are closed by the engine
         self._running: set[cancelling.CancelToken] = set()  # tokens of the statements in flight
+        self._idle = threading.Condition(self._lock)  # notified when the last one ends
 
     @property
     def max_fetch_rows(self) -> int | None:
@@ -157,6 +158,20 @@ class Engine:
         for token in running:
             token.cancel()
         return bool(running)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no statement runs; whether none does.
+
+        Waits in short slices, so a ``KeyboardInterrupt`` in the waiting thread ends the wait.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.05))
+        return True
 
     def execute(self, text: str, params: Mapping[str, Any] | None = None) -> Result:
         """Run one statement."""
@@ -258,6 +273,8 @@ class Engine:
         finally:
             with self._lock:
                 self._running.discard(token)
+                if not self._running:
+                    self._idle.notify_all()
 
     @staticmethod
     def _parse(text: str) -> ast.Script:

@@ -352,14 +352,13 @@ class Session:
         interrupted), forget the busy connection: the next query opens a fresh one with the same
         settings, and the old one is closed when its call returns.
 
-        The cancelling is the connection's (:meth:`~caveql.api.Connection.cancel`, the engine's
-        tokens in caveql.cancel). Its Ctrl-C wait covers statements called from the main thread
-        only, and the REPL keeps the main thread for showing results and the pager, so the wait
-        is here; and a stuck call here holds the connection's lock (it was called from the
-        worker), which is why the fallback is a fresh connection rather than a fresh worker."""
-        conn.cancel()
+        Cancelling and waiting are the connection's (:meth:`~caveql.api.Connection.interrupt`);
+        a stuck call holds the connection's lock (it was called from the REPL's worker), which is
+        why the fallback is a fresh connection rather than a fresh worker."""
         deadline = time.monotonic() + self.cancel_grace
         try:
+            conn.interrupt(self.cancel_grace)
+            # then the worker returns (or was not yet in a statement, e.g. still lexing a script)
             while not finished.wait(0.05) and time.monotonic() < deadline:
                 pass
         except KeyboardInterrupt:

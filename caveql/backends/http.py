@@ -38,15 +38,12 @@ HttpBackend(datastack='minnie65_public', server='https://global.daf-apis.com', t
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +53,7 @@ import pyarrow.compute as pc
 
 from caveql import cancel
 from caveql._version import __version__
-from caveql.backends.auth import Token, auth_headers, find_token, redact, token_help
+from caveql.backends.auth import Token, find_token, token_help
 from caveql.backends.base import ROW_CAP_WARNING, Capabilities, QueryRequest, QueryResult, request_summary
 from caveql.backends.cancellable import make_cancellable
 from caveql.backends.endpoints import (
@@ -78,13 +75,12 @@ from caveql.backends.endpoints import (
     unselected_filters,
 )
 from caveql.backends.progress import Progress
-from caveql.backends.unreachable import lasting_failure, unreachable_error
+from caveql.backends.transport import GET_HEADERS, RETRY_STATUS, Transport
 from caveql.backends.wire import ARROW_CONTENT_TYPE, check_digest, decode_arrow
 from caveql.cache import ResultCache, cache_key
 from caveql.errors import (
     AuthError,
     BackendError,
-    CancelledError,
     CaveqlError,
     ConfigError,
     ServiceError,
@@ -92,18 +88,14 @@ from caveql.errors import (
     UnknownTableError,
 )
 
-__all__ = ["HttpBackend", "RETRY_STATUS"]
-
-#: Statuses retried with backoff (caveclient retries 502/503/504; we add 429).
-RETRY_STATUS = frozenset({429, 502, 503, 504})
+__all__ = ["HttpBackend", "RETRY_STATUS"]  # RETRY_STATUS: caveql.backends.transport's
 
 #: The oldest server whose typed Arrow answers caveclient 8 accepts (direct_sql_pandas).
 MIN_SERVER_VERSION = (5, 13, 0)
 
-_GET_HEADERS = {"Accept-Encoding": "gzip, deflate"}  # what requests sends on caveclient's GETs
 
 
-class HttpBackend:
+class HttpBackend(Transport):
     """A :class:`~caveql.backends.base.Backend` over the materialization service.
 
     - ``server``: the global server (info service); ``local_server`` skips
@@ -220,7 +212,7 @@ class HttpBackend:
             self._info = {"datastack_name": self.datastack, **info}
 
     def _server_version_of(self, local: str) -> str | None:
-        resp, body = self._send("GET", local + SERVER_VERSION, headers=_GET_HEADERS, what="server version")
+        resp, body = self._send("GET", local + SERVER_VERSION, headers=GET_HEADERS, what="server version")
         if resp.status_code == 404:
             return None
         self._check(resp, body, "server version")
@@ -260,106 +252,6 @@ class HttpBackend:
         """The service's limits: ``row_cap`` rows per call, no server-side NOT IN, v3 extras."""
         v3 = self.api_version >= 3
         return Capabilities(row_cap=self.row_cap, parallel=self.parallel, views=v3, live=v3)
-
-    # ------------------------------------------------------------------ transport
-
-    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
-        wait_s = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
-        if response is not None and response.status_code == 429:
-            after = _retry_after(response.headers.get("Retry-After"))
-            if after is not None:
-                wait_s = max(wait_s, min(after, 10 * self.max_backoff))
-        return wait_s
-
-    def _send(self, method: str, url: str, *, params: Sequence[tuple[str, str]] = (),
-              content: bytes | None = None, headers: Mapping[str, str] | None = None,
-              what: str, progress: Progress | None = None) -> tuple[httpx.Response, bytes | bytearray]:
-        """One request with retries; returns the final response and its whole body."""
-        hdrs = {**(headers or {}), **auth_headers(self._token)}
-        attempt = 0
-        while True:
-            cancel.check()
-            try:
-                request = self._client.build_request(method, url, params=list(params), content=content,
-                                                     headers=hdrs)
-            except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
-                raise ConfigError(f"bad server URL {url!r}: {exc}") from exc
-            self.calls += 1
-            if self._client.is_closed:
-                raise ConfigError(f"cannot send {what}: this HttpBackend was closed")
-            try:
-                response = self._client.send(request, stream=True)
-                try:
-                    if response.status_code in RETRY_STATUS and attempt < self.retries:
-                        delay = self._delay(attempt, response)
-                        response.close()
-                        cancel.sleep(delay, self._sleep)
-                        attempt += 1
-                        continue
-                    body = _read_body(response, progress)
-                finally:
-                    response.close()
-                return response, body
-            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-                raise ConfigError(f"cannot send {what}: {self._clean(str(exc))}") from exc
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                token = cancel.current()
-                if token is not None and token.cancelled:
-                    raise CancelledError(f"{what} was abandoned: the statement was cancelled") from exc
-                lasting = lasting_failure(exc)
-                # retry only what can recover (timeouts, resets, truncated bodies); a name that does
-                # not resolve, a refused connection or a bad certificate fail the same way again
-                if lasting is None and attempt < self.retries:
-                    cancel.sleep(self._delay(attempt), self._sleep)
-                    attempt += 1
-                    continue
-                raise unreachable_error(exc, lasting, request, what=what, attempts=attempt + 1,
-                                        server=self.server, datastack=self.datastack,
-                                        clean=self._clean) from exc
-
-    def _clean(self, text: str) -> str:
-        return redact(text, self._token)
-
-    def _check(self, response: httpx.Response, body: bytes | bytearray, what: str) -> None:
-        """Turn an error status into the matching CaveqlError."""
-        status = response.status_code
-        if status < 300:
-            return
-        path = _path(str(response.request.url))
-        if 300 <= status < 400:
-            raise AuthError(
-                self._clean(f"{what}: the service redirected {path} to {response.headers.get('Location', '?')} "
-                            f"(a login page): the token is missing or not accepted"),
-                status=status, hint=token_help(self.server))
-        detail = self._clean(_error_detail(body))
-        if status in (401, 403):
-            tos = _tos_url(body)
-            if tos:
-                msg = f"{what}: you must accept the terms of service first: {tos}"
-            elif self._token is None:
-                msg = f"{what}: the service requires a token (HTTP {status}) and none was found"
-            else:
-                msg = (f"{what}: the service refused the token from {self._token.source} "
-                       f"(HTTP {status}): {detail or 'no detail'}")
-            raise AuthError(msg, status=status, detail=detail, hint=token_help(self.server))
-        if status == 429:
-            raise ServiceError(f"{what}: the service is rate-limiting (HTTP 429) and kept refusing after "
-                               f"{self.retries + 1} attempts", status=status, detail=detail)
-        kind = "failed" if status >= 500 else "rejected the request"
-        raise ServiceError(f"{what}: the service {kind} (HTTP {status}) on {path}: {detail or 'no detail'}",
-                           status=status, detail=detail)
-
-    @staticmethod
-    def _json(body: bytes | bytearray, what: str) -> Any:
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise TransportError(f"{what}: the service's answer is not JSON ({len(body)} bytes)") from exc
-
-    def _get_json(self, url: str, *, params: Sequence[tuple[str, str]] = (), what: str) -> Any:
-        response, body = self._send("GET", url, params=params, headers=_GET_HEADERS, what=what)
-        self._check(response, body, what)
-        return self._json(body, what)
 
     def _memoized(self, key: tuple[Any, ...], fetch: Callable[[], Any]) -> Any:
         with self._lock:
@@ -422,7 +314,7 @@ class HttpBackend:
 
     def _views(self, version: int) -> dict[str, dict[str, Any]]:
         response, body = self._send("GET", self.local_server + self.endpoints.views(version),
-                                    headers=_GET_HEADERS, what="views")
+                                    headers=GET_HEADERS, what="views")
         if response.status_code == 404:
             return {}  # the service answers 404 when a version has none
         self._check(response, body, "views")
@@ -657,42 +549,8 @@ class HttpBackend:
         self.close()
 
 
-def _read_body(response: httpx.Response, progress: Progress | None) -> bytes | bytearray:
-    """The whole body, read into one preallocated buffer when its length is known.
-
-    Query answers are hundreds of MB at most and arrive in many chunks: filling one buffer
-    (instead of joining a list of chunks) halves the peak memory of a fetch, and the Arrow
-    reader then uses the buffer without copying it.
-    """
-    if response.is_stream_consumed:  # already read (a transport that answers in memory)
-        return response.content
-    length = response.headers.get("Content-Length")
-    if length is None or response.headers.get("Content-Encoding") or not length.isdigit():
-        parts = []
-        for chunk in response.iter_bytes():
-            parts.append(chunk)
-            if progress is not None:
-                progress.update(0, nbytes=len(chunk))
-        return b"".join(parts)
-    buf = bytearray(int(length))
-    view = memoryview(buf)
-    pos = 0
-    for chunk in response.iter_raw():
-        end = pos + len(chunk)
-        if end > len(buf):
-            raise httpx.RemoteProtocolError("the body is longer than its Content-Length")
-        view[pos:end] = chunk
-        pos = end
-        if progress is not None:
-            progress.update(0, nbytes=len(chunk))
-    if pos != len(buf):
-        raise httpx.RemoteProtocolError(f"the body ended after {pos} of {len(buf)} bytes")
-    return buf
 
 
-def _path(url: str) -> str:
-    # the path only: URLs never carry tokens, but keep messages short
-    return httpx.URL(url).path
 
 
 def _close(word: str, choices: Iterable[str]) -> tuple[str, ...]:
@@ -701,23 +559,6 @@ def _close(word: str, choices: Iterable[str]) -> tuple[str, ...]:
     return did_you_mean(word, choices)
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    >>> _retry_after("3"), _retry_after(None), _retry_after("soon")
-    (3.0, None, None)
-    """
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 _LIVE_CAP = re.compile(r"equal or more\s+than limit of (\d+)")
@@ -754,36 +595,4 @@ def _resolution(lines: list[str]) -> tuple[float, float, float] | None:
     return (x, y, z)
 
 
-def _error_detail(body: bytes | bytearray) -> str:
-    """The service's error text: JSON ``message``, schema errors, or the body's start.
 
-    >>> _error_detail(b'{"code": 500, "message": "boom", "traceback": []}')
-    'boom'
-    >>> _error_detail(b'{"schema_errors": {"filter_out_dict": ["Unknown field."]}}')
-    'invalid request body: {"filter_out_dict": ["Unknown field."]}'
-    """
-    try:
-        data = json.loads(body)
-    except ValueError:
-        text = body[:500].decode("utf-8", "replace").strip()
-        return text
-    if isinstance(data, dict):
-        if data.get("message"):
-            return str(data["message"])
-        for key in ("schema_errors", "errors"):
-            if data.get(key):
-                return f"invalid request body: {json.dumps(data[key])}"
-        if data.get("error"):
-            return str(data["error"])
-    return json.dumps(data)[:500]
-
-
-def _tos_url(body: bytes | bytearray) -> str | None:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and data.get("error") == "missing_tos":
-        inner = data.get("data") or {}
-        return str(inner.get("tos_form_url") or "") or None
-    return None

@@ -79,3 +79,30 @@ def test_keyboard_interrupt_in_main_thread_leaves_connection_usable(tiny_datasta
         assert db.version == 1
     with caveql.connect(path=tiny_datastack, version=1) as fresh:
         assert got.equals(fresh.query(FIRST, lim=3))
+
+
+def test_interrupt_cancels_and_waits_until_the_statement_has_stopped(tiny_datastack):
+    """Connection.interrupt(): cancel, then wait — when it returns True nothing runs any more (the
+    REPL's Ctrl-C rests on it)."""
+    with caveql.connect(path=tiny_datastack, version=1) as db:
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                db.query(ENDLESS)
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                box["error"] = exc
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 30
+        while not db.engine._running:  # started
+            assert time.monotonic() < deadline, "the statement never started"
+            time.sleep(0.01)
+        start = time.monotonic()
+        assert db.interrupt(10.0) is True
+        assert time.monotonic() - start < 5
+        assert not db.engine._running and db.cancel() is False
+        t.join(5)
+        assert isinstance(box.get("error"), CancelledError)
+        assert db.interrupt() is True  # nothing running: at once
