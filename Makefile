@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test conformance fuzz bench clean tmux postgres
+.PHONY: demo test conformance fuzz bench clean tmux postgres browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,15 @@ postgres:
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(PG_PACKAGES) >/dev/null; } || \
 	  echo "warning: could not install $(PG_PACKAGES); tests/conformance will fail" >&2
 
-test: $(VENV)/.installed-test tmux postgres
+# the browser tests (tests/browser) drive neuroglancer's web client in headless chromium
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; } || \
+	  echo "warning: could not install $(BROWSER_PACKAGES); tests/browser will fail" >&2
+
+test: $(VENV)/.installed-test tmux postgres browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 conformance: $(VENV)/.installed-test postgres

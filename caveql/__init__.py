@@ -14,6 +14,7 @@ True
 In Jupyter: ``%load_ext caveql``, then ``%cql`` / ``%%cql`` (see :mod:`caveql.magic`).
 """
 
+from caveql import accessor as _accessor  # noqa: F401  (registers the df.cql pandas accessor)
 from caveql._version import __version__
 from caveql.api import Connection, connect, query
 from caveql.cqlfile import CqlFile, load_cql

@@ -177,7 +177,14 @@ def _open_backend(
         from caveql.backends.local import LocalBackend
 
         root = os.fspath(path)
-        backend, near = LocalBackend(root), os.path.dirname(os.path.abspath(root))
+        from caveql.backends.archive import is_archive
+
+        if is_archive(root):  # a datastack folder of Delta Lake exports (docs/datastacks.md)
+            from caveql.backends.archive import ArchiveBackend
+
+            backend, near = ArchiveBackend(root), os.path.dirname(os.path.abspath(root))
+        else:
+            backend, near = LocalBackend(root), os.path.dirname(os.path.abspath(root))
     elif datastack is None and server is None:
         backend, near = _demo_backend(), os.path.dirname(demo_path())
     elif datastack is None:

@@ -138,6 +138,10 @@ class Engine:
         before = [v for v, t in self._stamps.items() if t is not None and t <= ts]
         if before:
             return max(before, key=lambda v: self._stamps[v])  # type: ignore[index,return-value]
+        if self._stamps and all(t is None for t in self._stamps.values()):
+            # e.g. an archive of Delta Lake exports: no version says when it was made
+            raise ConfigError("no version of this datastack has a time stamp: a timestamp cannot pick one",
+                              hint="name the version (AT VERSION n)")
         return min(self._stamps)
 
     def catalog(self, version: int | None = None) -> Catalog:

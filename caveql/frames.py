@@ -229,6 +229,13 @@ def _caveql_attrs(result: Any, plan: Any, stats: dict[str, Any], text: str, data
     if stats.get("replanned"):
         out["replanned_for_row_caps"] = list(stats["replanned"])
     out["elapsed_ms"] = round(float(getattr(result, "elapsed", 0.0)) * 1000, 1)
+    if getattr(result, "notices", None):  # e.g. a string value the column never holds
+        out["notices"] = [str(n) for n in result.notices]
+    if result.frame is not None:
+        # what df.cql.neuroglancer() needs offline: the positions' resolution, the viewer sources
+        from caveql.neuroglancer import context
+
+        out["neuroglancer"] = context(plan, backend)
     return out
 
 

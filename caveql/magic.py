@@ -10,6 +10,9 @@
 
 - The result is a pandas DataFrame (the last statement's); ``-o name`` also
   stores it in the notebook as ``name``.
+- ``--plot 'matrix log=true'`` also draws it under the cell (:mod:`caveql.plot`;
+  ``matrix``, ``scatter``, ``hist``); ``--ng`` (or ``--ng='tags=cell_type lines=true'``) shows
+  its Neuroglancer link (:mod:`caveql.neuroglancer`).
 - ``:name`` binds a notebook variable as a parameter (lists, tuples, sets,
   numpy arrays and Series become IN lists); ``{name}`` puts its value in the
   text as a CQL literal (quoted and escaped, never raw text).
@@ -19,7 +22,8 @@
   error shows with its caret, without a Python traceback.
 
 >>> magic_args("--path data/ -o df SELECT 1")
-(Namespace(path='data/', datastack=None, server=None, version=None, token=None, out='df'), 'SELECT 1')
+(Namespace(path='data/', datastack=None, server=None, version=None, token=None, out='df', plot=None,
+           ng=None), 'SELECT 1')
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int)
     p.add_argument("--token")
     p.add_argument("-o", "--out")
+    p.add_argument("--plot")  # a caveql.plot spec: 'matrix', 'scatter color=cell_type', ...
+    p.add_argument("--ng", nargs="?", const="", default=None)  # a Neuroglancer link; --ng='tags=x'
     return p
 
 
@@ -59,7 +65,8 @@ def magic_args(line: str) -> tuple[argparse.Namespace, str]:
     except ValueError:
         words = line.split()
     # options come first; the query starts at the first word that is not an option or its value
-    takes_value = {"--path", "--datastack", "-d", "--server", "--version", "--token", "-o", "--out"}
+    takes_value = {"--path", "--datastack", "-d", "--server", "--version", "--token", "-o", "--out", "--plot",
+                   "--ng"}
     i = 0
     while i < len(words) and words[i].startswith("-"):
         opt = words[i].split("=", 1)[0]
@@ -72,7 +79,7 @@ def magic_args(line: str) -> tuple[argparse.Namespace, str]:
                                   hint=f"did you mean {close[0]}?" if close else
                                   "options: --path, --datastack/-d, --server, --version, --token, -o")
             break
-        i += 1 if "=" in words[i] else 2
+        i += 1 if "=" in words[i] or opt == "--ng" else 2  # (--ng: a flag, or --ng=options)
     opts = _parser().parse_args(words[:i])
     rest = line
     for w in words[:i]:  # cut the options off the original text (keeps the query's own quoting)
@@ -220,6 +227,7 @@ def _magics_class() -> Any:
                     raise ConfigError("%cql needs a query: %cql SELECT ... or a %%cql cell")
                 conn = self._connect(opts)
                 text, params = bind_text(text, self.shell.user_ns)
+                from caveql.api import _as_frame
                 from caveql.surface import using
 
                 with using("magic"):  # help lines name %cql options and notebook variables
@@ -228,14 +236,35 @@ def _magics_class() -> Any:
                 if text and err.source is None:
                     err.with_source(text)
                 raise _shown_short(err) from None
-            frame = None
+            last = None
             for r in results:
                 if r.message and (r.frame is None or type(r.statement).__name__ == "Describe"):
                     print(r.message)
+                for notice in r.notices:
+                    print(f"notice: {notice}")
                 if r.frame is not None:
-                    frame = r.frame
+                    last = r
+            # the frame with its attrs (caveclient's keys, attrs["caveql"]), as Connection.query gives it
+            frame = None if last is None else _as_frame(last, text, conn)
             if opts.out and frame is not None:
                 self.shell.user_ns[opts.out] = frame
+            if opts.plot and frame is not None:  # `%%cql --plot matrix`: the figure under the cell
+                from IPython.display import Image, display
+
+                from caveql import plot
+
+                try:
+                    display(Image(data=plot.to_bytes(plot.plot(frame, opts.plot)), format="png"))
+                except CaveqlError as err:
+                    raise _shown_short(err) from None
+            if opts.ng is not None and frame is not None:  # `%%cql --ng`: a link under the cell
+                from caveql.neuroglancer import notebook
+
+                try:
+                    notebook(last, opts.ng,
+                             backend=conn.engine.backend)
+                except CaveqlError as err:
+                    raise _shown_short(err) from None
             return frame
 
     return CqlMagics

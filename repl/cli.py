@@ -31,7 +31,7 @@ from typing import Any
 
 from caveql._version import __version__
 
-FORMAT_NAMES = ("table", "vertical", "csv", "tsv", "json", "jsonl", "markdown", "parquet")
+FORMAT_NAMES = ("table", "vertical", "csv", "tsv", "json", "jsonl", "markdown", "parquet", "neuroglancer")
 _VERSION_FLAG = object()
 
 
@@ -52,6 +52,9 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
     conn.add_argument("--server", metavar="URL", default=d,
                       help="CAVE-compatible server (default: the global CAVE deployment).")
     conn.add_argument("--path", metavar="DIR", default=d, help="a local datastack folder.")
+    conn.add_argument("--archive", metavar="DIR", dest="path", default=d,
+                      help="a datastack folder of Delta Lake exports (<DIR>/v<N>/<table>/<spec>/); "
+                           "--path opens one too.")
     if top:
         conn.add_argument("--version", "-V", metavar="N", nargs="?", const=_VERSION_FLAG, default=None,
                           help="materialization version; alone: print caveql's version and exit.")
@@ -66,10 +69,14 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
                            "instead of refusing them (the REPL asks).")
     out = p.add_argument_group("output")
     out.add_argument("--format", "-F", metavar="FMT", choices=FORMAT_NAMES, default=d,
-                     help="table, vertical, csv, tsv, json, jsonl, markdown or parquet "
-                          "(default: table, or from -o's extension).")
+                     help="table, vertical, csv, tsv, json, jsonl, markdown, parquet or neuroglancer "
+                          "(a viewer link; -o FILE gets its state) (default: table, or from -o's "
+                          "extension; .ng.json: neuroglancer).")
     out.add_argument("-o", "--output", metavar="FILE", default=d,
                      help="write results to FILE (format from its extension).")
+    out.add_argument("--plot", metavar="SPEC", default=d,
+                     help="draw each result to -o FILE (.png, .svg, .pdf) instead: 'matrix', "
+                          "'scatter color=cell_type', 'hist size' (docs/tutorial.md).")
     out.add_argument("--param", "-p", metavar="NAME=VALUE", action="append", default=d,
                      help="bind :NAME (repeatable; typed by a .cql header, else as a CQL literal).")
     out.add_argument("--no-color", action="store_true", default=d or False,
@@ -270,6 +277,28 @@ def _numbered_outputs(session: Any, path: str) -> None:
     session.show_frame = show_frame
 
 
+def _plot_outputs(session: Any, spec: str, output: str | None, interactive: bool) -> None:
+    """``--plot SPEC -o FILE``: each result is drawn to the ``-o`` file instead of printed
+    (several results: numbered files, as without --plot)."""
+    from caveql import plot  # (matplotlib itself loads when the first plot is drawn)
+    from caveql.errors import CaveqlError
+
+    if interactive or not output:
+        raise _Usage("--plot draws the results of -c, -f, run or stdin to -o FILE (.png, .svg or .pdf)"
+                     + ("; in the REPL use \\plot" if interactive else ""))
+    try:
+        plot.image_format(output)
+        plot.parse_spec(spec)
+    except CaveqlError as err:
+        raise _Usage(f"--plot {spec!r} -o {output}: {err}") from None
+
+    def show_frame(df: Any, *, full: bool = False) -> None:
+        path = plot.save(plot.plot(df, spec), session.output_file)
+        session.info(f"Wrote the {spec.split()[0]} plot of {len(df):,} rows to {path}.")
+
+    session.show_frame = show_frame
+
+
 def _connection_factory(args: argparse.Namespace, config: Any) -> Any:
     path = getattr(args, "path", None) or (None if (getattr(args, "datastack", None)
                                                     or getattr(args, "server", None)) else config.path)
@@ -310,12 +339,20 @@ def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:
     from caveql.repl.session import Session
 
     config = load_config()
-    fmt = _output_format(args)
+    spec = getattr(args, "plot", None)
     output = getattr(args, "output", None)
+    ng = getattr(args, "format", None) == "neuroglancer" or str(output or "").lower().endswith(".ng.json")
+    fmt = None if spec or ng else _output_format(args)  # (-o is an image with --plot, a state with ng)
     color = (not getattr(args, "no_color", False)) and sys.stderr.isatty() and "NO_COLOR" not in os.environ
     session = Session(_connection_factory(args, config), fmt=fmt or config.format,
                       interactive=interactive, color=color, max_rows=config.max_rows)
     session.output_file = output
+    if spec:
+        _plot_outputs(session, spec, output, interactive)
+    if ng:
+        from caveql.neuroglancer import cli_outputs
+
+        cli_outputs(session, output)
     if output and not interactive:  # (the REPL's -o, as its \o, keeps one file)
         _numbered_outputs(session, output)
     session.null = config.null

@@ -96,7 +96,7 @@ def help_table() -> str:
 
 
 _ORDER = ["\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\i", "\\e", "\\s",
-          "\\set", "\\unset", "\\explain", "\\last", "\\pager", "\\c", "\\conninfo", "\\?", "\\q"]
+          "\\set", "\\unset", "\\explain", "\\last", "\\plot", "\\ng", "\\pager", "\\c", "\\conninfo", "\\?", "\\q"]
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -268,6 +268,35 @@ def _last(s: Session, arg: str) -> None:
     if s.last_frame is None:
         raise ConfigError("no result yet")
     s.show_frame(s.last_frame, full=True)
+
+
+@command("\\plot", "\\plot kind file [options]", "Plot the last result to a .png/.svg/.pdf file: matrix, "
+         "scatter or hist (e.g. \\plot matrix m.png log=true; see docs/tutorial.md).", arg="file")
+def _plot(s: Session, arg: str) -> None:
+    from caveql import plot  # matplotlib loads on first use only
+
+    try:
+        words = shlex.split(arg)
+    except ValueError as exc:
+        raise ConfigError(f"\\plot: {exc}") from exc
+    if len(words) < 2:
+        raise ConfigError("\\plot needs a kind and a file", hint="e.g. \\plot matrix out.png; kinds: "
+                          + ", ".join(plot.KINDS))
+    kind, path, options = words[0], os.path.expanduser(words[1]), words[2:]
+    plot.image_format(path)  # a wrong extension is refused before anything is drawn
+    spec = plot.parse_spec([kind, *options])
+    if s.last_frame is None:
+        raise ConfigError("no result to plot yet", hint="run a query, then \\plot")
+    plot.save(plot.plot(s.last_frame, [spec[0], *options]), path)
+    s.info(f"Wrote the {spec[0]} plot of {len(s.last_frame):,} rows to {path}.")
+
+
+@command("\\ng", "\\ng [open] [file.json] [key=value ...]", "Neuroglancer link of the last result (open: in "
+         "a browser; e.g. \\ng tags=cell_type lines=true; see docs/tutorial.md).", arg="file")
+def _ng(s: Session, arg: str) -> None:
+    from caveql.neuroglancer import repl_command
+
+    repl_command(s, arg)
 
 
 # -- files and editing ----------------------------------------------------------------------------

@@ -397,6 +397,7 @@ class Session:
                 self.info(result.message)  # status (SET, USE): stderr in scripts
         if result.frame is not None:
             self.last_frame = result.frame
+            self.last_result = result  # (\ng, --format neuroglancer: its plan knows the resolution)
             self.show_frame(result.frame)
         for notice in getattr(result, "notices", ()):
             self.info(f"notice: {notice}")

@@ -35,3 +35,9 @@ class Result:
     #: things a person should know about the answer, which is still the one asked for (a SELECT
     #: with no rows whose string test names a value the column never has: caveql.analyze.values)
     notices: list[str] = field(default_factory=list)
+
+    def to_neuroglancer(self, **options: Any) -> Any:
+        """:func:`caveql.neuroglancer.neuroglancer` of this answer: its state, link and file."""
+        from caveql.neuroglancer import neuroglancer
+
+        return neuroglancer(self, **options)

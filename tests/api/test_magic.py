@@ -111,3 +111,15 @@ def test_tab_completion_in_the_notebook(ip, tiny_datastack) -> None:
     assert "pre_pt_root_id" in complete("df = %cql SELECT pre_pt FROM synapses")[:3] or \
         "pre_pt_root_id" in complete("%%cql\nSELECT * FROM synapses WHERE pre_pt")
     assert "cells" not in complete("x = cel")  # outside the magic: IPython's own completion
+
+
+def test_a_cells_frame_carries_attrs_and_its_notices_are_shown(ip, tiny_datastack, capsys) -> None:
+    """The magic's frame is Connection.query's: caveclient's attrs keys and attrs["caveql"]; a notice
+    (a string value the column never holds) is printed under the cell and kept in the attrs."""
+    df = ip.run_line_magic("cql", f"--path {tiny_datastack} SELECT id FROM cells WHERE cell_type = 'bc'")
+    assert df.empty
+    printed = capsys.readouterr().out
+    assert "notice: cells.cell_type has no value 'bc'" in printed and "did you mean 'BC'?" in printed
+    meta = df.attrs["caveql"]
+    assert meta["cql"] == "SELECT id FROM cells WHERE cell_type = 'bc'" and meta["datastack"] == "tiny"
+    assert meta["notices"] == ["cells.cell_type has no value 'bc' (line 1, column 40); did you mean 'BC'?"]

@@ -69,3 +69,10 @@ def test_the_cli_prints_the_notice_on_stderr(tiny_datastack, capsys, monkeypatch
     assert captured.out == "id\n"
     assert captured.err == ("notice: cells.cell_type has no value 'bc' (line 1, column 40); "
                             "did you mean 'BC'?\n")
+
+
+def test_the_notice_travels_with_the_frame(db) -> None:
+    """Connection.query returns a DataFrame: the notice is in its attrs."""
+    df = db.query("SELECT id FROM cells WHERE cell_type = 'bc'")
+    assert df.empty and df.attrs["caveql"]["notices"] == [
+        "cells.cell_type has no value 'bc' (line 1, column 40); did you mean 'BC'?"]

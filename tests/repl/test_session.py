@@ -35,7 +35,9 @@ def err(s: Session) -> str:
 def test_every_registered_command_is_tested() -> None:
     tested = {"\\dt", "\\d", "\\dv", "\\values", "\\timing", "\\x", "\\T", "\\o", "\\pager", "\\last", "\\i",
               "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q", "\\s",
-              "\\c"}  # \c: tests/api/test_connect_by_name.py
+              "\\c",  # \c: tests/api/test_connect_by_name.py
+              "\\plot",  # \plot: tests/plot/test_plot.py
+              "\\ng"}  # \ng: tests/api/test_neuroglancer.py
     assert set(commands.REGISTRY) == tested
 
 

@@ -1,0 +1,43 @@
+"""Archive fixtures: the tiny datastack exported as MaterializationEngine's Delta Lakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from caveql.backends.archive import ArchiveBackend
+from caveql.backends.local import LocalBackend
+from tests.archive.writer import export_archive
+
+
+def local_metadata(local: LocalBackend) -> dict[str, dict[str, object]]:
+    """What the archive does not record, taken from the datastack it was exported from."""
+    out: dict[str, dict[str, object]] = {}
+    for v in local.all_versions():
+        for t in local.tables(v):
+            out[t] = local.table_metadata(v, t)
+        for name, meta in local.views(v).items():
+            out[name] = meta
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_local(tiny_datastack):
+    b = LocalBackend(tiny_datastack)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_archive_root(tiny_datastack, tmp_path_factory):
+    """Three partitions per copy (files to prune), nuclei trimmed to its ``id`` copy as a small
+    table is (so its points stay WKB), two appends per copy before the z-order."""
+    root = tmp_path_factory.mktemp("archive")
+    export_archive(tiny_datastack, root, n_partitions=3, small_tables=("nuclei",), flushes=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tiny_archive_root, tiny_local):
+    b = ArchiveBackend(tiny_archive_root, datastack="tiny", metadata=local_metadata(tiny_local))
+    yield b
+    b.close()
