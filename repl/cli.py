@@ -159,6 +159,21 @@ def _add_subcommands(sub: Any, wanted: frozenset[str]) -> None:
 
         add_cache_arguments(p)
     p.set_defaults(handler=_cmd_cache)
+    p = sub.add_parser("snapshot", help="copy tables of a service at one version into a local datastack.",
+                       description="Copy tables (every row, past the row cap; counts checked against the "
+                                   "service's) at one version into a local datastack folder; resumable.")
+    if "snapshot" in wanted:  # (imports the engine: only when named)
+        from caveql.datastack.snapshot import add_snapshot_arguments
+
+        add_snapshot_arguments(p)
+    p.set_defaults(handler=_cmd_snapshot)
+    p = sub.add_parser("import", help="turn a version folder of flat-file dumps into a local datastack.",
+                       description="Import CAVE flat-file dumps (<t>_merged.csv.gz + header files) of "
+                                   "one version into a local datastack folder; resumable, counts verified.")
+    from caveql.datastack.importer import add_import_arguments  # light: DuckDB imported when run
+
+    add_import_arguments(p)
+    p.set_defaults(handler=_cmd_import)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -385,6 +400,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from caveql.datastack.cli import run_demo
 
     return run_demo(args)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from caveql.datastack.importer import run_import
+
+    return run_import(args)
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from caveql.datastack.snapshot import run_snapshot
+
+    return run_snapshot(args)
 
 
 def _cmd_default(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ step by step, and names the upstream function each step mirrors:
   ``output_uri_base`` + ``spec.name``);
 - the rows as the frozen database streams them (``stream_table_to_arrow``): annotation columns
   then segmentation columns, ``created``/``deleted``/``superceded_id`` dropped
-  (``_DEFAULT_DROP_COLUMNS``), every PostGIS point as (E)WKB bytes;
+  (``_DEFAULT_DROP_COLUMNS``), every PostGIS point as (E)WKB bytes (plain WKB POINT Z as
+  the genuine exporter writes them; ``srid`` for EWKB), floats as ``double precision``;
 - tables: specs ``id`` + one per indexed non-timestamp column (root ids, ``target_id``) + at most
   one ``{geom}_morton`` (``discover_default_output_specs``, ctr > post > pre > pt > bb); a table
   under the small-table threshold keeps only its first spec (``resolved_specs[:1]``);
@@ -94,9 +95,15 @@ def _db_rows(backend: LocalBackend, version: int, table: str, srid: int | None) 
             i += 3
             continue
         if n not in DROP:
-            cols[n] = data.column(n).combine_chunks()
+            cols[n] = _as_stored(data.column(n).combine_chunks())
         i += 1
     return pa.table(cols), geoms
+
+
+def _as_stored(col: pa.Array) -> pa.Array:
+    """A column as PostgreSQL holds it: the schemas' ``Float`` is ``double precision`` there
+    (the genuine export of a float32 ``size`` is float64)."""
+    return col.cast(pa.float64()) if pa.types.is_float32(col.type) else col
 
 
 def _decode(table: pa.Table, geom: str) -> pa.Table:
@@ -210,6 +217,7 @@ def export_archive(local: str | Path, root: str | Path, *, n_partitions: int = 1
                           and names[i + 1:i + 3] == [n[:-2] + "_y", n[:-2] + "_z"]]
                 trios = [f"{g}_{a}" for g in points for a in "xyz"]
                 data = data.select([n for n in names if n not in trios] + trios)
+                data = pa.table({n: _as_stored(data.column(n).combine_chunks()) for n in data.column_names})
                 folder = base / f"v{v}" / view
                 _write_spec(folder / "flat", data, {"name": "flat"}, flushes)
                 if "id" in data.column_names:  # discover_view_output_specs
