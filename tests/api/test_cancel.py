@@ -30,19 +30,25 @@ def sigint(request):
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
 
 
+def _endless_in_thread(db):  # type: ignore[no-untyped-def]
+    """Run ENDLESS on ``db`` in a daemon thread; the box gets the exception it ends with."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            db.query(ENDLESS)
+        except BaseException as exc:  # noqa: BLE001 - inspected by the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, box
+
+
 def test_cancel_from_another_thread(tiny_datastack):
     with caveql.connect(path=tiny_datastack, version=1) as db:
         db.query("SET lim = 2")
-        box: dict = {}
-
-        def run() -> None:
-            try:
-                db.query(ENDLESS)
-            except BaseException as exc:  # noqa: BLE001 - inspected below
-                box["error"] = exc
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
+        t, box = _endless_in_thread(db)
         deadline = time.monotonic() + 30
         while not db.cancel():
             assert time.monotonic() < deadline, "the statement never started"
@@ -85,16 +91,7 @@ def test_interrupt_cancels_and_waits_until_the_statement_has_stopped(tiny_datast
     """Connection.interrupt(): cancel, then wait — when it returns True nothing runs any more (the
     REPL's Ctrl-C rests on it)."""
     with caveql.connect(path=tiny_datastack, version=1) as db:
-        box: dict = {}
-
-        def run() -> None:
-            try:
-                db.query(ENDLESS)
-            except BaseException as exc:  # noqa: BLE001 - inspected below
-                box["error"] = exc
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
+        t, box = _endless_in_thread(db)
         deadline = time.monotonic() + 30
         while not db.engine._running:  # started
             assert time.monotonic() < deadline, "the statement never started"
