@@ -8,19 +8,17 @@ from collections.abc import Iterator
 import pytest
 
 from caveql.backends.local import LocalBackend
-from caveql.server import ServerThread, create_app
+from tests.server.conftest import Served, serve
 
 CAP = 1000
 
 
 @pytest.fixture(scope="session")
-def demo_served(demo_path) -> Iterator[ServerThread]:
+def demo_served(demo_path) -> Iterator[Served]:
     """The demo datastack served with a 1,000-row cap (pages of every statement below)."""
-    backend = LocalBackend(demo_path, server_compat=True)
-    server = ServerThread(create_app(backend, row_cap=CAP)).start()
+    server = serve(demo_path, row_cap=CAP)
     yield server
     server.stop()
-    backend.close()
 
 
 @pytest.fixture(scope="session")

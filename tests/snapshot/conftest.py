@@ -8,21 +8,17 @@ from collections.abc import Iterator
 import pytest
 
 from caveql.backends.http import HttpBackend
-from caveql.backends.local import LocalBackend
-from caveql.server import ServerThread, create_app
+from tests.server.conftest import TOKEN, Served, serve
 
 CAP = 3
-TOKEN = "fedcba9876543210fedcba9876543210"
 
 
 @pytest.fixture(scope="module")
-def tiny_capped(tiny_datastack) -> Iterator[ServerThread]:
+def tiny_capped(tiny_datastack) -> Iterator[Served]:
     """``caveql serve`` over the tiny datastack with a 3-row cap."""
-    backend = LocalBackend(tiny_datastack, server_compat=True)
-    server = ServerThread(create_app(backend, row_cap=CAP)).start()
+    server = serve(tiny_datastack, row_cap=CAP)
     yield server
     server.stop()
-    backend.close()
 
 
 @pytest.fixture
