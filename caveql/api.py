@@ -38,9 +38,10 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from types import EllipsisType
@@ -214,6 +215,29 @@ def _open_backend(
     return backend, open_named
 
 
+def _open_routed(
+    datastack: str | None, server: str | None, path: str | os.PathLike[str] | None, token: str | None,
+    cache: bool, places: list[Any],
+) -> tuple[Backend, Callable[[str], Backend] | None]:
+    """A :class:`~caveql.backends.routing.RoutingBackend` over the datastack (when one is named)
+    and the archives at ``places``."""
+    from caveql.backends.routing import RoutingBackend, open_archive
+
+    service, opener = (_open_backend(datastack, server, path, token, cache)
+                       if datastack is not None or server is not None or path is not None else (None, None))
+    opened: list[Backend] = []
+    try:
+        for place in places:
+            if not isinstance(place, str | os.PathLike):
+                raise ConfigError(f"archives: a path or URL, not {type(place).__name__}")
+            opened.append(open_archive(os.fspath(place), datastack))
+        return RoutingBackend(service, opened), opener
+    except BaseException:
+        for b in [*opened, *([service] if service is not None else [])]:
+            b.close()
+        raise
+
+
 class Connection:
     """A session on one datastack: an engine plus its settings.
 
@@ -229,6 +253,9 @@ class Connection:
         # statements called from the main thread run here, so that Ctrl-C reaches the main thread
         # at once (a DuckDB query holds it until done) and can cancel them (see _run)
         self._worker: ThreadPoolExecutor | None = None
+        # the user's own tables (register): a frame's LocalTable, or a file's maker
+        self._local: dict[str, Any] = {}
+        self._scope: tuple[str | None, Mapping[str, Any]] = (None, {})  # see local_scope
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -385,7 +412,8 @@ class Connection:
 
     def execute(self, text: str, /, **params: Any) -> Result:
         """Run one statement; returns the engine's :class:`~caveql.engine.Result`."""
-        return self._run(lambda engine: engine.execute(text, params=params))
+        tables = self._tables()
+        return self._run(lambda engine: engine.execute(text, params=params, tables=tables))
 
     def execute_script(self, text: str, on_result: Callable[[Result], object] | None = None, /,
                        **params: Any) -> list[Result]:
@@ -396,7 +424,9 @@ class Connection:
         result at a time. :meth:`cancel` stops the script before its next statement, also while
         a long script is still being parsed.
         """
-        return self._run(lambda engine: engine.execute_script(text, params=params, on_result=on_result))
+        tables = self._tables()
+        return self._run(lambda engine: engine.execute_script(text, params=params, on_result=on_result,
+                                                              tables=tables))
 
     def query(self, text: str, /, **params: Any) -> pd.DataFrame:
         """Run CQL and return the last statement's rows as a DataFrame.
@@ -429,7 +459,8 @@ class Connection:
         ...     print(db.explain("SELECT id FROM cells LIMIT 1").splitlines()[0])
         Logical plan:
         """
-        return self._run(lambda engine: engine.explain(text, params=params, analyze=analyze))
+        tables = self._tables()
+        return self._run(lambda engine: engine.explain(text, params=params, analyze=analyze, tables=tables))
 
     def run_file(self, path: str | os.PathLike[str], /, **params: Any) -> list[Result]:
         """Run a ``.cql`` file; keyword arguments override its declared parameters.
@@ -451,13 +482,84 @@ class Connection:
         # use are not passed on (the engine refuses unused names)
         values = cql.used(cql.bind(params, from_text=from_text))
         try:
-            return self.execute_script(cql.text, **values)
+            with self.local_scope(base_dir=cql.base_dir):  # its files are relative to its folder
+                return self.execute_script(cql.text, **values)
         except CaveqlError as err:
             raise err.with_source(cql.text, cql.filename) from None
 
     def tables(self) -> list[str]:
         """Table names at the connection's version."""
         return list(self.engine.catalog().tables())
+
+    # -- the user's own tables --------------------------------------------------------------------
+    def register(self, name: str, data: Any, /, *, function: str | None = None, **options: Any) -> None:
+        """Make ``data`` a table called ``name`` in this connection's statements: a pandas or
+        polars DataFrame, an Arrow table, or the path of a CSV, Parquet or JSON file (format from
+        the extension, or ``function="read_csv"``; ``options`` as ``read_csv``'s, e.g.
+        ``delim=";"``). A frame is taken as it is now (register it again after changing it); a
+        file is read when a statement uses it, again whenever it has changed. A name the
+        datastack already uses for a table or view is refused: CAVE's tables come first.
+        See docs/language.md, "Your own data as tables".
+
+        >>> import tempfile, pandas as pd; from caveql.datastack.tiny import build_tiny
+        >>> with connect(path=build_tiny(tempfile.mkdtemp())) as db:
+        ...     db.register("picked", pd.DataFrame({"root_id": [1002, 1005]}))
+        ...     db.registered()
+        {'picked': 'a frame: 2 rows, columns root_id int'}
+        """
+        from caveql.analyze.local_tables import registration, valid_name
+
+        self._check_open()
+        if valid_name(name):
+            catalog = self.engine.catalog()
+            if name.lower() in {n.lower() for n in [*catalog.tables(), *catalog.views()]}:
+                raise ConfigError(f"cannot register {name!r}: the datastack has a table or view of "
+                                  "that name (its tables come first in FROM)", hint="choose another name")
+        self._local[name] = registration(name, data, options, function=function,
+                                         base_dir=self._scope[0])
+
+    def unregister(self, name: str, /) -> None:
+        """Forget the table registered as ``name`` (:meth:`register`)."""
+        if self._local.pop(name, None) is None:
+            from caveql.errors import did_you_mean
+
+            close = did_you_mean(name, list(self._local))
+            raise ConfigError(f"no table {name!r} is registered" + (
+                f"; registered: {', '.join(sorted(self._local))}" if self._local else ""),
+                hint=f"did you mean {close[0]!r}?" if close else None)
+
+    def registered(self) -> dict[str, str]:
+        """The registered tables, each with what it is (a frame, or a file and its columns)."""
+        from caveql.analyze.local_tables import LocalTables, describe
+
+        tables = LocalTables(self._local)
+        return {name: describe(tables, name) for name in self._local}
+
+    @contextmanager
+    def local_scope(self, *, base_dir: str | os.PathLike[str] | None = None,
+                    tables: Mapping[str, Any] | None = None) -> Iterator[None]:
+        """Within the block, file paths in statements are relative to ``base_dir`` (default: the
+        working directory) and ``tables`` (name -> frame or path) are registered besides
+        :meth:`register`'s, for that block only (the Jupyter magic's notebook variables)."""
+        from caveql.analyze.local_tables import registration
+
+        before = self._scope
+        folder = os.fspath(base_dir) if base_dir is not None else before[0]
+        extra = dict(before[1])
+        for name, data in (tables or {}).items():
+            extra[name] = registration(name, data, base_dir=folder)
+        self._scope = (folder, extra)
+        try:
+            yield
+        finally:
+            self._scope = before
+
+    def _tables(self) -> Any:
+        """The local tables of the next statement: registered, the scope's, its folder."""
+        from caveql.analyze.local_tables import LocalTables
+
+        folder, extra = self._scope
+        return LocalTables({**self._local, **extra}, base_dir=folder)
 
     def close(self) -> None:
         """Release the backend (files, HTTP connections). Idempotent."""
@@ -513,8 +615,14 @@ def connect(
     timestamp: datetime | str | None = None,
     cache: bool = True,
     max_fetch_rows: int | None | EllipsisType = ...,
+    archives: Any = None,
 ) -> Connection:
     """Open a :class:`Connection` (see the module docstring for the three kinds).
+
+    ``archives``: Delta Lake archive locations (paths or ``gs://``/``s3://``/``https://`` URLs;
+    one or a list) joined to the datastack: ``AT VERSION N`` is answered from an archive when
+    the service lists N as expired (or not at all, or is unreachable), else by the service
+    (:class:`~caveql.backends.routing.RoutingBackend`); alone, the archives are the datastack.
 
     ``cache=False`` neither reads nor writes the HTTP backend's disk cache of answers from
     materialized versions (local datastacks have none). ``max_fetch_rows``: a statement that
@@ -531,13 +639,18 @@ def connect(
     """
     from caveql.engine import Engine, Settings
 
-    backend, opener = _open_backend(datastack, server, path, token, cache)
+    places = [archives] if isinstance(archives, str | os.PathLike) else list(archives or ())
+    if places:
+        backend, opener = _open_routed(datastack, server, path, token, cache, places)
+    else:
+        backend, opener = _open_backend(datastack, server, path, token, cache)
     try:
         engine = Engine(backend, settings=Settings(), opener=opener)
         if max_fetch_rows is not ...:
             engine.max_fetch_rows = max_fetch_rows
         conn = Connection(engine, name=datastack or (os.path.basename(os.fspath(path).rstrip("/\\"))
-                                                    if path is not None else DEMO_NAME))
+                                                    if path is not None else backend.name if places
+                                                    else DEMO_NAME))
         conn.version = version
         conn.resolution = resolution
         conn.timestamp = timestamp

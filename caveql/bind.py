@@ -47,7 +47,8 @@ def param_uses(statements: Iterable[ast.Node]) -> dict[str, Span | None]:
     """The span of the first use of each ``:parameter`` in ``statements`` (in source order)."""
     uses: dict[str, Span | None] = {}
     for node in _walk(statements):
-        if isinstance(node, ast.Param) and node.name not in uses:
+        # (``FROM :cells`` binds a table: a use too)
+        if isinstance(node, (ast.Param, ast.ParamTable)) and node.name not in uses:
             uses[node.name] = node.span
     return uses
 

@@ -84,6 +84,19 @@ class CqlFile:
     meta: Mapping[str, str] = field(default_factory=dict)
     params: tuple[Param, ...] = ()
 
+    @property
+    def base_dir(self) -> str | None:
+        """The folder the script's file paths are relative to (``FROM 'cells.csv'``): its
+        file's, ``None`` (the working directory) for text that has no file.
+
+        >>> q = CqlFile("SELECT 1", filename=os.path.join("queries", "q.cql"))
+        >>> q.base_dir == os.path.abspath("queries")
+        True
+        """
+        if not self.filename:
+            return None
+        return os.path.dirname(os.path.abspath(self.filename))
+
     @classmethod
     def from_text(cls, text: str, filename: str | None = None) -> CqlFile:
         """Read the header of ``text`` (comment lines before the first statement); a leading

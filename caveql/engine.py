@@ -26,6 +26,7 @@ False
 from __future__ import annotations
 
 
+import inspect
 import re
 import threading
 import time
@@ -40,11 +41,14 @@ import pandas as pd
 
 from caveql import cancel as cancelling
 from caveql.analyze import analyze, parse_timestamp, statement_options
+from caveql.analyze.blocks import root_select
 from caveql.analyze.catalog import Catalog
+from caveql.analyze.local_tables import LocalTables
 from caveql.analyze.resolve import constant_value
 from caveql.analyze.settings import Settings
 from caveql.analyze.values import value_notices
 from caveql.backends.base import Backend
+from caveql.backends.local_live import stale_root_notices
 from caveql.bind import check_counts, check_names, check_values, param_uses
 from caveql.errors import (
     CancelledError,
@@ -73,6 +77,12 @@ __all__ = ["DEFAULT_MAX_FETCH_ROWS", "Engine", "Result", "Settings"]
 #: table (337 million rows in minnie65, thousands of requests, hours) is far above it.
 DEFAULT_MAX_FETCH_ROWS = 20_000_000
 
+#: The statements that are queries (a SELECT, a set operation, a WITH).
+_QUERIES = (ast.Select, ast.SetOp, ast.With)
+
+#: Whether analysis takes the user's local tables (``analyze(..., tables=)``).
+_ANALYZE_TAKES_TABLES = "tables" in inspect.signature(analyze).parameters
+
 
 class Engine:
     """Runs CQL statements against one backend (``USE`` switches backends via ``opener``)."""
@@ -94,6 +104,7 @@ class Engine:
         self._owns_backend = False  # only backends USE opened are closed by the engine
         self._running: set[cancelling.CancelToken] = set()  # tokens of the statements in flight
         self._idle = threading.Condition(self._lock)  # notified when the last one ends
+        self._call_tables = threading.local()  # the running call's LocalTables (_local_tables)
 
     @property
     def max_fetch_rows(self) -> int | None:
@@ -177,8 +188,11 @@ class Engine:
                 self._idle.wait(min(left, 0.05))
         return True
 
-    def execute(self, text: str, params: Mapping[str, Any] | None = None) -> Result:
-        """Run one statement."""
+    def execute(self, text: str, params: Mapping[str, Any] | None = None, *,
+                tables: LocalTables | None = None) -> Result:
+        """Run one statement (``tables``: the user's local tables it may read, see
+        :mod:`caveql.analyze.local_tables`; default: none registered, paths relative to the
+        working directory)."""
         with self._call():
             script = self._parse(text)
             if len(script.statements) != 1:
@@ -187,10 +201,12 @@ class Engine:
                     span=script.statements[1].span if len(script.statements) > 1 else None,
                 ).with_source(text)
             self._check_params(script.statements, text, params)
-            return self._run(script.statements[0], text, params)
+            with self._local_tables(tables):
+                return self._run(script.statements[0], text, params)
 
     def execute_script(self, text: str, params: Mapping[str, Any] | None = None, *,
-                       on_result: Callable[[Result], object] | None = None) -> list[Result]:
+                       on_result: Callable[[Result], object] | None = None,
+                       tables: LocalTables | None = None) -> list[Result]:
         """Run every statement of a script, in order (none if it does not parse).
 
         With ``on_result``, each result is handed to it as soon as its statement has run and is
@@ -206,44 +222,49 @@ class Engine:
                 if token.cancelled:
                     raise CancelledError(f"the script was cancelled after {i:,} of {total:,} statements",
                                          source=text)
-                res = self._run(stmt, text, params)
+                with self._local_tables(tables):
+                    res = self._run(stmt, text, params)
                 if on_result is None:
                     results.append(res)
                 else:
                     on_result(res)
             return results
 
-    def explain(self, text: str, params: Mapping[str, Any] | None = None, analyze: bool = False) -> str:
+    def explain(self, text: str, params: Mapping[str, Any] | None = None, analyze: bool = False, *,
+                tables: LocalTables | None = None) -> str:
         """The EXPLAIN text of a SELECT (``analyze``: run it and add figures)."""
         with self._call():
             script = self._parse(text)
             stmt = script.statements[0]
             if isinstance(stmt, ast.Explain):
                 analyze, stmt = analyze or stmt.analyze, stmt.statement
-            if not isinstance(stmt, ast.Select):
+            if not isinstance(stmt, _QUERIES):
                 raise CqlSemanticError("EXPLAIN takes a SELECT", span=stmt.span).with_source(text)
             self._check_params([stmt], text, params)
             try:
                 with self._statement():
                     merged = self._params(params)
                     check_counts(stmt, merged)
-                    return self._explain(stmt, merged, analyze)
+                    with self._local_tables(tables):
+                        return self._explain(stmt, merged, analyze)
             except CaveqlError as err:
                 raise err.with_source(text) from None
 
-    def physical_plan(self, text: str, params: Mapping[str, Any] | None = None) -> PhysicalPlan:
+    def physical_plan(self, text: str, params: Mapping[str, Any] | None = None, *,
+                      tables: LocalTables | None = None) -> PhysicalPlan:
         """The physical plan of one SELECT (for tools and benchmarks)."""
         script = self._parse(text)
         stmt = script.statements[0]
         if isinstance(stmt, ast.Explain):
             stmt = stmt.statement
-        if not isinstance(stmt, ast.Select):
+        if not isinstance(stmt, _QUERIES):
             raise CqlSemanticError("not a SELECT", span=stmt.span).with_source(text)
         self._check_params([stmt], text, params)
         try:
             merged = self._params(params)
             check_counts(stmt, merged)
-            return self._plan(stmt, merged)
+            with self._local_tables(tables):
+                return self._plan(stmt, merged)
         except CaveqlError as err:
             raise err.with_source(text) from None
 
@@ -255,6 +276,16 @@ class Engine:
         token = cancelling.CancelToken()
         with self._tracked(token), cancelling.activate(token):
             yield token
+
+    @contextmanager
+    def _local_tables(self, tables: LocalTables | None) -> Iterator[None]:
+        """``tables`` for the statements analysed in this thread within the block."""
+        before = getattr(self._call_tables, "tables", None)
+        self._call_tables.tables = tables
+        try:
+            yield
+        finally:
+            self._call_tables.tables = before
 
     @contextmanager
     def _statement(self) -> Iterator[None]:
@@ -319,12 +350,14 @@ class Engine:
         return res
 
     def _dispatch(self, stmt: ast.Statement, params: dict[str, Any]) -> Result:
-        if isinstance(stmt, ast.Select):
+        if isinstance(stmt, _QUERIES):
             p = self.check_fetch(self._plan(stmt, params))
             res = run_plan(p, self.backend)
             if res.frame is not None and res.frame.empty:
                 # no rows: say so when a string test names a value its column never has ('bc')
                 res.notices = value_notices(stmt, self.catalog(), params)
+                # and when a root id it names is not current then (the datastack's history)
+                res.notices += stale_root_notices([c.request for c in p.calls], self.backend)
             return res
         if isinstance(stmt, ast.Explain):
             return Result(kind="message", message=self._explain(stmt.statement, params, stmt.analyze))
@@ -340,16 +373,26 @@ class Engine:
                                span=getattr(stmt, "span", None))
 
     def _plan(self, stmt: ast.Select, params: dict[str, Any]) -> PhysicalPlan:
-        version, timestamp, _res = statement_options(stmt, self.settings, params)
+        root = root_select(stmt)  # a set operation or WITH runs at its leftmost SELECT's version
+        version, timestamp, _res = statement_options(root, self.settings, params)
+        cat = self._block_catalog(version, timestamp, root.cave.version.span if root.cave.version else None)
+        if _ANALYZE_TAKES_TABLES:
+            tables = getattr(self._call_tables, "tables", None)
+            logical = analyze(stmt, cat, self.settings, params,
+                              tables=tables if tables is not None else LocalTables(),
+                              catalogs=lambda v, ts: self._block_catalog(v, ts, None))
+        else:  # (until analysis resolves local tables)
+            logical = analyze(stmt, cat, self.settings, params)
+        return make_plan(logical, self.backend.capabilities, cat)
+
+    def _block_catalog(self, version: int | None, timestamp: Any, span: Any) -> Catalog:
+        """The catalog of a query block at ``version`` (None: at ``timestamp``, else the default)."""
         if version is None:
             version = self._version_at(timestamp) if timestamp is not None else self._default_version()
         elif version not in self._versions():
             raise ConfigError(f"version {version} is not available; versions: "
-                              + ", ".join(str(v) for v in self._versions()),
-                              span=stmt.cave.version.span if stmt.cave.version else None)
-        cat = self._catalog(version)
-        logical = analyze(stmt, cat, self.settings, params)
-        return make_plan(logical, self.backend.capabilities, cat)
+                              + ", ".join(str(v) for v in self._versions()), span=span)
+        return self._catalog(version)
 
     def _explain(self, stmt: ast.Select, params: dict[str, Any], analyze_: bool) -> str:
         p = self._plan(stmt, params)
@@ -483,6 +526,12 @@ class Engine:
                 "status": pd.array([r.get("status") for r in rows], dtype="string"),
                 "expires_on": pd.to_datetime([r.get("expires_on") for r in rows], format="ISO8601"),
             })
+            located = getattr(self.backend, "version_location", None)  # a RoutingBackend's
+            if located is not None:
+                where = [located(v) for v in self._versions()]
+                frame["location"] = pd.array([w[0] for w in where], dtype="string")
+                frame["expired"] = pd.array([w[1] for w in where], dtype="boolean")
+                frame["answered_by"] = pd.array([w[2] for w in where], dtype="string")
         else:  # DATASTACK
             info = cat.info()
             props: list[tuple[str, Any]] = [
@@ -504,6 +553,17 @@ class Engine:
 
     def _describe(self, d: ast.Describe) -> Result:
         cat = self.catalog()
+        tables = getattr(self._call_tables, "tables", None)
+        local = tables.get(d.name) if tables is not None and not cat.has(d.name) else None
+        if local is not None:  # a table of the user's (register, --table, \table)
+            what = "a frame" if local.kind == "frame" else f"{local.kind} file {local.path}"
+            rows = "" if local.rows is None else f"\nrows: {local.rows:,}"
+            frame = pd.DataFrame({
+                "column": pd.array([n for n, _ in local.columns], dtype="string"),
+                "type": pd.array([t for _, t in local.columns], dtype="string"),
+                "table": pd.array([local.name] * len(local.columns), dtype="string"),
+            })
+            return Result(kind="rows", frame=frame, message=f"{local.name} (your table: {what}){rows}")
         info = cat.source(d.name, d.span)
         meta = info.metadata
         lines = [f"{info.name} ({'view' if info.kind == 'view' else 'table'}, version {cat.version})"]

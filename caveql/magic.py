@@ -14,8 +14,12 @@
   ``matrix``, ``scatter``, ``hist``); ``--ng`` (or ``--ng='tags=cell_type lines=true'``) shows
   its Neuroglancer link (:mod:`caveql.neuroglancer`).
 - ``:name`` binds a notebook variable as a parameter (lists, tuples, sets,
-  numpy arrays and Series become IN lists); ``{name}`` puts its value in the
-  text as a CQL literal (quoted and escaped, never raw text).
+  numpy arrays and Series become IN lists; a DataFrame or Arrow table is a table:
+  ``FROM :cells``); ``{name}`` puts its value in the text as a CQL literal (quoted
+  and escaped, never raw text).
+- A DataFrame (pandas, polars) or Arrow table variable named right after ``FROM`` or
+  ``JOIN`` is a table for that cell (``FROM picked``), unless the datastack has a table
+  or view of that name (it comes first); see :func:`frame_tables`.
 - Connection options are the CLI's: ``--path``, ``--datastack``/``-d``,
   ``--server``, ``--version``, ``--token``; without any, the demo datastack.
 - A failing query fails its cell ("Run All", nbconvert and papermill stop there); the
@@ -36,7 +40,7 @@ from typing import Any
 
 from caveql.errors import CaveqlError, ConfigError
 
-__all__ = ["CqlMagics", "bind_text", "load_ipython_extension", "magic_args"]
+__all__ = ["CqlMagics", "bind_text", "frame_tables", "load_ipython_extension", "magic_args"]
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -111,7 +115,12 @@ def _literal(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Notebook values as plain Python: numpy/pandas scalars and sequences, sets, tuples."""
+    """Notebook values as plain Python: numpy/pandas scalars and sequences, sets, tuples (a
+    DataFrame or Arrow table stays itself: ``FROM :name`` binds it as a table)."""
+    from caveql.analyze.local_tables import is_table_value
+
+    if is_table_value(value):
+        return value
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
     elif isinstance(value, set | frozenset):
@@ -154,6 +163,30 @@ def bind_text(text: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, A
 
         out.append(_NAME.sub(sub, chunk))
     return "".join(out), params
+
+
+_FROM_NAME = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", re.IGNORECASE)
+
+
+def frame_tables(text: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The notebook's DataFrames (pandas, polars) and Arrow tables that ``text`` names as tables:
+    right after ``FROM`` or ``JOIN``, outside strings and comments. The magic registers them for
+    the cell (a datastack table of the same name comes first: it is not taken).
+
+    >>> import pandas as pd
+    >>> ns = {"picked": pd.DataFrame({"root_id": [1]}), "n": 3, "other": pd.DataFrame()}
+    >>> list(frame_tables("SELECT * FROM synapses s JOIN picked p ON p.root_id = s.pre_pt_root_id", ns))
+    ['picked']
+    """
+    from caveql.analyze.local_tables import is_table_value
+
+    found: dict[str, Any] = {}
+    code = " ".join(chunk if is_code else " " for is_code, chunk in _segments(text))
+    for m in _FROM_NAME.finditer(code):
+        name = m.group(1)
+        if name in namespace and is_table_value(namespace[name]):
+            found[name] = namespace[name]
+    return found
 
 
 def _segments(text: str) -> list[tuple[bool, str]]:
@@ -230,7 +263,12 @@ def _magics_class() -> Any:
                 from caveql.api import _as_frame
                 from caveql.surface import using
 
-                with using("magic"):  # help lines name %cql options and notebook variables
+                frames = frame_tables(text, self.shell.user_ns)
+                if frames:  # `FROM picked` with a DataFrame `picked`: a table for this cell
+                    catalog = conn.engine.catalog()
+                    cave = {n.lower() for n in [*catalog.tables(), *catalog.views()]}
+                    frames = {k: v for k, v in frames.items() if k.lower() not in cave}
+                with using("magic"), conn.local_scope(tables=frames):
                     results = conn.execute_script(text, **params)
             except CaveqlError as err:
                 if text and err.source is None:

@@ -52,9 +52,11 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
     conn.add_argument("--server", metavar="URL", default=d,
                       help="CAVE-compatible server (default: the global CAVE deployment).")
     conn.add_argument("--path", metavar="DIR", default=d, help="a local datastack folder.")
-    conn.add_argument("--archive", metavar="DIR", dest="path", default=d,
-                      help="a datastack folder of Delta Lake exports (<DIR>/v<N>/<table>/<spec>/); "
-                           "--path opens one too.")
+    conn.add_argument("--archive", metavar="PATH", dest="archives", action="append", default=d,
+                      help="Delta Lake exports of expired versions (<PATH>/v<N>/<table>/<spec>/, or "
+                           "<PATH>/<datastack>/...; a folder or gs://, s3://, https:// URL; repeatable): "
+                           "AT VERSION N reads them when the service no longer lists N; alone, they "
+                           "are the datastack.")
     if top:
         conn.add_argument("--version", "-V", metavar="N", nargs="?", const=_VERSION_FLAG, default=None,
                           help="materialization version; alone: print caveql's version and exit.")
@@ -79,6 +81,9 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
                           "'scatter color=cell_type', 'hist size' (docs/tutorial.md).")
     out.add_argument("--param", "-p", metavar="NAME=VALUE", action="append", default=d,
                      help="bind :NAME (repeatable; typed by a .cql header, else as a CQL literal).")
+    out.add_argument("--table", metavar="NAME=FILE", dest="tables", action="append", default=d,
+                     help="a CSV, Parquet or JSON file as the table NAME (repeatable; e.g. --table "
+                          "cells=cells.csv; docs/language.md, 'Your own data as tables').")
     out.add_argument("--no-color", action="store_true", default=d or False,
                      help="no colours in errors.")
 
@@ -338,15 +343,50 @@ def _connection_factory(args: argparse.Namespace, config: Any) -> Any:
     if server and not datastack:
         raise _Usage("--server needs --datastack NAME")
     token = getattr(args, "token", None)
+    tables = _tables(args)
+    archives = list(getattr(args, "archives", None) or getattr(config, "archives", None) or ())
 
     def connect() -> Any:
         from caveql.api import connect as open_connection
 
         return open_connection(datastack, server=server, path=path, token=token, version=version,
+                               archives=archives,
                                cache=not getattr(args, "no_cache", False),
                                **({"max_fetch_rows": None} if getattr(args, "yes", False) else {}))
 
+    if tables:  # --table: registered on every connection opened (also after a reconnect)
+        return lambda: _registered(tables, connect)
     return connect
+
+
+def _tables(args: argparse.Namespace) -> dict[str, str]:
+    """``--table NAME=FILE`` options as ``{NAME: FILE}``.
+
+    >>> _tables(argparse.Namespace(tables=["cells=data/cells.csv"]))
+    {'cells': 'data/cells.csv'}
+    """
+    out: dict[str, str] = {}
+    for item in getattr(args, "tables", None) or []:
+        name, eq, path = item.partition("=")
+        if not eq or not name.isidentifier() or not path:
+            raise _Usage(f"--table takes NAME=FILE (e.g. cells=cells.csv), not {item!r}")
+        if name in out:
+            raise _Usage(f"--table {name} is given twice")
+        out[name] = path
+    return out
+
+
+def _registered(tables: dict[str, str], opener: Any) -> Any:
+    """A connection from ``opener()`` with ``tables`` registered (paths relative to the working
+    directory); a missing file fails here, naming it, and closes the connection."""
+    conn = opener()
+    try:
+        for name, path in tables.items():
+            conn.register(name, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _session(args: argparse.Namespace, *, interactive: bool = False) -> Any:

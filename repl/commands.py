@@ -312,6 +312,40 @@ def _i(s: Session, arg: str) -> bool:
     return s.run_file(os.path.expanduser(parts[0]), params)
 
 
+@command("\\table", "\\table name file [option=value ...]",
+         "Make a CSV, Parquet or JSON file the table name (e.g. \\table cells cells.csv delim=';').",
+         arg="file")
+def _table(s: Session, arg: str) -> None:
+    from caveql.cqlfile import parse_param_value
+
+    try:
+        parts = shlex.split(arg)
+    except ValueError as exc:
+        raise ConfigError(f"\\table: {exc}") from exc
+    if len(parts) < 2:
+        raise ConfigError("usage: \\table name file [option=value ...] (e.g. \\table cells cells.csv)")
+    options = {}
+    for item in parts[2:]:
+        key, value = _kv(item)
+        try:
+            # (a tab or blank delimiter is itself, not an empty value)
+            options[key] = value if value and not value.strip() else parse_param_value(value, "any")
+        except ValueError as exc:
+            raise ConfigError(f"\\table {parts[0]}: option {key}: {exc}") from exc
+    s.connection.register(parts[0], parts[1], **options)
+    s.info(f"{parts[0]}: {s.connection.registered()[parts[0]]}")
+
+
+@command("\\tables", "\\tables",
+         "List the tables \\table, --table or register() made of your own files and frames.")
+def _tables(s: Session, arg: str) -> None:
+    found = s.connection.registered()
+    if not found:
+        s.info("No tables registered (\\table name file).")
+    for name, what in sorted(found.items()):
+        s.print_lines([f"{name}: {what}"])
+
+
 @command("\\e", "\\e [file]", "Edit the last query (or a file) in $EDITOR; the result becomes the next input.",
          arg="file")
 def _e(s: Session, arg: str) -> None:

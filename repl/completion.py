@@ -19,7 +19,7 @@ kind, then how often the name was used (``usage``), then length.
 ...     columns={"nucleus_detection_v0": [("id", "int"), ("pt_position", "position")]})
 >>> [c.text for c in suggest("SELECT * FROM nuc", 17, cat)]
 ['nucleus_detection_v0']
->>> [c.text for c in suggest("SELECT pt_ FROM nucleus_detection_v0", 10, cat)]
+>>> [c.text for c in suggest("SELECT pt_ FROM nucleus_detection_v0", 10, cat)][:4]
 ['pt_position', 'pt_position_x', 'pt_position_y', 'pt_position_z']
 """
 
@@ -31,6 +31,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from caveql.syntax.diagnose import SOFT_KEYWORDS
 
 __all__ = ["Completion", "CompletionCatalog", "fuzzy_rank", "suggest"]
 
@@ -140,8 +142,8 @@ def _grammar() -> Any:
         return _lark
 
 
-_SOFT = {"RESOLUTION", "VERSION", "TIMESTAMP", "LIVE", "POSITIONS", "NULLS", "FIRST", "LAST", "BOX",
-         "TABLES", "VIEWS", "VERSIONS", "DATASTACK", "ANALYZE", "OUTER"}
+# keywords that are also identifiers (the grammar's `name`)
+_SOFT = SOFT_KEYWORDS
 _NOT_KEYWORDS = {"NAME", "QUOTED_NAME", "STRING", "INT", "DECIMAL", "PARAM", "$END",
                  "INT_LIST"}  # INT_LIST: the lexer's one-token `(1, 2, ...)` (H1)
 _PUNCT = {"SEMI": ";", "COMMA": ",", "DOT": ".", "LPAR": "(", "RPAR": ")", "STAR": "*", "SLASH": "/",
@@ -335,8 +337,9 @@ def _candidates(word: str, tokens: list[Any], accepted: set[str], scope: dict[st
     for term in sorted(accepted):
         if term in _NOT_KEYWORDS or term in _PUNCT:
             continue
-        if name_ok and term in _SOFT and prev not in ("AT", "SPLIT", "SHOW", "NULLS", "EXPLAIN"):
-            continue  # accepted only as an identifier here
+        if name_ok and term in _SOFT and _SOFT <= accepted and prev not in (
+                "AT", "SPLIT", "SHOW", "NULLS", "EXPLAIN"):
+            continue  # accepted only as an identifier here (where every soft keyword is)
         out.append(Completion(_case(word, term), -len(word), "keyword"))
     if not name_ok:
         return out

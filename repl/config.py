@@ -19,6 +19,7 @@ Every key is optional; unknown keys and wrong types are errors naming the key
     server = "https://global.daf-apis.com"
     path = "~/data/my_datastack"
     version = 1300
+    archives = ["gs://bucket/exports/minnie65_public"]   # Delta Lake exports of expired versions
 
 ``$CAVEQL_CONFIG`` points elsewhere; ``$XDG_CONFIG_HOME`` is honoured.
 
@@ -40,7 +41,7 @@ __all__ = ["Config", "config_path", "load_config"]
 _SECTIONS = {
     "repl": {"editing_mode": str, "format": str, "expanded": str, "pager": str, "timing": bool,
              "max_rows": int, "null": str, "syntax_style": str, "history": bool},
-    "connection": {"datastack": str, "server": str, "path": str, "version": int},
+    "connection": {"datastack": str, "server": str, "path": str, "version": int, "archives": list},
 }
 _CHOICES = {"editing_mode": ("vi", "emacs"), "expanded": ("on", "off", "auto"),
             "pager": ("on", "off", "auto")}
@@ -63,6 +64,7 @@ class Config:
     server: str | None = None
     path: str | None = None
     version: int | None = None
+    archives: list[str] | None = None
     source: str | None = None
 
     @classmethod
@@ -100,6 +102,11 @@ class Config:
                                   hint=_hint(values["format"], dict.fromkeys(FORMATS)), filename=source)
         if "path" in values:
             values["path"] = os.path.expanduser(values["path"])
+        if "archives" in values:
+            if not all(isinstance(a, str) for a in values["archives"]):
+                raise ConfigError(f"{source or 'config'}: 'archives' must be a list of paths or URLs, "
+                                  f"not {values['archives']!r}", filename=source)
+            values["archives"] = [a if "://" in a else os.path.expanduser(a) for a in values["archives"]]
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known}, source=source)
 

@@ -26,6 +26,8 @@ from pygments.token import (
     Whitespace,
 )
 
+from caveql.analyze.functions import names as _function_names
+
 __all__ = ["FUNCTIONS", "KEYWORDS", "CqlLexer"]
 
 #: Reserved words of CQL (statements, clauses, CAVE clauses, operators spelt as words).
@@ -36,14 +38,15 @@ KEYWORDS = (
     "ON", "OR", "ORDER", "POSITIONS", "RESOLUTION", "SELECT", "SET", "SHOW", "SPLIT", "TABLES",
     "TIMESTAMP", "TRUE", "USE", "VERSION", "VERSIONS", "VIEWS", "WHERE", "WITHIN", "CASE",
     "WHEN", "THEN", "ELSE", "END", "CAST", "ILIKE", "OUTER", "RIGHT", "FULL", "CROSS",
-    "UNION", "EXCEPT", "INTERSECT", "WITH", "COLUMNS",
+    "UNION", "EXCEPT", "INTERSECT", "WITH", "COLUMNS", "TRY_CAST", "EXISTS", "OVER", "FILTER",
+    "PARTITION", "ROWS", "RANGE", "GROUPS", "UNBOUNDED", "PRECEDING", "FOLLOWING", "CURRENT",
+    "ROW", "EXCLUDE", "TIES", "NO", "OTHERS", "WINDOW", "QUALIFY", "RECURSIVE", "USING", "PIVOT",
+    "UNPIVOT", "FOR", "INCLUDE",
 )
 
-#: Scalar and aggregate functions (highlighted as builtins when followed by ``(``).
-FUNCTIONS = (
-    "ABS", "AVG", "COALESCE", "COUNT", "DISTANCE", "LOWER", "MAX", "MIN", "ROUND", "SQRT",
-    "SUM", "UPPER", "LENGTH", "FLOOR", "CEIL", "GREATEST", "LEAST", "NULLIF",
-)
+#: Every function of the function table (caveql/analyze/functions.py: names and aliases),
+#: highlighted as builtins when followed by ``(`` and offered by completion.
+FUNCTIONS = tuple(_function_names())
 
 
 class CqlLexer(RegexLexer):

@@ -249,7 +249,13 @@ class Session:
         except CaveqlError as err:
             self.show_error(err, err.source, err.filename)
             return False
-        return self.run_cql(cql.text, values, cancellable=cancellable, filename=cql.filename)
+        try:
+            scope = self.connection.local_scope(base_dir=cql.base_dir)  # its files: near it
+        except CaveqlError as err:
+            self.show_error(err, None)
+            return False
+        with scope:
+            return self.run_cql(cql.text, values, cancellable=cancellable, filename=cql.filename)
 
     def explain(self, text: str, *, analyze: bool = False) -> bool:
         """Print the plan of a statement."""
@@ -366,6 +372,7 @@ class Session:
         if finished.is_set():
             return
         settings, params = conn.engine.settings, dict(conn.engine.params)
+        local = dict(conn._local)  # the tables \table registered
         with self._conn_lock:
             self._conn = None
         previous = self._connect
@@ -375,6 +382,7 @@ class Session:
             if fresh is not None:
                 fresh.engine.settings = settings
                 fresh.engine.params.update(params)
+                fresh._local.update(local)
             self._connect = previous
             return fresh
 

@@ -11,16 +11,16 @@ POSITIONS) override the session :class:`Settings`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from caveql.analyze.catalog import Catalog
-from caveql.analyze.resolve import constant_value, resolve_select
+from caveql.analyze.resolve import _Resolver, constant_value
 from caveql.analyze.settings import Settings
-from caveql.errors import CqlSemanticError, CqlTypeError, ParameterError
+from caveql.errors import CqlSemanticError, CqlTypeError
 from caveql.logical import Query
 from caveql.syntax import ast
 
@@ -99,22 +99,35 @@ def _apply(q: Query, timestamp: datetime | None, resolution: Any, split: bool) -
                    subqueries=subs)
 
 
-def analyze(statement: ast.Select, catalog: Catalog, settings: Settings,
-            params: Mapping[str, Any] | None = None) -> Query:
-    """Resolve a SELECT into the logical plan (the catalog must be at the statement's version).
+def analyze(statement: ast.Node, catalog: Catalog, settings: Settings,
+            params: Mapping[str, Any] | None = None, *, tables: Any = None,
+            catalogs: Callable[[int | None, datetime | None], Catalog] | None = None) -> Query:
+    """Resolve a query (a SELECT, a set operation, a WITH) into the logical plan.
+
+    ``catalog`` is at the version of the statement's leftmost SELECT; ``catalogs(version,
+    timestamp)`` gives the catalog of a block that reads another (``... AT VERSION 343 EXCEPT
+    ... AT VERSION 661``); ``tables`` (a ``caveql.analyze.local_tables.LocalTables``) the
+    local tables a FROM may name.
 
     >>> analyze.__name__
     'analyze'
     """
+    from caveql.analyze.blocks import Context, resolve_query, root_select, wrap
+    from caveql.logical import SetOp
     params = dict(params or {})
-    if not isinstance(statement, ast.Select):
+    if not isinstance(statement, (ast.Select, ast.SetOp, ast.With)):
         raise CqlSemanticError(f"cannot analyze a {type(statement).__name__} statement",
                                span=getattr(statement, "span", None))
-    _version, timestamp, resolution = statement_options(statement, settings, params)
-    if timestamp is not None:
-        catalog = catalog.for_live()  # a live answer's columns (catalog.LIVE_ABSENT)
-    try:
-        q = resolve_select(statement, catalog, params, resolution)
-    except ParameterError:
-        raise
-    return _apply(q, timestamp, resolution, statement.cave.split_positions)
+    if settings.live and settings.timestamp is None:  # one "now" for every block
+        settings = replace(settings, timestamp=datetime.now(UTC).replace(tzinfo=None), live=False)
+    root = root_select(statement)
+    version, timestamp, resolution = statement_options(root, settings, params)
+    ctx = Context(catalog, settings, params, tables=tables, catalogs=catalogs, root=(version, timestamp),
+                  root_node=root, root_opts=(version, timestamp, resolution), make=_Resolver,
+                  options=statement_options)
+    q = resolve_query(statement, ctx, settings)
+    if isinstance(q, SetOp):
+        q = wrap(q, ctx, settings)
+    if ctx.shared:
+        q = replace(q, ctes=tuple(ctx.shared.items()))
+    return _apply(q, timestamp, resolution, root.cave.split_positions)

@@ -310,6 +310,8 @@ class Catalog:
         """Row count of a service table (``None`` if the backend cannot say)."""
         with self._lock:
             if table not in self._counts:
+                if table in self._view_meta():
+                    return None  # views have no /count (asking costs an error and its suggestions)
                 try:
                     self._counts[table] = int(self.backend.table_count(self._v(), table))
                 except Exception:  # noqa: BLE001 - views and some backends have no count

@@ -21,6 +21,7 @@ from typing import Any
 
 from caveql import surface
 from caveql.analyze.catalog import LIVE_ABSENT, REF_SUFFIX, Catalog, SourceInfo
+from caveql.analyze.local_tables import is_table_value
 from caveql.analyze.resolution import column_type
 from caveql.errors import (
     AggregateError,
@@ -34,16 +35,19 @@ from caveql.errors import (
     did_you_mean,
 )
 from caveql.logical import (
-    Agg, Box, Call, Col, Expr, InList, InSub, JoinClause, Lit, OrderSpec, Output, Query, Scan,
+    Agg, Box, Call, Col, Exists, Expr, InList, InSub, Lit, OrderSpec, Output, Query, ScalarSub,
     columns_of, conjuncts, has_agg, walk,
 )
+from caveql.analyze.exprs import default_name, resolve_call, resolve_case, resolve_cast
+from caveql.analyze.windows import (
+    group_by_all, named_windows, resolve_qualify, resolve_window, tie_break,
+)
+from caveql.logical import Case, Cast, Window, map_children
 from caveql.syntax import ast
 
 __all__ = ["Scope", "constant_value", "resolve_select"]
 
 NUMERIC = ("int", "float")
-AGGREGATES = {"COUNT", "SUM", "AVG", "MIN", "MAX"}
-SCALARS = {"ABS", "ROUND", "SQRT", "LOWER", "UPPER", "COALESCE", "DISTANCE", "LENGTH", "FLOOR", "CEIL"}
 
 
 def _pytype(v: Any) -> str:
@@ -64,6 +68,11 @@ def _pytype(v: Any) -> str:
 
 def _norm_param(name: str, v: Any, span: Span | None) -> Any:
     """A parameter value as a Python scalar or a tuple of scalars."""
+    if is_table_value(v):  # a DataFrame binds a table (FROM :name), not a value
+        raise ParameterError(
+            f"parameter :{name} is a table ({type(v).__name__}) used where a value is expected",
+            span=span, hint=f"use it as a table: FROM :{name} / JOIN :{name}; for its column c as "
+                            f"a list: IN (SELECT c FROM :{name})")
     if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
         v = v.tolist()  # numpy scalars and arrays, pandas Series
     if isinstance(v, (list, tuple, set, frozenset)):
@@ -145,7 +154,7 @@ class Scope:
                             + (f" (as {alias})" if alias != info.name else ""),
                             span=col.span, candidates=did_you_mean(col.name, info.names()),
                             **self.live_hint(col.name))
-                    return Col(alias, col.name, column_type(info, c, self.resolution), span=col.span)
+                    return Col(alias, col.name, _ctype(info, c, self.resolution), span=col.span)
             raise UnknownColumnError(
                 f"unknown table or alias '{col.table}'", span=col.span,
                 candidates=did_you_mean(col.table, [a for a, _ in self.sources]))
@@ -159,16 +168,23 @@ class Scope:
         if hits:
             alias, c = hits[0]
             info = next(i for a, i in self.sources if a == alias)
-            return Col(alias, col.name, column_type(info, c, self.resolution), span=col.span)
+            return Col(alias, col.name, _ctype(info, c, self.resolution), span=col.span)
         return None
 
     def all_names(self) -> list[str]:
         return [n for _, info in self.sources for n in info.names()]
 
 
+def _ctype(info: Any, c: Any, res: Any) -> str:
+    """A column's type: a CAVE source's at the statement's resolution, else as the source says."""
+    return column_type(info, c, res) if isinstance(info, SourceInfo) else c.type
+
+
 class _Resolver:
     def __init__(self, catalog: Catalog, params: Mapping[str, Any], sub_counter: list[int],
-                 outer: Scope | None = None, resolution: tuple[float, float, float] | None = None) -> None:
+                 outer: Scope | None = None, resolution: tuple[float, float, float] | None = None,
+                 *, ctx: Any = None, settings: Any = None, refs: list[Col] | None = None,
+                 in_sub: bool = False) -> None:
         self.catalog = catalog
         self.params = params
         self.resolution = resolution
@@ -178,18 +194,43 @@ class _Resolver:
         self.subqueries: list[Query] = []
         self.aliases: dict[str, Expr] = {}
         self.context = "select"
+        # relations (caveql.analyze.blocks): the statement's context, this block's settings, the
+        # enclosing block's columns a correlated subquery reads (None: not correlated)
+        self.ctx = ctx
+        self.settings = settings
+        self.refs = refs
+        self.in_sub = in_sub
+        self.using: dict[str, Expr] = {}
+        self.hidden: set[tuple[str, str]] = set()
+        self.star: dict[tuple[str, str], Expr] = {}
 
     # ------------------------------------------------------------------ columns
     def column(self, c: ast.Column, allow_alias: bool = False) -> Expr:
+        if c.table is None and c.name in self.using:
+            return self.using[c.name]
         if allow_alias and c.table is None and c.name in self.aliases:
             hit = self.scope.lookup(c) if self.context == "group" else None
             if hit is None:
                 return self.aliases[c.name]
-        col = self.scope.lookup(c)
+        try:
+            col = self.scope.lookup(c)
+        except UnknownColumnError:
+            # t.col with t not a source here: in a correlated subquery, an enclosing block's
+            if self.refs is None or c.table is None or any(a == c.table for a, _ in self.scope.sources):
+                raise
+            col = None
         if col is not None:
             return col
         if allow_alias and c.table is None and c.name in self.aliases:
             return self.aliases[c.name]
+        if self.refs is not None and self.outer is not None:
+            try:
+                hit = self.outer.lookup(c)
+            except UnknownColumnError:
+                hit = None
+            if hit is not None:  # a correlated reference to the enclosing block
+                self.refs.append(hit)
+                return hit
         cands = did_you_mean(c.name, self.scope.all_names() + (list(self.aliases) if allow_alias else []))
         hint = None
         if self.outer is not None and c.table is None:
@@ -310,10 +351,19 @@ class _Resolver:
                     raise CqlTypeError("the corners of a box must be numbers", span=e.span)
             return Box(x, lo, hi, span=e.span)  # type: ignore[arg-type]
         if isinstance(e, ast.FuncCall):
-            return self.func(e, agg_ok, alias_ok)
+            return resolve_call(self, e, agg_ok, alias_ok)  # by the function table (functions.py)
+        if isinstance(e, ast.WindowCall):
+            return resolve_window(self, e, agg_ok, alias_ok)
+        if isinstance(e, ast.Case):
+            return resolve_case(self, e, agg_ok, alias_ok)
+        if isinstance(e, ast.Cast):
+            return resolve_cast(self, e, agg_ok, alias_ok)
         if isinstance(e, ast.Subquery):
-            raise UnsupportedError("a subquery is only supported as the right side of IN",
-                                   span=e.span)
+            from caveql.analyze.blocks import scalar_expr
+            return scalar_expr(self, e)
+        if isinstance(e, ast.Exists):
+            from caveql.analyze.blocks import exists_expr
+            return exists_expr(self, e)
         if isinstance(e, ast.ListExpr):
             raise CqlTypeError("a list is only allowed after IN", span=e.span)
         raise UnsupportedError(f"unsupported expression {type(e).__name__}",
@@ -328,9 +378,14 @@ class _Resolver:
         return InList(left, tuple(out), negated, span=span)
 
     def subquery(self, left: Expr, t: ast.Subquery, negated: bool, span: Span | None) -> Expr:
-        inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope,
-                          resolution=self.resolution)
-        q = inner.select(t.select)
+        if isinstance(t.select, ast.Select):
+            inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope,
+                              resolution=self.resolution, ctx=self.ctx, settings=self.settings,
+                              in_sub=True)
+            q = inner.select(t.select)
+        else:
+            from caveql.analyze.blocks import sub_block
+            q, _refs = sub_block(self, t.select, correlate=False)
         if len(q.outputs) != 1 or q.outputs[0].expr.type == "position":
             raise CqlSemanticError("a subquery after IN must select exactly one column",
                                    span=t.span)
@@ -339,65 +394,6 @@ class _Resolver:
         node = InSub(left, q, idx, negated, span=span)
         self.subqueries.append(q)
         return node
-
-    def func(self, e: ast.FuncCall, agg_ok: bool, alias_ok: bool) -> Expr:
-        name = e.name.upper()
-        if name in AGGREGATES:
-            if not agg_ok:
-                where = {"where": "WHERE", "group": "GROUP BY", "on": "JOIN ... ON"}.get(
-                    self.context, "here")
-                raise AggregateError(f"aggregate {name}() is not allowed in {where}", span=e.span,
-                                     hint="filter groups with HAVING" if self.context == "where" else None)
-            if e.star:
-                if name != "COUNT":
-                    raise CqlSemanticError(f"{name}(*) is not valid; only COUNT(*)", span=e.span)
-                return Agg("COUNT", None, "int", span=e.span)
-            if len(e.args) != 1:
-                raise CqlSemanticError(f"{name}() takes one argument", span=e.span)
-            arg = self._expr(e.args[0], False, alias_ok)
-            if has_agg(arg):
-                raise AggregateError("aggregates cannot be nested", span=e.span)
-            if arg.type == "position":
-                raise CqlTypeError(f"{name}() of a position; aggregate its components "
-                                   f"({_what(arg)}_x, ...)", span=e.span)
-            if name in ("SUM", "AVG"):
-                self._want(arg, NUMERIC, f"{name}()", e.args[0].span or e.span)
-            t = {"COUNT": "int", "AVG": "float"}.get(name, arg.type)
-            return Agg(name, arg, t, distinct=e.distinct, span=e.span)
-        if name not in SCALARS:
-            raise CqlSemanticError(f"unknown function {name}()", span=e.span,
-                                   hint=(lambda c: f"did you mean {c[0]}()?" if c else None)(
-                                       did_you_mean(name, sorted(SCALARS | AGGREGATES))))
-        args = tuple(self._expr(a, agg_ok, alias_ok) for a in e.args)
-        arity = {"ABS": (1, 1), "ROUND": (1, 2), "SQRT": (1, 1), "LOWER": (1, 1), "UPPER": (1, 1),
-                 "COALESCE": (1, 99), "DISTANCE": (2, 2), "LENGTH": (1, 1), "FLOOR": (1, 1),
-                 "CEIL": (1, 1)}[name]
-        if not arity[0] <= len(args) <= arity[1]:
-            raise CqlSemanticError(f"{name}() takes {arity[0]}"
-                                   + (f" to {arity[1]}" if arity[1] != arity[0] else "")
-                                   + " argument(s)", span=e.span)
-        if name == "DISTANCE":
-            for a, src in zip(args, e.args, strict=True):
-                if a.type != "position":
-                    raise CqlTypeError(f"DISTANCE() takes two position columns, not {_what(a)}",
-                                       span=src.span or e.span)
-            return Call(name, args, "float", span=e.span)
-        for a, src in zip(args, e.args, strict=True):
-            self._no_position(a, f"{name}()", src.span or e.span)
-        if name in ("ABS", "ROUND", "SQRT", "FLOOR", "CEIL"):
-            for a, src in zip(args, e.args, strict=True):
-                self._want(a, NUMERIC, f"{name}()", src.span or e.span)
-            t = "float" if name == "SQRT" else ("int" if name in ("FLOOR", "CEIL") else args[0].type)
-            if name == "ROUND" and args[0].type == "int":
-                t = "int"
-            return Call(name, args, t, span=e.span)
-        if name in ("LOWER", "UPPER", "LENGTH"):
-            self._want(args[0], ("string",), f"{name}()", e.args[0].span or e.span)
-            return Call(name, args, "int" if name == "LENGTH" else "string", span=e.span)
-        types = [a.type for a in args if a.type != "null"]
-        for a in args[1:]:
-            self._comparable(args[0], a, e.span)
-        return Call(name, args, types[0] if types else "null", span=e.span)
 
     # ------------------------------------------------------------------ typing
     def binary(self, op: str, left: Expr, right: Expr, span: Span | None) -> Expr:
@@ -456,36 +452,16 @@ class _Resolver:
 
     # ------------------------------------------------------------------ SELECT
     def select(self, s: ast.Select) -> Query:
-        sources = [s.source] + [j.source for j in s.joins]
-        for ref in sources:
-            info = self.catalog.source(ref.name, ref.span)
-            self.scope.add(ref.alias or ref.name, info, ref.span)
-        scans: list[Scan] = []
-        for i, (alias, info) in enumerate(self.scope.sources):
-            nullable = i > 0 and s.joins[i - 1].kind == "LEFT"
-            scans.append(Scan(alias, info.name, info.kind, info.voxel_resolution, info.target,
-                              nullable=nullable))
-        # a LEFT JOIN's right side is null-extended; so is every earlier nullable scan
-        joins = []
-        for i, j in enumerate(s.joins):
-            self.context = "on"
-            right = self.scope.sources[i + 1][0]
-            cond = self.expr(j.on)
-            self._want(cond, ("bool",), "JOIN ... ON", j.on.span or j.span)
-            pairs, extra = [], []
-            for c in conjuncts(cond):
-                if (isinstance(c, Call) and c.op == "=" and isinstance(c.args[0], Col)
-                        and isinstance(c.args[1], Col) and c.args[0].type != "position"):
-                    a, b = c.args
-                    if b.source == right and a.source != right:
-                        pairs.append((a, b))
-                        continue
-                    if a.source == right and b.source != right:
-                        pairs.append((b, a))
-                        continue
-                extra.append(c)
-            joins.append(JoinClause(j.kind, right, tuple(pairs), tuple(extra)))
-        self.context = "select"
+        from caveql.analyze.blocks import from_clause
+        if self.ctx is None:
+            from caveql.analyze.blocks import Context
+            from caveql.analyze import statement_options
+            self.ctx = Context(self.catalog, self.settings or _settings(), self.params, make=_Resolver,
+                               options=statement_options)
+        frm = from_clause(self, s)
+        scans, joins = frm.scans, frm.joins
+        self.using, self.hidden, self.star = frm.using, frm.hidden, frm.star
+        self.named_windows = named_windows(s)
         outputs: list[Output] = []
         star_tail: list[int] = []  # indices of packed positions that came from *
         from_star: list[bool] = []
@@ -493,6 +469,12 @@ class _Resolver:
             if isinstance(item.expr, ast.Star):
                 for alias, info in self._star_sources(item.expr):
                     for c in info.columns:
+                        if (alias, c.name) in self.hidden:
+                            continue
+                        if (alias, c.name) in self.star:  # a RIGHT / FULL JOIN's USING column
+                            outputs.append(Output(c.name, self.star[(alias, c.name)]))
+                            from_star.append(True)
+                            continue
                         if c.type == "position":
                             star_tail.append(len(outputs))
                         outputs.append(Output(c.name, Col(alias, c.name, c.type, span=item.expr.span)))
@@ -513,21 +495,27 @@ class _Resolver:
             where = conjuncts(w)
         self.context = "group"
         group = tuple(self._group_item(g, outputs) for g in s.group_by)
+        if s.group_by_all:
+            group = group_by_all(outputs)
         self.context = "having"
         having = None
         if s.having is not None:
             having = self.expr(s.having, agg_ok=True, alias_ok=True)
             self._want(having, ("bool",), "HAVING", s.having.span)
+        self.context = "qualify"
+        qualify = resolve_qualify(self, s, outputs)
         self.context = "order"
         order = tuple(OrderSpec(self._order_item(o.expr, outputs), o.descending, o.nulls)
                       for o in s.order_by)
-        aggregate = bool(group) or any(has_agg(o.expr) for o in outputs) or (
-            having is not None and has_agg(having))
+        aggregate = bool(group) or s.group_by_all or any(has_agg(o.expr) for o in outputs) or (
+            having is not None and has_agg(having)) or (qualify is not None and has_agg(qualify))
         if aggregate:
             for o, item in zip(outputs, _item_spans(s, outputs), strict=False):
                 self._check_grouped(o.expr, group, item)
             if having is not None:
                 self._check_grouped(having, group, s.having.span if s.having else None)
+            if qualify is not None:
+                self._check_grouped(qualify, group, s.qualify.span if s.qualify else None)
             for o, src in zip(order, s.order_by, strict=True):
                 if not any(o.expr == out.expr for out in outputs):
                     self._check_grouped(o.expr, group, src.span)
@@ -538,6 +526,8 @@ class _Resolver:
                 if not any(o.expr == out.expr for out in outputs):
                     raise CqlSemanticError("with SELECT DISTINCT, ORDER BY items must be selected",
                                            span=src.span)
+        if not aggregate:  # row-order windows get the sources' ids as a last key (windows.py)
+            outputs, order, qualify = tie_break(self, outputs, order, qualify)
         limit = self._count(s.limit, "LIMIT")
         offset = self._count(s.offset, "OFFSET")
         return Query(
@@ -546,7 +536,8 @@ class _Resolver:
             distinct=s.distinct, aggregate=aggregate, subqueries=tuple(self.subqueries),
             version=self.catalog.version, datastack=self.catalog.datastack,
             synapse_table=self.catalog.synapse_table,
-            star_tail=tuple(star_tail),
+            star_tail=tuple(star_tail), qualify=qualify, derived=tuple(frm.derived), locals=tuple(frm.locals),
+            sources=frm.sources(),
         )
 
     def _star_sources(self, star: ast.Star) -> list[tuple[str, SourceInfo]]:
@@ -599,11 +590,17 @@ class _Resolver:
         if isinstance(e, InSub):
             self._check_grouped(e.expr, group, span)
             return
+        if isinstance(e, (Exists, ScalarSub)):
+            for c in e.outer:
+                self._check_grouped(c, group, span)
+            return
         children = {Call: lambda x: x.args, InList: lambda x: (x.expr,), Box: lambda x: (x.col,)}
         for kind, get in children.items():
             if isinstance(e, kind):
                 for c in get(e):
                     self._check_grouped(c, group, span)
+        if isinstance(e, (Case, Cast, Window)):  # every part evaluated over the groups
+            map_children(e, lambda c: self._check_grouped(c, group, span) or c)
 
     def _count(self, e: ast.Node | None, what: str) -> int | None:
         if e is None:
@@ -616,6 +613,11 @@ class _Resolver:
             err = ParameterError if isinstance(e, ast.Param) else CqlTypeError
             raise err(f"{what} takes a whole number >= 0, not {v!r}", span=e.span)
         return v
+
+
+def _settings() -> Any:
+    from caveql.analyze.settings import Settings
+    return Settings()
 
 
 def _float_id(col: Expr, other: Expr, node: ast.Node, span: Span | None) -> None:
@@ -664,6 +666,9 @@ def _what(e: Expr) -> str:
 
 
 def _default_name(e: Expr) -> str:
+    named = default_name(e)
+    if named is not None:
+        return named
     if isinstance(e, Col):
         return e.name
     if isinstance(e, Agg):

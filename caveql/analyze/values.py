@@ -36,14 +36,18 @@ __all__ = ["value_notices"]
 _LISTED = 8
 
 
-def value_notices(select: ast.Select, catalog: Catalog, params: Mapping[str, Any]) -> list[str]:
+def value_notices(select: ast.QueryExpr, catalog: Catalog, params: Mapping[str, Any]) -> list[str]:
     """Notices for the string equalities / ``IN`` lists of ``select`` (and of its ``IN``
     subqueries) that match none of their column's known values (see the module docstring)."""
     notices: list[str] = []
     known: dict[tuple[str, str], set[str] | None] = {}
     for sel in _selects(select):
-        sources = {(ref.alias or ref.name): ref.name for ref in (sel.source, *(j.source for j in sel.joins))}
+        refs = [sel.source, *(j.source for j in sel.joins)]
+        sources = {(ref.alias or ref.name): ref.name for ref in refs if isinstance(ref, ast.TableRef)}
+        only_tables = len(sources) == len(refs)
         for column, values, span in _string_tests(sel.where, params):
+            if column.table is None and not only_tables:
+                continue  # the column may be a derived table's or a file's: not ours to judge
             found = _values(catalog, sources, column, known)
             if found is None:
                 continue
@@ -65,15 +69,30 @@ def value_notices(select: ast.Select, catalog: Catalog, params: Mapping[str, Any
     return notices
 
 
-def _selects(select: ast.Select) -> Iterator[ast.Select]:
-    """``select`` and the SELECTs of the ``IN (SELECT ...)`` in its WHERE, outermost first."""
-    stack = [select]
+def _selects(query: ast.QueryExpr) -> Iterator[ast.Select]:
+    """Every SELECT block of ``query``, outermost first: set-operation branches, CTEs, derived
+    tables (also under PIVOT/UNPIVOT) and the subqueries of WHERE (``IN``, ``EXISTS``, scalar)."""
+    stack: list[ast.Node] = [query]
     while stack:
-        sel = stack.pop()
-        yield sel
-        for node in _conditions(sel.where):
-            if isinstance(node, ast.In) and isinstance(node.target, ast.Subquery):
-                stack.append(node.target.select)
+        node = stack.pop()
+        if isinstance(node, ast.With):
+            stack += [node.body, *(c.query for c in reversed(node.ctes))]
+        elif isinstance(node, ast.SetOp):
+            stack += [node.right, node.left]
+        elif isinstance(node, (ast.Pivot, ast.Unpivot)):
+            stack.append(node.source)
+        elif isinstance(node, ast.Derived):
+            stack.append(node.query)
+        elif isinstance(node, ast.Select):
+            yield node
+            stack += [j.source for j in reversed(node.joins)]
+            if node.source is not None:
+                stack.append(node.source)
+            for cond in _conditions(node.where):
+                if isinstance(cond, ast.In) and isinstance(cond.target, ast.Subquery):
+                    stack.append(cond.target.select)
+                elif isinstance(cond, ast.Exists):
+                    stack.append(cond.query)
 
 
 def _conditions(e: ast.Node | None) -> Iterator[ast.Node]:

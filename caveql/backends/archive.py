@@ -19,6 +19,10 @@ semantics and frame shapes) over the copy the filters suit — equality/IN on a 
 that copy, a box → the Morton copy, else ``id`` — reading with DuckDB only the Parquet files
 whose Delta log statistics (min/max per column, the Morton range of a box) may match.
 
+The archive may be a local folder or a URL (``gs://``, ``s3://``, ``https://``, ``file://``, any
+fsspec filesystem): :mod:`caveql.backends.archive_store` lists its folders, replays remote Delta
+logs, and DuckDB reads the Parquet through the registered fsspec filesystem.
+
 >>> import tempfile
 >>> ArchiveBackend(tempfile.mkdtemp(), datastack="none")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -45,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from caveql import cancel
+from caveql.backends.archive_store import DeltaLog, open_store, read_log
 from caveql.backends.base import FILTER_KINDS, Capabilities, QueryRequest, QueryResult
 from caveql.backends.local import _bytes_read, _columns_of, _conform, _first_line
 from caveql.backends.local_sql import CRUD_SIMPLE, Builder, Source, error, fields_of, q, suggest
@@ -79,13 +84,13 @@ def is_archive(path: str | os.PathLike[str]) -> bool:
     >>> import tempfile; is_archive(tempfile.mkdtemp())
     False
     """
-    root = Path(path)
     try:
-        for v in root.iterdir():
-            if v.is_dir() and _VERSION_DIR.match(v.name):
-                return any((spec / "_delta_log").is_dir() for t in v.iterdir() if t.is_dir()
-                           for spec in t.iterdir())
-    except OSError:
+        store = open_store(os.fspath(path))
+        for v in store.dirs(store.root):
+            if _VERSION_DIR.match(store.name(v)):
+                return any(store.isdir(store.join(spec, "_delta_log")) for t in store.dirs(v)
+                           for spec in store.dirs(t))
+    except (OSError, DatastackError):
         return False
     return False
 
@@ -134,7 +139,7 @@ class _Copy:
     """One spec folder: a Delta table holding all the rows of a table, partitioned on one column."""
 
     spec: str
-    path: Path
+    path: str  # the spec folder (on the archive's store)
     sort_col: str | None  # the model column its partitions follow (a point for the Morton copy)
     stored: tuple[str, ...]  # stored (Parquet) columns, partition column excluded
     files: tuple[dict[str, Any], ...]  # add actions: path, size_bytes, num_records, min.*, max.*
@@ -165,12 +170,15 @@ class ArchiveBackend:
                  voxel_resolution: tuple[float, float, float] | None = None,
                  metadata: dict[str, dict[str, Any]] | None = None, info: dict[str, Any] | None = None,
                  parallel: int = 4, threads: int | None = None, profile: bool = True) -> None:
-        base = Path(root)
-        self.path = base / datastack if datastack is not None else base
-        if not self.path.is_dir() or not is_archive(self.path):
-            raise DatastackError(f"no Delta Lake archive of {datastack or str(base)!r} in {base}",
+        store = self._store = open_store(os.fspath(root))
+        folder = self._folder = store.join(store.root, datastack) if datastack is not None else store.root
+        #: the datastack folder: a Path when local, else its URL
+        self.path: Path | str = Path(folder) if store.local else store.url(folder)
+        if not store.isdir(folder) or not is_archive(store.url(folder)):
+            raise DatastackError(f"no Delta Lake archive of {datastack or os.fspath(root)!r} in "
+                                 f"{store.url(store.root)}",
                                  hint="expected <root>/<datastack>/v<N>/<table>/<spec>/_delta_log")
-        self.name = datastack or self.path.name
+        self.name = datastack or store.name(folder)
         extra = self._sidecar()
         res = voxel_resolution or extra.get("voxel_resolution")
         self._res = tuple(float(v) for v in res) if res is not None else None
@@ -190,12 +198,12 @@ class ArchiveBackend:
         self.capabilities = Capabilities(row_cap=None, filters=frozenset(FILTER_KINDS),
                                          parallel=parallel, live=False)
         self._versions: dict[int, VersionEntry] = {}
-        self._dirs: dict[int, dict[str, Path]] = {}
-        for v in sorted(self.path.iterdir()):
-            m = _VERSION_DIR.match(v.name)
-            if m and v.is_dir():
+        self._dirs: dict[int, dict[str, str]] = {}
+        for v in store.dirs(folder):
+            m = _VERSION_DIR.match(store.name(v))
+            if m:
                 n = int(m.group(1))
-                self._dirs[n] = {t.name: t for t in sorted(v.iterdir()) if t.is_dir()}
+                self._dirs[n] = {store.name(t): t for t in store.dirs(v)}
                 meta = {"id": n, "datastack": self.name, "version": n, "time_stamp": None, "valid": True,
                         "expires_on": None, "status": "ARCHIVED", "is_merged": True}
                 meta.update(extra.get("versions", {}).get(str(n), {}))
@@ -210,17 +218,20 @@ class ArchiveBackend:
         try:
             self._con = duckdb.connect(":memory:", config={"threads": threads} if threads else {})
             self._con.execute("SET GLOBAL TimeZone = 'UTC'")
+            if not store.local:
+                self._con.register_filesystem(store.fs)  # DuckDB reads the Parquet through fsspec
             self._con.create_function(_WKB, _wkb_axis, [duckdb.sqltype("BLOB"), duckdb.sqltype("INTEGER")],
                                       duckdb.sqltype("DOUBLE"), type="arrow")
         except duckdb.Error as exc:
             raise DatastackError(f"cannot start DuckDB: {exc}") from exc
 
     def _sidecar(self) -> dict[str, Any]:
-        path = self.path / "archive.json"
-        if not path.exists():
+        path = self._store.join(self._folder, "archive.json")
+        if not self._store.isfile(path):
             return {}
+        path = self._store.url(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(self._store.read_bytes(self._store.join(self._folder, "archive.json")))
         except (OSError, ValueError) as exc:
             raise DatastackError(f"cannot read {path}: {exc}") from exc
         res = data.get("voxel_resolution") if isinstance(data, dict) else None
@@ -248,12 +259,12 @@ class ArchiveBackend:
                 self._tables[key] = self._open(version, name, self._dirs[version][name])
             return self._tables[key]
 
-    def _open(self, version: int, name: str, folder: Path) -> _Table:
+    def _open(self, version: int, name: str, folder: str) -> _Table:
         copies: dict[str, _Copy] = {}
         logical: dict[str, tuple[pa.Schema, str]] = {}
-        specs = sorted(p for p in folder.iterdir() if p.is_dir())
+        specs = self._store.dirs(folder)
         if not specs:
-            raise DatastackError(f"{folder}: no exported copy (expected id/, flat/, ...)")
+            raise DatastackError(f"{self._store.url(folder)}: no exported copy (expected id/, flat/, ...)")
         for spec_dir in specs:
             copy, schema, select = self._open_copy(spec_dir)
             copies[copy.spec] = copy
@@ -264,27 +275,37 @@ class ArchiveBackend:
         for spec, (other, _sel) in logical.items():
             if other != schema:
                 raise DatastackError(
-                    f"{folder / spec}: its columns differ from {folder / first}'s "
+                    f"{self._store.url(self._store.join(folder, spec))}: its columns differ from "
+                    f"{self._store.url(self._store.join(folder, first))}'s "
                     f"({', '.join(other.names)} vs {', '.join(schema.names)})",
                     hint="every copy of a table holds the same columns; re-export the table")
         meta = self._derive_metadata(version, name, view, schema)
         return _Table(name, version, view, copies, schema, select, meta)
 
-    def _open_copy(self, spec_dir: Path) -> tuple[_Copy, pa.Schema, str]:
+    def _read_log(self, spec_dir: str) -> DeltaLog:
+        """The copy's Delta log: by ``deltalake`` when local, else replayed over fsspec."""
+        if not self._store.local:
+            return read_log(self._store, spec_dir)
         from deltalake import DeltaTable  # the optional extra 'archive'
 
         try:
-            dt = DeltaTable(str(spec_dir))
+            dt = DeltaTable(spec_dir)
             proto = dt.protocol()
-            delta_schema = pa.schema(dt.schema().to_arrow())
-            actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+            return DeltaLog(pa.schema(dt.schema().to_arrow()),
+                            pa.table(dt.get_add_actions(flatten=True)).to_pylist(),
+                            proto.min_reader_version, tuple(proto.reader_features or ()))
         except Exception as exc:  # deltalake raises its own, pyarrow and OS errors
             raise DatastackError(f"{spec_dir}: not a readable Delta table: {_first_line(exc)}") from exc
-        if proto.min_reader_version > 1 or proto.reader_features:
-            raise DatastackError(f"{spec_dir}: Delta reader features {proto.reader_features or []} "
-                                 f"(reader version {proto.min_reader_version}) are not supported",
+
+    def _open_copy(self, spec_dir: str) -> tuple[_Copy, pa.Schema, str]:
+        log = self._read_log(spec_dir)
+        delta_schema, actions = log.schema, log.files
+        if log.min_reader_version > 1 or log.reader_features:
+            raise DatastackError(f"{self._store.url(spec_dir)}: Delta reader features "
+                                 f"{list(log.reader_features)} (reader version {log.min_reader_version}) "
+                                 f"are not supported",
                                  hint="the MaterializationEngine exporter writes plain reader-1 tables")
-        spec = spec_dir.name
+        spec = self._store.name(spec_dir)
         part = f"{spec}_partition"
         fields = [f for f in delta_schema if f.name != part]
         stored = tuple(f.name for f in fields)
@@ -306,7 +327,7 @@ class ArchiveBackend:
         files = []
         for a in actions:
             a = dict(a)
-            a["path"] = str(spec_dir / a["path"])
+            a["path"] = self._store.join(spec_dir, a["path"])
             files.append(a)
         sort_col = None if spec == "flat" else geom if geom is not None else spec
         copy = _Copy(spec, spec_dir, sort_col, stored, tuple(files))
@@ -338,7 +359,7 @@ class ArchiveBackend:
             return tuple(float(r) for r in res)  # type: ignore[return-value]
         if any(c.position for c in cols):
             raise DatastackError(
-                f"{self.path / f'v{t.version}' / t.name}: the voxel resolution of '{t.name}' is "
+                f"{self._store.url(self._dirs[t.version][t.name])}: the voxel resolution of '{t.name}' is "
                 f"unknown (Delta Lake exports do not record it)",
                 hint="pass voxel_resolution=(x, y, z) or put it in the archive's archive.json")
         return (1.0, 1.0, 1.0)  # no positions: nothing is scaled
@@ -357,7 +378,7 @@ class ArchiveBackend:
 
     def _is_view(self, version: int, name: str) -> bool:
         """A view's export has a ``flat`` copy (known without reading any Delta log)."""
-        return (self._dirs[version][name] / "flat").is_dir()
+        return self._store.isdir(self._store.join(self._dirs[version][name], "flat"))
 
     def _source(self, version: int, name: str, *, view: bool = False) -> Source:
         self._version(version)
@@ -507,10 +528,11 @@ class ArchiveBackend:
         return table, nbytes
 
     def _relation(self, t: _Table, copy: _Copy, files: list[str]) -> str:
-        for f in files:
+        for f in files if self._store.local else ():  # (remote: DuckDB's error names a missing file)
             if not os.path.isfile(f):
                 raise DatastackError(f"{f}: listed in the Delta log of {copy.path} but missing",
                                      hint="the export is incomplete; re-export the table")
+        files = [self._store.url(f) for f in files]
         where = ""
         if not files:  # nothing can match (or no rows at all): a file read for its schema only
             files, where = [self._empty_file(copy)], " WHERE FALSE"
@@ -520,10 +542,8 @@ class ArchiveBackend:
     def _empty_file(self, copy: _Copy) -> str:
         """A Parquet file with the copy's columns and no rows (a table or answer with no files)."""
         if copy.files:
-            return str(copy.files[0]["path"])
-        from deltalake import DeltaTable
-
-        schema = pa.schema(DeltaTable(str(copy.path)).schema().to_arrow())
+            return self._store.url(str(copy.files[0]["path"]))
+        schema = self._read_log(copy.path).schema
         schema = pa.schema([f for f in schema if f.name in copy.stored])
         with self._lock:
             if self._empty_dir is None:

@@ -19,8 +19,9 @@ and the engine has an exact twin of the service to test against:
   ``trunc(round_half_even(v) * table_res / desired)``;
 - ``select_columns``: exactly the columns given, in their order (the genuine engine also adds
   ``X_supervoxel_id`` before a selected ``X_root_id``: ``caveql serve`` adds it); joins
-  with the service's suffix rule; views; live queries = frozen at the version
-  the service would pick; ``count``;
+  with the service's suffix rule; views; live queries = the version the service would pick,
+  with root ids as of the timestamp when the folder has a proofreading history
+  (:mod:`caveql.backends.local_live`); ``count``;
 - rows ordered by ``id`` (joins: first table's id, then the next; a reference merge: the
   target's id, then the reference's);
 - an optional row cap with the service's silent truncation and ``Warning: 201``;
@@ -49,7 +50,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from caveql.backends.base import FILTER_KINDS, Capabilities, QueryRequest, QueryResult
+from caveql.backends.local_live import LiveMaps, version_time
 from caveql.backends.local_sql import CRUD_SIMPLE, Builder, Col, Source, error, fields_of, q, suggest
+from caveql.datastack.history import History
 from caveql.datastack.layout import TableEntry, VersionEntry, read_info, read_versions
 from caveql import cancel
 from caveql.errors import CancelledError, DatastackError
@@ -168,6 +171,10 @@ class LocalBackend:
                     self._register_table(v, t)
         except duckdb.Error as exc:
             raise DatastackError(f"{self.path}: cannot open a table: {exc}") from exc
+        # the proofreading history and the live maps over it: read at the first live query
+        self._history_loaded = False
+        self._history: History | None = None
+        self._live: LiveMaps | None = None
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -238,6 +245,29 @@ class LocalBackend:
             raise error(f"Cannot find table {name} in datastack {self.name} at version {version}",
                         status=404, hint=hint)
         return self._sources[(entry.version, name)]
+
+    @property
+    def history(self) -> History | None:
+        """The folder's proofreading history (``history.parquet``), None when it has none: live
+        queries then read the frozen version as it is (see caveql.backends.local_live)."""
+        if not self._history_loaded:
+            with self._lock:
+                if not self._history_loaded:
+                    self._history = History.load(self.path)
+                    if self._history is not None:
+                        self._live = LiveMaps(self._history, self._con, self._lock)
+                    self._history_loaded = True
+        return self._history
+
+    def _live_source(self, version: int, name: str, timestamp: datetime | None) -> Source:
+        """Table ``name`` of ``version`` as a live query at ``timestamp`` reads it: root ids as
+        of the timestamp when the datastack has a history (local_live), else as frozen."""
+        src = self._source(version, name)
+        stamp = version_time(self._versions[version].metadata)
+        if self.history is None or self._live is None or stamp is None:
+            return src
+        key = (version, name)
+        return self._live.source(src, stamp, timestamp, self._inverse.get(key), self._remapped.get(key))
 
     def _view_source(self, entry: VersionEntry, name: str) -> Source:
         view = entry.views[name]

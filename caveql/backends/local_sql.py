@@ -10,7 +10,7 @@ The catalog types (:class:`Col`, :class:`Source`) and the statement builder of
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -57,6 +57,8 @@ class Source:
     resolution: tuple[float, float, float]
     remap: bool  # root ids rewritten through a root_id_map
     notice: str | None
+    # a live source's stored root ids that can map to given values (local_live.LiveMaps)
+    stored: Callable[[str, list[Any]], list[int]] | None = None
 
     def col(self, name: str) -> Col:
         for c in self.columns:
@@ -123,6 +125,8 @@ class Tables(Protocol):
 
     def _source(self, version: int, name: str, *, view: bool = False) -> Source: ...
 
+    def _live_source(self, version: int, name: str, timestamp: datetime | None) -> Source: ...
+
 
 class Builder:
     """Turns one QueryRequest into one parameterised DuckDB statement."""
@@ -150,7 +154,10 @@ class Builder:
         else:
             version = b._version(r.version).version
         names = self._names()
-        srcs = [b._source(version, n, view=r.kind == "view") for n in names]
+        if r.kind == "live":  # the frozen version's rows with their roots as of the timestamp
+            srcs = [b._live_source(version, n, r.timestamp) for n in names]
+        else:
+            srcs = [b._source(version, n, view=r.kind == "view") for n in names]
         if len(set(names)) != len(names):
             raise error(f"a table appears twice in the query: {names}")
         aliases = {n: f"t{i}" for i, n in enumerate(names)}
@@ -446,6 +453,8 @@ class Builder:
         """For a remapped root id column: the stored ids that map to ``vals`` (lets the scan
         prune row groups although the rewritten column cannot be pushed down)."""
         key = (s.version, s.name)
+        if s.stored is not None and c.name.endswith("_root_id"):
+            return s.stored(c.name, vals)
         if not s.remap or not c.name.endswith("_root_id") or key not in self.b._inverse:
             return None
         inv, moved = self.b._inverse[key], self.b._remapped[key]

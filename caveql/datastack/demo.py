@@ -11,7 +11,8 @@ Storage: synapses are written once, in the copies of :data:`SORTS` (sorted by
 ``pre_pt_root_id``, by ``post_pt_root_id``, by the x of ``ctr_pt_position`` and by ``size``;
 row groups of :data:`ROW_GROUP` rows, so a root-id lookup, a small box or a narrow size range
 reads one or two row groups), shared by both versions; version 343 rewrites the root ids of the
-cells edited since through a root id map. A demo built before a copy joined :data:`SORTS` gains
+cells edited since through a root id map. ``history.parquet`` holds the proofreading history
+(demo_history): the edits between 343 and 661 that made those ids, and more after 661. A demo built before a copy joined :data:`SORTS` gains
 it in place (sorted from an existing copy) instead of being rebuilt: the rows are the same.
 
 >>> default_demo_path().name if "CAVEQL_DEMO_PATH" not in os.environ else "minnie65_demo"
@@ -32,20 +33,25 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from caveql.datastack.demo_cells import Cells, make_cells, make_tables
+from caveql.datastack.demo_history import BASE, T661, after_versions, between_versions, candidates, fix_collisions
 from caveql.datastack.demo_meta import (
     DATASTACK,
     DEFAULT_SYNAPSES,
     DESCRIPTION,
+    SEED_SYNAPSES,
+    SYNAPSE_CELL,
     TABLES_AT,
     VERSIONS,
     VOXEL,
     table_metadata,
 )
 from caveql.datastack.demo_synapses import SynapseGenerator
+from caveql.datastack.history import write_history
 from caveql.datastack.layout import write_info, write_table_metadata, write_version, write_view
 from caveql.errors import DatastackError
 
@@ -60,7 +66,7 @@ __all__ = [
 ]
 
 #: Bump whenever the generated data changes: existing demos are then rebuilt.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 ROW_GROUP = 65_536
 IN_MEMORY_SORT = 12_000_000  # above this many synapses, DuckDB sorts out of core
 MARKER = ".caveql-demo.json"
@@ -190,12 +196,13 @@ def _build(root: Path, synapses: int, seed: int, report: Progress, memory_limit:
                 continue
             _write(tables[v][name], root / "versions" / str(v) / "tables" / f"{name}.parquet")
             write_table_metadata(root, v, name, meta)
-    _synapses(root, cells, synapses, seed, report, memory_limit)
+    _synapses(root, cells, tables[661]["nucleus_alternative_points"], synapses, seed, report, memory_limit)
     for v in VERSIONS:
         _views(root, v)
 
 
-def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress, memory_limit: str) -> None:
+def _synapses(root: Path, cells: Cells, alt: pa.Table, total: int, seed: int, report: Progress,
+              memory_limit: str) -> None:
     gen = SynapseGenerator(cells, total, seed)
     parts = root / "shared" / "_parts"
     parts.mkdir(parents=True)
@@ -205,14 +212,43 @@ def _synapses(root: Path, cells: Cells, total: int, seed: int, report: Progress,
         _write(chunk, parts / f"part-{c:04d}.parquet")
         done += chunk.num_rows
         report(f"synapses {done:,}/{total:,}")
+    report("supervoxels")
+    fix_collisions(sorted(parts.glob("*.parquet")), _owners(cells, alt), memory_limit)
     _sort_copies(root, sorted(parts.glob("*.parquet")), total, SORTS, report, memory_limit)
     shutil.rmtree(parts)
+    report("proofreading history")
+    _history(root, cells, alt, seed)
     for v in VERSIONS:
         storage: dict[str, Any] = {"files": _files()}
         if v != 661:
             _write(cells.root_map(), root / "versions" / str(v) / "root_id_map.parquet")
             storage["root_id_map"] = f"versions/{v}/root_id_map.parquet"
         write_table_metadata(root, v, SYN, table_metadata(SYN, v, 0), storage)
+
+
+def _owners(cells: Cells, alt: pa.Table) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(supervoxel, root) pairs that keep their supervoxel when a synapse row drew the same one
+    for another root: the nuclei, the alternative points and the seed's planted synapses."""
+    seed_sv = [s[3] for s in SEED_SYNAPSES] + [s[4] for s in SEED_SYNAPSES]
+    seed_root = [SYNAPSE_CELL] * len(SEED_SYNAPSES) + [s[5] for s in SEED_SYNAPSES]
+    return [(cells.sv, cells.root[661]),
+            (alt["pt_supervoxel_id"].to_numpy(), alt["pt_root_id"].to_numpy()),
+            (np.array(seed_sv, dtype=np.int64), np.array(seed_root, dtype=np.int64))]
+
+
+def _history(root: Path, cells: Cells, alt: pa.Table, seed: int) -> None:
+    """Write ``history.parquet``: the edits between 343 and 661 and after 661 (demo_history)."""
+    between = between_versions(cells, seed)
+    _roots, picks = candidates(cells, seed)
+    busy = [int(r) for r in picks["busy"]]
+    cols = [f"{side}_pt_{c}" for side in ("pre", "post") for c in
+            ("supervoxel_id", "root_id", "position_x", "position_y", "position_z")]
+    syn = pa.concat_tables(
+        pq.read_table(root / "shared" / f"{SYN}.{suffix}.parquet", columns=cols,
+                      filters=[(col, "in", busy)])
+        for col, suffix in SORTS[:2])
+    after = after_versions(cells, seed, syn, alt, first_op=between[-1].operation_id + 1)
+    write_history(root, between + after, anchor_version=661, anchor_timestamp=T661, base_timestamp=BASE)
 
 
 def _files() -> list[dict[str, str]]:

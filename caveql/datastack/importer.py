@@ -33,7 +33,8 @@ from typing import Any
 from caveql.datastack.layout import read_info, write_info, write_json, write_table_metadata, write_version
 from caveql.errors import CaveqlError, DatastackError
 
-__all__ = ["SIDECAR", "add_import_arguments", "dump_name", "import_dumps", "pg_type", "run_import"]
+__all__ = ["SIDECAR", "add_import_arguments", "dump_name", "import_dumps", "pg_type", "run_import",
+           "service_metadata"]
 
 #: Optional file in the dump folder with metadata the dumps do not carry (see import_dumps).
 SIDECAR = "caveql_import.json"
@@ -188,16 +189,47 @@ def _progress() -> Progress:
     return report
 
 
+def service_metadata(service: Any, version: int, tables: list[str]) -> dict[str, Any]:
+    """The sidecar's metadata read from a service (any backend): the datastack info, the
+    version's record and each table's ``get_table_metadata`` (resolutions, reference targets)
+    at ``version`` — an expired version's records stay on the service — or, for a table it
+    does not know there, at the newest version holding it. Tables it has no record of are left out.
+    """
+    from caveql.errors import BackendError, TransportError
+
+    out: dict[str, Any] = {"datastack": dict(service.info()), "tables": {}}
+    try:
+        out["version"] = dict(service.version_metadata(version))
+    except TransportError:
+        raise
+    except BackendError:
+        pass  # a version the service never had: the dumps' own defaults
+    newest = sorted(service.versions(), reverse=True)
+    for t in tables:
+        for v in (version, *newest):
+            try:
+                out["tables"][t] = dict(service.table_metadata(v, t))
+                break
+            except TransportError:
+                raise
+            except BackendError:
+                continue
+    return out
+
+
 def import_dumps(src: str | Path, version: int, dest: str | Path, *,
                  metadata: dict[str, Any] | None = None, progress: Progress | None = None,
-                 memory_limit: str = "1GB", threads: int | None = None) -> Path:
+                 memory_limit: str = "1GB", threads: int | None = None, service: Any = None) -> Path:
     """Import the dump folder ``src`` as version ``version`` of the local datastack ``dest``.
 
     ``metadata`` (else ``src/caveql_import.json`` if present) may hold ``datastack`` (the
     datastack info), ``version`` (version.json) and ``tables`` (per table: its
     ``get_table_metadata`` dict — resolutions, ``reference_table`` — plus optional ``file``,
     the dump's stem, and ``rows``, the expected row count). Without it the datastack is named
-    after the folder above ``src`` and resolutions default to 1. Returns ``dest``.
+    after the folder above ``src`` and resolutions default to 1. ``service`` (a backend, usually
+    HTTP): when reachable, the info, version record and table metadata come from it instead
+    (:func:`service_metadata`; the sidecar's ``file`` and ``rows`` still apply); unreachable, the
+    sidecar's are used and the progress says so. Returns ``dest``.
 
     >>> import tempfile
     >>> import_dumps(tempfile.mkdtemp(), 1, tempfile.mkdtemp())   # doctest: +ELLIPSIS
@@ -216,6 +248,8 @@ def import_dumps(src: str | Path, version: int, dest: str | Path, *,
     meta: dict[str, Any] = metadata or {}
     report = progress if progress is not None else _progress()
     dumps = _find_dumps(src, meta)
+    if service is not None:
+        meta = _with_service(meta, service, version, list(dumps), report)
     headers = {t: _header(_header_of(f)) for t, f in dumps.items()}  # all checked before work
     info = dict(meta.get("datastack") or {})
     info.setdefault("datastack_name", src.resolve().parent.name or "imported")
@@ -261,6 +295,21 @@ def import_dumps(src: str | Path, version: int, dest: str | Path, *,
     state_path.unlink(missing_ok=True)
     report(f"done: {dest}\n")
     return dest
+
+
+def _with_service(meta: dict[str, Any], service: Any, version: int, tables: list[str],
+                  report: Progress) -> dict[str, Any]:
+    from caveql.errors import TransportError
+
+    try:
+        got = service_metadata(service, version, tables)
+    except TransportError as err:
+        report(f"the service is unreachable ({err.message}); metadata from the dumps and the sidecar\n")
+        return meta
+    side = meta.get("tables") or {}
+    return {**meta, "datastack": {**(meta.get("datastack") or {}), **got["datastack"]},
+            "version": {**(meta.get("version") or {}), **(got.get("version") or {})},
+            "tables": {t: {**(side.get(t) or {}), **(got["tables"].get(t) or {})} for t in {*side, *tables}}}
 
 
 def _import_table(con: Any, table: str, data: Path, cols: list[tuple[str, str]],
@@ -361,6 +410,14 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"metadata sidecar (default: DIR/{SIDECAR} if present)")
     parser.add_argument("--memory-limit", metavar="SIZE", default="1GB",
                         help="DuckDB memory limit; larger sorts spill to disk (default 1GB)")
+    parser.add_argument("--service", metavar="URL", default=None,
+                        help="read the metadata (resolutions, reference targets, the version's record) "
+                             "from this CAVE server when it is reachable, instead of the sidecar")
+    parser.add_argument("--datastack", metavar="NAME", default=argparse.SUPPRESS,
+                        help="the datastack's name on --service (default: the sidecar's, else the "
+                             "folder above DIR)")
+    parser.add_argument("--token", metavar="TOKEN", default=argparse.SUPPRESS,
+                        help="auth token for --service (default: found as caveclient finds it)")
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -377,7 +434,20 @@ def run_import(args: argparse.Namespace) -> int:
         dest = Path(path) if path else Path.cwd() / (
             ((meta or {}).get("datastack") or {}).get("datastack_name")
             or src.resolve().parent.name or "imported")
-        print(import_dumps(src, args.version, dest, metadata=meta, memory_limit=args.memory_limit))
+        service = None
+        if getattr(args, "service", None):
+            from caveql.backends.http import HttpBackend
+
+            name = getattr(args, "datastack", None) or ((meta or {}).get("datastack") or {}).get(
+                "datastack_name") or src.resolve().parent.name
+            service = HttpBackend(name, server=args.service, token=getattr(args, "token", None), cache=False,
+                                  progress=False)
+        try:
+            print(import_dumps(src, args.version, dest, metadata=meta, memory_limit=args.memory_limit,
+                               service=service))
+        finally:
+            if service is not None:
+                service.close()
     except CaveqlError as err:
         print(err.render(), file=sys.stderr)
         return 1

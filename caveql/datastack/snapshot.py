@@ -119,13 +119,16 @@ def _check_where(where: str | None) -> str | None:
     if not isinstance(where, str) or not where.strip():
         raise ConfigError("--where needs a CQL condition, e.g. \"pt_root_id != 0\"")
     text = where.strip()
-    parse(f"SELECT * FROM t WHERE ({text})")  # raises CqlSyntaxError naming where it is wrong
+    # one expression alone (raises CqlSyntaxError naming where it is wrong): text that closes the
+    # parenthesis and adds a set operation or clauses is not one
+    parse(text, start="expression")
+    parse(f"SELECT * FROM t WHERE ({text})")
     return text
 
 
 def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[str] | None = None,
              where: str | None = None, progress: Progress | None | bool = True,
-             workers: int = 4) -> SnapshotReport:
+             workers: int = 4, format: str = "local", **delta: Any) -> SnapshotReport:
     """Copy ``tables`` (default: every table) of ``source`` at ``version`` into the local
     datastack folder ``dest``; returns what was done.
 
@@ -136,6 +139,11 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
     when it is a terminal, ``None``/``False`` for none. Tables are fetched ``workers`` at a time.
     A table whose rows do not add up to the service's count raises
     :class:`~caveql.errors.TruncatedResultError` (nothing of it is kept).
+    ``format="delta"`` writes MaterializationEngine's Delta Lake export layout instead
+    (``dest/v{N}/{table}/{spec}/`` plus ``archive.json``; :mod:`caveql.datastack.delta_export`,
+    whose :func:`~caveql.datastack.delta_export.export_rows` options ``delta`` passes on:
+    ``small_table_mb``, ``n_partitions``, ``target_mb``), which
+    :class:`~caveql.backends.archive.ArchiveBackend` reads.
 
     >>> import tempfile
     >>> from caveql.backends.local import LocalBackend
@@ -151,6 +159,10 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, not {workers!r}")
     cond = _check_where(where)
+    if format not in ("local", "delta"):
+        raise ConfigError(f"format must be 'local' or 'delta', not {format!r}")
+    if delta and format != "delta":
+        raise ConfigError(f"{', '.join(delta)}: options of format='delta' only")
     report = (_stderr_progress() if progress is True else progress) or (lambda _m: None)
     root = Path(dest).expanduser()
     if version not in backend.versions():
@@ -172,7 +184,15 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
         if isinstance(target, str) and target in available and target not in conds:
             names.append(target)
             conds[target] = None
-    _prepare(root, backend, version)
+    if format == "delta":
+        from caveql.datastack import delta_export
+
+        info = backend.info()
+        info = {**info, "datastack_name": info.get("datastack_name") or getattr(backend, "datastack", None)
+                or "snapshot"}
+        delta_export.prepare_archive(root, info, version, backend.version_metadata(version))
+    else:
+        _prepare(root, backend, version)
     expected = {t: _expected(backend, version, t, conds[t]) for t in names}
     total = sum(expected.values())
     state = {"rows": 0, "tables": 0}
@@ -187,9 +207,19 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
     def copy_one(name: str) -> TableCopy:
         t0 = time.perf_counter()
         n = expected[name]
-        skipped = _complete(root, version, name, n, conds[name])
-        if not skipped:
-            _copy(backend, root, version, name, n, conds[name])
+        if format == "delta":
+            from caveql.datastack import delta_export
+
+            skipped = delta_export.archive_complete(root, version, name, n, conds[name])
+            if not skipped:
+                data = _fetched(backend, version, name, n, conds[name])
+                delta_export.write_archive_table(
+                    root, version, name, data, backend.table_metadata(version, name), conds[name], _LOCK,
+                    **delta)
+        else:
+            skipped = _complete(root, version, name, n, conds[name])
+            if not skipped:
+                _copy(backend, root, version, name, n, conds[name])
         with _LOCK:
             state["rows"] += n
             state["tables"] += 1
@@ -398,7 +428,8 @@ def _fetch_where(backend: Backend, version: int, table: str, cond: str) -> pa.Ta
     return _arrow(frame, backend.table_columns(version, table), table)
 
 
-def _copy(backend: Backend, root: Path, version: int, table: str, rows: int, cond: str | None) -> None:
+def _fetched(backend: Backend, version: int, table: str, rows: int, cond: str | None) -> pa.Table:
+    """The rows of ``table`` (those ``cond`` keeps), checked against the service's count."""
     data = (_fetch_whole(backend, version, table, rows) if cond is None
             else _fetch_where(backend, version, table, cond))
     if data.num_rows != rows:
@@ -411,6 +442,12 @@ def _copy(backend: Backend, root: Path, version: int, table: str, rows: int, con
     if ids is not None and pc.count_distinct(ids).as_py() != rows:
         raise TruncatedResultError(f"table {table} at version {version}: the rows fetched repeat ids "
                                    "(pages overlapped); nothing of it was written")
+    return data
+
+
+def _copy(backend: Backend, root: Path, version: int, table: str, rows: int, cond: str | None) -> None:
+    data = _fetched(backend, version, table, rows, cond)
+    ids = data.column("id") if "id" in data.column_names else None
     folder = root / "versions" / str(version) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     roots = {"pre_pt_root_id", "post_pt_root_id"} <= set(data.column_names)
@@ -503,6 +540,14 @@ def add_snapshot_arguments(parser: Any) -> None:
     parser.add_argument("--no-cache", action="store_true", default=keep,
                         help="neither read nor write the disk cache of versioned answers")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    parser.add_argument("--format", dest="snapshot_format", choices=("local", "delta"), default="local",
+                        help="local: a local datastack folder (default); delta: MaterializationEngine's "
+                             "Delta Lake export layout (DEST/v<N>/<table>/<spec>/), read with --archive")
+    parser.add_argument("--small-table-mb", metavar="MB", type=float, default=None,
+                        help="(delta) tables under this size keep only their id copy (default 200, "
+                             "as the exporter); 0 writes every copy")
+    parser.add_argument("--partitions", metavar="N", type=int, default=None,
+                        help="(delta) partitions per copy (default: one per 256 MB, as the exporter)")
 
 
 def run_snapshot(args: Any) -> int:
@@ -525,8 +570,16 @@ def run_snapshot(args: Any) -> int:
         kw["server"] = server
     try:
         with HttpBackend(args.datastack, token=getattr(args, "token", None), **kw) as backend:
+            fmt = getattr(args, "snapshot_format", "local")
+            delta = {k: v for k, v in (("small_table_mb", getattr(args, "small_table_mb", None)),
+                                       ("n_partitions", getattr(args, "partitions", None))) if v is not None}
+            if delta and fmt != "delta":
+                print("caveql snapshot: error: --small-table-mb and --partitions go with --format delta",
+                      file=sys.stderr)
+                return 2
             report = snapshot(backend, version, args.path, tables=args.tables, where=args.where,
-                              progress=None if args.quiet else _line_progress(), workers=args.workers)
+                              progress=None if args.quiet else _line_progress(), workers=args.workers,
+                              format=fmt, **delta)
     except CaveqlError as err:
         print(err.render(), file=sys.stderr)
         return 1

@@ -12,21 +12,22 @@ Cell 5 was edited between them: its root is 905 at version 1 and 1005 at version
   by pre root, by post root and (descending, to make order bugs visible) by the centre's x and
   by size.
 - view ``syn_counts``: synapses per (pre, post) root pair without autapses.
-
->>> import tempfile
->>> root = build_tiny(tempfile.mkdtemp())
->>> sorted(p.name for p in (root / "versions").iterdir())
-['1', '2']
+- a proofreading history (``history.parquet``): 905 split into 1005 and a piece (2022-08-01,
+  between the versions); after version 2, cells 3 and 6 merged by mistake (1003 + 1006 → 2002,
+  2023-06-01), a piece merged in (→ 2006, 2023-07-01), and the cells split again (2003 holds
+  1003's supervoxels 13 and 71003, 2004 holds 1006's 16 and the piece, 2023-09-01). Roots 1001,
+  1002 and 1005 never change after version 2.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from caveql.datastack.history import Edit, write_history
 from caveql.datastack.layout import (
     write_info,
     write_table_metadata,
@@ -177,4 +178,17 @@ def build_tiny(path: str | Path) -> Path:
             "voxel_resolution_z": 40.0, "notice_text": None, "live_compatible": False,
         }, "SELECT pre_pt_root_id, post_pt_root_id, count(*) AS n_syn, sum(size) AS sum_size "
            "FROM synapses WHERE pre_pt_root_id != post_pt_root_id GROUP BY ALL")
+    _history(root)
     return root
+
+
+#: The tiny history's edits (see build_tiny's module docstring).
+def _history(root: Path) -> None:
+    def at(*a: int) -> datetime:
+        return datetime(*a, tzinfo=UTC)
+    write_history(root, [
+        Edit(101, at(2022, 8, 1), "split", (905,), (1005, 2001), "1", (15,), (99001,), (99001,)),
+        Edit(102, at(2023, 6, 1), "merge", (1003, 1006), (2002,), "2", (13,), (16,), (16,)),
+        Edit(103, at(2023, 7, 1), "merge", (2002, 2005), (2006,), "1", (13,), (99002,), (99002,)),
+        Edit(104, at(2023, 9, 1), "split", (2006,), (2003, 2004), "2", (13,), (16,), (16, 99002)),
+    ], anchor_version=2, anchor_timestamp=at(2023, 4, 6, 20, 17, 9, 199182), base_timestamp=at(2020, 1, 1))

@@ -136,10 +136,18 @@ def _execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool, analyze:
         stats["subplans"].append(sstats)
         relations[f"sub{i}"] = pa.table({"v": arrow.column(0)})
     by_alias: dict[str, pa.Table] = {}
+    for loc in p.locals:
+        # local tables first: their keys may feed the remote calls
+        cancel.check()
+        table = loc.table.read(loc.columns)
+        by_alias[loc.key] = relations[loc.relation] = table
+    if p.locals:
+        stats["locals"] = {loc.key: relations[loc.relation].num_rows for loc in p.locals}
 
     def keys(source: str, column: str) -> list[Any]:
-        table = relations[source] if source.startswith("sub") else by_alias[source]
-        col = table.column("v" if source.startswith("sub") else column)
+        sub = source not in by_alias and source.startswith("sub")
+        table = relations[source] if sub else by_alias[source]
+        col = table.column("v" if sub else column)
         uniq = pc.unique(col.drop_null())
         vals = [v for v in uniq.to_pylist() if v is not None]
         try:

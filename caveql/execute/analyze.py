@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from caveql.execute.local import local_connection, run_sql
 from caveql.plan.physical import PhysicalPlan
-from caveql.plan.steps import local_steps
+from caveql.plan.steps import _renumber, local_steps
 
 __all__ = ["run_steps"]
 
@@ -37,6 +37,16 @@ def run_steps(p: PhysicalPlan, relations: dict[str, pa.Table], last: list[pa.Tab
     steps = local_steps(p.local_parts, p.params)
     con = local_connection(p, relations)
     try:
+        for name, sql, line in p.prelude:
+            # a block read by another (a derived table, a CTE, a set operation): one statement,
+            # its result registered under the name the outer steps read it by
+            text, params = _renumber(sql, p.params)
+            t0 = time.perf_counter()
+            result = run_sql(con, text, params, f"the step of {name}")
+            out.append({"step": line, "rows": result.num_rows, "bytes": result.nbytes,
+                        "ms": (time.perf_counter() - t0) * 1000})
+            con.register(name, result)
+            del result
         for i, step in enumerate(steps):
             t0 = time.perf_counter()
             result = run_sql(con, step.sql, step.params, f"local step {i + 1}")

@@ -162,6 +162,13 @@ class _Runner:
             self.budget = (self.budget if self.budget is not None else self.stats.requests) \
                 + 64 + 8 * (n // cap + 1)
 
+    def _allow(self, k: int) -> None:
+        """Allow ``k`` more requests once a split has started the budget: for the count and fetch
+        of each IN-list half and each batch, which the request's own size bounds (not a count)."""
+        with self.stats.lock:
+            if self.budget is not None:
+                self.budget += k
+
     def _capped(self, req: QueryRequest, res: QueryResult) -> bool:
         """Whether rows of ``req`` are missing from ``res`` (the service cut it at its cap)."""
         if req.count:
@@ -178,6 +185,8 @@ class _Runner:
 
     def complete(self, req: QueryRequest, depth: int = 0) -> list[pa.Table]:
         """Every row of ``req``, in as many requests as the row cap needs."""
+        if depth == 0:
+            self._allow(2)  # a batch of a long IN list, begun after another batch split
         cap = self.caps.row_cap
         if cap is None or req.count:  # a count answer is one row
             res = self.query(req)  # (a cap notice with its number has raised RowCapLearned)
@@ -207,6 +216,7 @@ class _Runner:
             for col, vals in cols.items():
                 if len(vals) > 1:
                     mid = len(vals) // 2
+                    self._allow(4)  # each half: a count and a fetch
                     return (self.complete(_with_in(req, t, col, vals[:mid]), depth + 1)
                             + self.complete(_with_in(req, t, col, vals[mid:]), depth + 1))
         if self.call.id_column is None or req.limit is not None:

@@ -12,7 +12,8 @@ from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
 from caveql.logical import Query
 from caveql.plan.optimizer import RULES, optimize
-from caveql.plan.physical import PhysicalPlan, lower
+from caveql.plan.physical import PhysicalPlan
+from caveql.plan.tree import lower_plan
 
 __all__ = ["RULES", "PhysicalPlan", "plan"]
 
@@ -30,4 +31,4 @@ def plan(logical: Query, capabilities: Capabilities, catalog: Catalog) -> Physic
     def replan(row_cap: int) -> PhysicalPlan:
         return plan(logical, replace(capabilities, row_cap=row_cap), catalog)
 
-    return replace(lower(optimized, capabilities, catalog), replan=replan)
+    return replace(lower_plan(optimized, capabilities, catalog), replan=replan)

@@ -51,15 +51,19 @@ def logical_text(q: Query, indent: str = "") -> list[str]:
             out.append(f"{indent}    columns: {', '.join(s.columns)}")
         if s.limit is not None or s.offset is not None:
             out.append(f"{indent}    pushed limit {s.limit} offset {s.offset or 0}")
+    if q.derived or q.locals or q.ctes or q.sources:
+        out += block_lines(q, indent)
     for j in q.joins:
         pairs = [f"{show(a)} = {show(b)}" for a, b in j.pairs] + [show(x) for x in j.extra]
-        out.append(f"{indent}  {j.kind.lower()} join {j.alias} ON {' AND '.join(pairs)}")
+        out.append(f"{indent}  {j.kind.lower()} join {j.alias}" + (f" ON {' AND '.join(pairs)}" if pairs else ""))
     for w in q.where:
         out.append(f"{indent}  local filter: {show(w)}")
     if q.group_by:
         out.append(f"{indent}  group by: {', '.join(show(g) for g in q.group_by)}")
     if q.having is not None:
         out.append(f"{indent}  having: {show(q.having)}")
+    if getattr(q, "qualify", None) is not None:
+        out.append(f"{indent}  qualify (local, after the windows): {show(q.qualify)}")
     if q.order_by:
         out.append(f"{indent}  order by: " + ", ".join(
             show(o.expr) + (" DESC" if o.descending else "") for o in q.order_by))
@@ -67,7 +71,73 @@ def logical_text(q: Query, indent: str = "") -> list[str]:
         out.append(f"{indent}  limit {q.limit} offset {q.offset or 0}")
     if q.order:
         out.append(f"{indent}  fetch order: {' -> '.join(q.order)}")
+    if q.subqueries:
+        out += correlated_lines(q, indent)
     return out
+
+
+def block_lines(q: Query, indent: str) -> list[str]:
+    """The sources of a block that are not scans (local tables, derived blocks, CTEs), nested."""
+    from caveql.logical import SetOp
+    out: list[str] = []
+    for key, body in q.ctes:
+        out.append(f"{indent}  with CTE {key} (read more than once: planned and fetched once):")
+        out += _body_lines(body, indent + "    ")
+    for t in q.locals:
+        rows = f", {t.table.rows:,} rows" if t.table.rows is not None else ""
+        out.append(f"{indent}  local table {t.name} AS {t.alias} ({t.table.kind}{rows})"
+                   + (" [null-extended]" if t.nullable else ""))
+        if t.columns is not None:
+            out.append(f"{indent}    columns: {', '.join(t.columns)}")
+    for d in q.derived:
+        what = f"CTE {d.cte}" if d.cte else "derived table"
+        if d.body is None:
+            out.append(f"{indent}  {what} AS {d.alias} (the shared CTE above)")
+            continue
+        kind = "set operation" if isinstance(d.body, SetOp) else "block"
+        out.append(f"{indent}  {what} AS {d.alias} ({kind}; columns {', '.join(n for n, _t in d.columns)})"
+                   + (" [null-extended]" if d.nullable else "") + ":")
+        out += _body_lines(d.body, indent + "    ")
+    if q.sources:
+        out.append(f"{indent}  from: {', '.join(q.from_order())}")
+    return out
+
+
+def _body_lines(b: Any, indent: str) -> list[str]:
+    from caveql.logical import SetOp
+    if isinstance(b, SetOp):
+        out = [f"{indent}{b.op}{' ALL' if b.all else ''} of:"]
+        return out + _body_lines(b.left, indent + "  ") + _body_lines(b.right, indent + "  ")
+    return logical_text(b, indent)
+
+
+def correlated_lines(q: Query, indent: str) -> list[str]:
+    """The correlated subqueries of a block (run in DuckDB, their calls fed the outer keys)."""
+    lines: list[str] = []
+    for i, s in enumerate(q.subqueries):
+        if any(getattr(n, "index", None) == i and getattr(n, "outer", ()) for n in _exprs(q)):
+            lines.append(f"{indent}  correlated subquery {i} (in DuckDB; equalities with the outer "
+                         "query's columns become key feeds):")
+            lines += logical_text(s, indent + "    ")
+    return lines
+
+
+def _exprs(q: Query) -> list[Any]:
+    exprs: list[Any] = [o.expr for o in q.outputs] + list(q.where) + [q.having, q.qualify]
+    return [n for e in exprs if e is not None for n in walk(e)]
+
+
+def _feed_source(p: PhysicalPlan, source: str) -> tuple[str, str]:
+    """What a feed's keys come from, and of which block."""
+    for loc in p.locals:
+        if loc.key == source:
+            return f"local table {loc.table.name}", f" of {loc.block}" if loc.block else ""
+    for _a, c in p.fetches():
+        if c.alias == source and c.block:
+            return f"scan {source.split('.', 1)[1]}", f" of {c.block}"
+    if source.startswith("sub") and source not in {c.alias for c in p.calls}:
+        return f"subquery {source[3:]}", ""
+    return f"scan {source}", ""
 
 
 def _float32_note(origin: Any) -> str:
@@ -85,9 +155,12 @@ def _short(v: Any) -> str:
 
 def _call_lines(c: RemoteCall, p: PhysicalPlan, n: int, stats: Mapping[str, Any] | None) -> list[str]:
     caps = p.capabilities
-    out = [f"  [{n}] {c.label} -> {c.relation} (scan {c.alias})"]
+    scan = f"{c.alias.split('.', 1)[1]} of {c.block}" if c.block else c.alias
+    out = [f"  [{n}] {c.label} -> {c.relation} (scan {scan})"]
     out.append(f"      POST {query_target(c.request, p.datastack)}")
     out.append(f"      body {encode_body(c.request).decode()}")
+    if (source := getattr(caps, "source", None)) is not None:  # routed capabilities: where it goes
+        out.append(f"      source: {source(c.request)}")
     if c.refiltered:
         out.append(f"      select_columns + {', '.join(c.refiltered)}: the live endpoint filters its answer again "
                    f"by column, and fails on one not selected (dropped from the answer)")
@@ -97,8 +170,8 @@ def _call_lines(c: RemoteCall, p: PhysicalPlan, n: int, stats: Mapping[str, Any]
     if c.positions:
         out.append(f"      positions: {c.positions}")
     for f in c.feeds:
-        src = f"subquery {f.source[3:]}" if f.source.startswith("sub") else f"scan {f.source}"
-        out.append(f"      keys: {f.table}.{f.target} IN <{src}.{f.column}>, in batches of "
+        src, where = _feed_source(p, f.source)
+        out.append(f"      keys: {f.table}.{f.target} IN <{src}.{f.column}{where}>, in batches of "
                    f"<= {caps.max_in_batch}" + (f", {caps.parallel} at a time" if caps.parallel > 1 else ""))
     big = [(t, col, len(v)) for t, cols in c.request.filter_in.items() for col, v in cols.items()
            if len(v) > caps.max_in_batch]
@@ -135,6 +208,15 @@ def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent
         sub_stats = stats.get("subplans", [None] * len(p.subplans))[i] if stats else None
         lines.append(f"Subquery {i} (runs first; its values feed the outer query):")
         lines += ["  " + x for x in explain_text(sp, sub_stats, whole=False).splitlines()]
+    if p.locals:
+        lines.append("Local tables (read before any remote call; their keys may feed the calls):")
+        for loc in p.locals:
+            t = loc.table
+            rows = f", {t.rows:,} rows" if t.rows is not None else ""
+            cols = ", ".join(loc.columns) if loc.columns is not None else "all columns"
+            where = f" of {loc.block}" if loc.block else ""
+            lines.append(f"  {t.name} AS {loc.key.split('.', 1)[-1]}{where} -> {loc.relation} "
+                         f"({t.kind}{rows}; columns: {cols})")
     learned = stats.get("replanned") if stats is not None else None
     lines.append("Remote calls:" if not learned else
                  f"Remote calls (planned again: the service caps answers at {learned[-1]:,} rows):")
@@ -143,6 +225,8 @@ def explain_text(p: PhysicalPlan, stats: Mapping[str, Any] | None = None, indent
         lines += _call_lines(c, p, n, cs)
     if whole and (len(p.calls) > 1 or p.subplans):
         lines.append(f"  all calls: {p.fetch_total().describe()}")
+    for note in p.notes:
+        lines.append(f"  note: {note}")
     lines.append("Local steps (DuckDB over the calls' Arrow results):")
     measured = {m["step"]: m for m in stats.get("steps", ())} if stats else {}
     for i, s in enumerate(p.steps):

@@ -32,7 +32,7 @@ from caveql.plan.estimate import Fetch, PlanFetch, call_fetch, total
 from caveql.plan.sql import SqlBuilder, quote
 from caveql.plan.steps import LocalParts
 
-__all__ = ["Feed", "OutputSpec", "PhysicalPlan", "RemoteCall", "Rescale", "lower"]
+__all__ = ["Feed", "LocalRel", "OutputSpec", "PhysicalPlan", "RemoteCall", "Rescale", "lower"]
 
 REF_SUFFIXES = ("_ref", "")  # suffix_map values: reference table, target (the seed's form)
 
@@ -83,6 +83,7 @@ class RemoteCall:
     spare: str | None = None  # a cheap column of the split table beside its id (id samples select both)
     rescale: Rescale | None = None  # positions scaled locally (see Rescale)
     positions: str = ""  # how positions reach the statement's resolution, for EXPLAIN
+    block: str = ""  # the block it serves when not the statement's top one ("CTE c", ...), for EXPLAIN
     # the catalog's Arrow type of each of ``columns`` (a position component: its component type):
     # an answer without rows may type a column as null (the genuine service does for strings)
     types: tuple[pa.DataType, ...] = field(default=(), compare=False, repr=False)
@@ -121,6 +122,18 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class LocalRel:
+    """A local table read before any remote call: registered as ``relation``, its keys known to
+    feeds as ``key``; ``columns`` those the statement reads (None: all)."""
+
+    key: str
+    relation: str
+    table: Any
+    columns: tuple[str, ...] | None
+    block: str = ""
+
+
+@dataclass(frozen=True)
 class PhysicalPlan:
     """Everything the executor needs, and everything EXPLAIN prints."""
 
@@ -141,6 +154,13 @@ class PhysicalPlan:
     # the same statement planned again for a smaller row cap (set by caveql.plan.plan): the
     # executor calls it when an answer shows the service caps below ``capabilities.row_cap``
     replan: Callable[[int], PhysicalPlan] | None = field(default=None, compare=False, repr=False)
+    # a statement of several blocks (caveql.plan.tree): its local tables, read first, and what
+    # EXPLAIN says of its blocks (CTE reuse, set operations, calls fetched once for two readers)
+    locals: tuple[LocalRel, ...] = ()
+    notes: tuple[str, ...] = ()
+    # EXPLAIN ANALYZE: each block read by another as (relation name, statement, its step line),
+    # run and registered in order before the outer block's steps
+    prelude: tuple[tuple[str, str, int], ...] = ()
 
     def fetches(self, path: str = "") -> list[tuple[str, RemoteCall]]:
         """Every remote call with the scan it serves (``alias (subquery i[.j])`` in a subquery),
@@ -349,9 +369,11 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
                   columns: dict[str, tuple[str, ...]]
                   ) -> tuple[str, tuple[OutputSpec, ...], list[str], LocalParts]:
     steps: list[str] = []
-    first = q.scans[0]
-    parts = LocalParts((relations[first.alias], first.alias), columns,
-                       aggregate=q.aggregate, distinct=q.distinct)
+    order = q.from_order()
+    # SELECT without FROM reads one row of nothing
+    first = (relations[order[0]], order[0]) if order else ("(SELECT 1)", "_")
+    parts = LocalParts(first, columns if order else {**columns, "_": ()}, aggregate=q.aggregate,
+                       distinct=q.distinct)
     outputs: list[OutputSpec] = []
     first_col: dict[int, int] = {}
     n = 0
@@ -371,8 +393,9 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
         conds = [f"{b.expr(a)} = {b.expr(c)}" for a, c in j.pairs] + [b.expr(x) for x in j.extra]
         on = " AND ".join(conds) if conds else "TRUE"
         parts.lines[f"join{len(parts.joins)}"] = len(steps)
-        parts.joins.append((j.kind, relations[j.alias], j.alias, on))
-        steps.append(f"{j.kind.lower()} join {j.alias} ON "
+        # (a CROSS JOIN is an INNER JOIN ON TRUE: one form for the statement and the steps)
+        parts.joins.append((j.kind if j.kind != "CROSS" else "INNER", relations[j.alias], j.alias, on))
+        steps.append(f"{j.kind.lower()} join {j.alias}" + (" ON " if conds else "")
                      + " AND ".join([f"{show(a)} = {show(c)}" for a, c in j.pairs]
                                     + [show(x) for x in j.extra]))
     if q.where:
@@ -391,6 +414,15 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
         parts.having = b.expr(q.having)
         parts.lines["having"] = len(steps)
         steps.append("having " + show(q.having))
+    wins = _windows(q)
+    if wins:  # after WHERE, GROUP BY and HAVING; in DuckDB, never at the service
+        parts.window = True
+        parts.lines["window"] = len(steps)
+        steps.append("window " + ", ".join(wins))
+    if q.qualify is not None:
+        parts.qualify = b.expr(q.qualify)
+        parts.lines["qualify"] = len(steps)
+        steps.append("qualify " + show(q.qualify))
     if q.distinct:
         parts.lines["distinct"] = len(steps)
         steps.append("distinct")
@@ -411,15 +443,18 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
         tie = "output columns"
     else:
         ties: list[tuple[int | None, str, str]] = []
-        for s in q.scans:
-            info = catalog.source(s.table)
-            keys = [k for k in ("id", "id_ref") if info.column(k) is not None]
+        scans = {s.alias: s for s in q.scans}
+        for alias in order:
+            s = scans.get(alias)
+            info = catalog.source(s.table) if s is not None else None
+            keys = [k for k in ("id", "id_ref") if info is not None and info.column(k) is not None]
             if keys:
-                ties += [(None, f"{quote(s.alias)}.{quote(k)}", "") for k in keys]
-            else:
+                ties += [(None, f"{quote(alias)}.{quote(k)}", "") for k in keys]
+            else:  # (a derived or local source: every output column)
                 ties += [(i, "", "") for i in range(1, n + 1)]
         parts.order += dict.fromkeys(ties)
-        tie = ", ".join(f"{s.alias}.id" for s in q.scans)
+        tie = ", ".join(dict.fromkeys(f"{a}.id" if a in scans else "output columns" for a in order)) \
+            or "output columns"
     parts.lines["sort"] = len(steps)
     steps.append("sort " + (", ".join(
         f"{show(o.expr)}{' DESC' if o.descending else ''}" for o in q.order_by) + ", then "
@@ -441,14 +476,24 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
     return parts.statement(), tuple(outputs), steps, parts
 
 
+def _windows(q: Query) -> list[str]:
+    """The window calls of a block, as EXPLAIN names them (each once, in order of use)."""
+    from caveql.logical import Window, walk
+    exprs = [o.expr for o in q.outputs] + ([q.qualify] if q.qualify is not None else [])
+    exprs += [o.expr for o in q.order_by]
+    return list(dict.fromkeys(show(x) for e in exprs for x in walk(e) if isinstance(x, Window)))
+
+
 def _aggs(e: Expr) -> list[Expr]:
     from caveql.logical import Agg, walk
     return [x for x in walk(e) if isinstance(x, Agg)]
 
 
-def lower(q: Query, capabilities: Capabilities, catalog: Catalog) -> PhysicalPlan:
-    """The physical plan of an optimized logical plan."""
-    subplans = tuple(lower(s, capabilities, catalog) for s in q.subqueries)
+def lower(q: Query, capabilities: Capabilities, catalog: Catalog,
+          sub: Callable[[Query, Capabilities, Catalog], PhysicalPlan] | None = None) -> PhysicalPlan:
+    """The physical plan of an optimized one-block logical plan (``sub`` lowers its subqueries;
+    a plan of several blocks: :func:`caveql.plan.tree.lower_plan`)."""
+    subplans = tuple((sub or lower)(s, capabilities, catalog) for s in q.subqueries)
     index = {s.alias: i for i, s in enumerate(q.scans)}
     order = q.order or tuple(s.alias for s in q.scans)
     calls = tuple(_call(q, q.scan(a), index[a], catalog, capabilities) for a in order)

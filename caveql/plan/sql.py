@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
+from caveql.analyze.functions import lookup, render
 from caveql.errors import UnsupportedError
-from caveql.logical import Agg, Box, Call, Col, Expr, InList, InSub, Lit
+from caveql.logical import (
+    Agg, Box, Call, Case, Cast, Col, Exists, Expr, InList, InSub, Lit, ScalarSub, Window,
+)
 
 __all__ = ["INLINE_IN", "SqlBuilder", "quote"]
 
@@ -47,6 +51,10 @@ class SqlBuilder:
         self.lists: dict[str, list[Any]] = {}  # relation name -> values (one column "v")
         self._memo: dict[tuple[type, Any], str] = {}
         self.count_source: str | None = None  # COUNT(*) sums this source's service counts
+        # relations (caveql.plan.tree): the registered name of a block's subquery results by the
+        # block's subquery index, and how a correlated subquery renders (inline, in DuckDB)
+        self.sub_names: dict[int, str] = {}
+        self.correlated: Callable[[Exists | ScalarSub], str] | None = None
 
     def param(self, value: Any, typ: str) -> str:
         if value is None:
@@ -97,13 +105,7 @@ class SqlBuilder:
                 if self.count_source is not None:
                     return f"CAST(coalesce(sum({quote(self.count_source)}.{quote('count')}), 0) AS BIGINT)"
                 return "count(*)"
-            inner = ("DISTINCT " if e.distinct else "") + self.expr(e.arg)
-            fn = e.name.lower()
-            if e.name == "SUM" and e.type == "int":
-                return f"CAST(sum({inner}) AS BIGINT)"
-            if e.name == "AVG":
-                return f"avg({inner})"
-            return f"{fn}({inner})"
+            return self._function(e.name, (e.arg, *e.extra), e.distinct)
         if isinstance(e, InList):
             left = self.expr(e.expr)
             neg = "NOT " if e.negated else ""
@@ -118,7 +120,14 @@ class SqlBuilder:
             return f"({left} {neg}IN (SELECT v FROM {name}))"
         if isinstance(e, InSub):
             neg = "NOT " if e.negated else ""
-            return f"({self.expr(e.expr)} {neg}IN (SELECT {quote('v')} FROM sub{e.index}))"
+            return f"({self.expr(e.expr)} {neg}IN (SELECT {quote('v')} FROM {self.sub_name(e.index)}))"
+        if isinstance(e, (Exists, ScalarSub)):
+            if e.outer and self.correlated is not None:
+                return self.correlated(e)
+            rel = self.sub_name(e.index)
+            if isinstance(e, Exists):
+                return f"({'NOT ' if e.negated else ''}EXISTS (SELECT 1 FROM {rel}))"
+            return f"(SELECT {quote('v')} FROM {rel})"
         if isinstance(e, Box):
             parts = []
             for axis, lo, hi in zip(self.position(e.col), e.low, e.high, strict=True):
@@ -126,7 +135,51 @@ class SqlBuilder:
             return "(" + " AND ".join(parts) + ")"
         if isinstance(e, Call):
             return self._call(e)
+        if isinstance(e, Case):
+            whens = " ".join(f"WHEN {self.expr(c)} THEN {self.expr(v)}" for c, v in e.whens)
+            tail = f" ELSE {self.expr(e.else_)}" if e.else_ is not None else ""
+            return f"(CASE {whens}{tail} END)"
+        if isinstance(e, Cast):
+            return f"{'TRY_CAST' if e.try_ else 'CAST'}({self.expr(e.expr)} AS {e.sql})"
+        if isinstance(e, Window):
+            return self._window(e)
         raise UnsupportedError(f"cannot run {type(e).__name__} locally")
+
+    def sub_name(self, index: int) -> str:
+        """The relation holding the values of subquery ``index`` of the block being rendered."""
+        return self.sub_names.get(index, f"sub{index}")
+
+    def _function(self, name: str, args: tuple[Expr, ...], distinct: bool = False, over: str = "") -> str:
+        """A function of the table (caveql.analyze.functions) over rendered arguments; ``over``
+        (a window's ``FILTER (...) OVER (...)``) goes right after the call."""
+        fn = lookup(name)
+        if fn is None:
+            raise UnsupportedError(f"function {name}() cannot run locally")
+        return render(fn, [self.expr(a) for a in args], [a.type for a in args], distinct, over)
+
+    def _window(self, w: Window) -> str:
+        parts = []
+        if w.partition_by:
+            parts.append("PARTITION BY " + ", ".join(self.expr(p) for p in w.partition_by))
+        if w.order_by:
+            parts.append("ORDER BY " + ", ".join(
+                self.expr(o.expr) + (" DESC" if o.descending else " ASC")
+                + (f" NULLS {o.nulls}" if o.nulls else "") for o in w.order_by))
+        if w.frame is not None:
+            f = w.frame
+
+            def bound(b: tuple[str, Any]) -> str:
+                if b[1] is None:
+                    return b[0]
+                return f"{self.param(b[1], '')} {b[0]}"
+
+            parts.append(f"{f.unit} BETWEEN {bound(f.start)} AND {bound(f.end)}"
+                         + (f" EXCLUDE {f.exclude}" if f.exclude else ""))
+        over = (f" FILTER (WHERE {self.expr(w.filter)})" if w.filter is not None else "") + \
+            f" OVER ({' '.join(parts)})"
+        if w.star:
+            return f"count(*){over}"
+        return self._function(w.name, w.args, w.distinct, over)
 
     def _call(self, e: Call) -> str:
         a = e.args
@@ -155,15 +208,6 @@ class SqlBuilder:
             p, q = (self.position(x) for x in a)  # type: ignore[arg-type]
             terms = " + ".join(f"pow(CAST({u} AS DOUBLE) - {v}, 2)" for u, v in zip(p, q, strict=True))
             return f"sqrt({terms})"
-        if op in ("ABS", "SQRT", "LOWER", "UPPER", "COALESCE", "LENGTH", "FLOOR", "CEIL"):
-            args = ", ".join(self.expr(x) for x in a)
-            fn = op.lower()
-            if op in ("FLOOR", "CEIL"):
-                return f"CAST({fn}({args}) AS BIGINT)"
-            return f"{fn}({args})"
-        if op == "ROUND":
-            x = self.expr(a[0])
-            if len(a) == 1:
-                return f"round({x})" if e.type != "int" else f"CAST(round({x}) AS BIGINT)"
-            return f"round({x}, CAST({self.expr(a[1])} AS INTEGER))"
+        if lookup(op) is not None:
+            return self._function(op, a)
         raise UnsupportedError(f"operator {op} cannot run locally", span=e.span)

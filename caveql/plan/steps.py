@@ -57,6 +57,8 @@ class LocalParts:
     having: str | None = None
     aggregate: bool = False
     distinct: bool = False
+    window: bool = False  # window functions: computed after HAVING, before QUALIFY/DISTINCT/sort
+    qualify: str | None = None
     order: list[tuple[int | None, str, str]] = field(default_factory=list)  # (position, expr, suffix)
     limit: str = ""
     lines: dict[str, int] = field(default_factory=dict)  # "join<i>"/"filter"/... -> step line
@@ -80,6 +82,8 @@ class LocalParts:
             sql += " GROUP BY " + ", ".join(self.group)
         if self.having is not None:
             sql += " HAVING " + self.having
+        if self.qualify is not None:
+            sql += " QUALIFY " + self.qualify
         if self.order:
             # an int is an output position (ORDER BY 2), else an expression
             sql += " ORDER BY " + ", ".join(f"{pos if pos is not None else e}{suffix}"
@@ -140,7 +144,7 @@ def local_steps(p: LocalParts, params: tuple[Any, ...]) -> tuple[LocalStep, ...]
     outputs = [name for _e, name in p.select]
     select = ", ".join(f"{e} AS {quote(n)}" for e, n in p.select)
     src = prev or raw
-    if not p.aggregate and not p.distinct:
+    if not p.aggregate and not p.distinct and not p.window:
         # sort and cut the source rows; the outputs are computed last (the project step);
         # an ORDER BY position stands for that output's expression
         keys = ", ".join((p.select[pos - 1][0] if pos is not None else e) + suffix
@@ -166,7 +170,29 @@ def local_steps(p: LocalParts, params: tuple[Any, ...]) -> tuple[LocalStep, ...]
         else:
             terms.append(quote(f"__o{h}") + suffix)
             h += 1
-    if p.aggregate:
+    if p.window:
+        # windows see the rows (or, after GROUP BY / HAVING, the groups) whole: computed in one
+        # step with the outputs, QUALIFY as __q, then filtered, deduplicated, sorted and cut
+        q = f", {p.qualify} AS {quote('__q')}" if p.qualify is not None else ""
+        if p.aggregate:
+            # the groups (and HAVING's cut) are measured on their own; the window step then
+            # computes the outputs over the groups HAVING kept, from the rows again (a window's
+            # text holds the aggregates it reads)
+            group = (" GROUP BY " + ", ".join(p.group)) if p.group else ""
+            if p.having is not None:
+                emit("aggregate", f"SELECT {p.having} AS {quote('__h')} FROM {src}{group}")
+                emit("having", f"SELECT * FROM {prev} WHERE {quote('__h')}")
+            else:
+                emit("aggregate", f"SELECT {', '.join(p.group) or 'count(*)'} FROM {src}{group}")
+            having = f" HAVING {p.having}" if p.having is not None else ""
+            emit("window", f"SELECT {select}{q}{helper_sql} FROM {src}{group}{having}")
+        else:
+            emit("window", f"SELECT {select}{q}{helper_sql} FROM {src}")
+        if p.qualify is not None:
+            emit("qualify", f"SELECT * EXCLUDE ({quote('__q')}) FROM {prev} WHERE {quote('__q')}")
+        if p.distinct:
+            emit("distinct", f"SELECT DISTINCT * FROM {prev}")
+    elif p.aggregate:
         having = f", {p.having} AS {quote('__h')}" if p.having is not None else ""
         group = (" GROUP BY " + ", ".join(p.group)) if p.group else ""
         emit("aggregate", f"SELECT {select}{having}{helper_sql} FROM {src}{group}")

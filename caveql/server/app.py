@@ -44,6 +44,7 @@ from caveql.backends.base import Backend
 
 # the names app.py defined before it was split are importable from here still (hence noqa: F401)
 from caveql.server.catalog import QUERY_LIMIT_SIZE, Model, ServiceBase, _api, schema_types  # noqa: F401
+from caveql.server.chunkedgraph import ChunkedGraph, history_of, segmentation_routes
 from caveql.server.errors import (  # noqa: F401
     _PHRASES,
     Abort,
@@ -151,6 +152,8 @@ def create_app(backend: Backend, *, row_cap: int | None = QUERY_LIMIT_SIZE, toke
         Route(v3 + ds + "/table/{table}/unique_string_values", _json_route(svc, "unique_string_values")),
         Route(v3 + ds + "/query", _json_route(svc, "live_query"), methods=["POST"]),
     ]
+    # the ChunkedGraph (segmentation API v1) over the datastack's proofreading history
+    routes += segmentation_routes(ChunkedGraph(history_of(backend), _pcg_table_name(backend.info())))
     middleware = [Middleware(GZipMiddleware, minimum_size=500)]
     app = Starlette(routes=routes, middleware=middleware)
     if token:

@@ -1,7 +1,8 @@
-"""The live query route (``/datastack/{ds}/query``) over a static datastack.
+"""The live query route (``/datastack/{ds}/query``) over a local datastack.
 
-``assemble_live_query_dataframe`` (api2.py) without a ChunkedGraph or a live database: the
-rows are those of the version the service picks for the timestamp.
+``assemble_live_query_dataframe`` (api2.py) without a live database: the rows are those of the
+version the service picks for the timestamp, root ids as of the timestamp when the datastack has
+a proofreading history (the backend maps them), and a filter's root ids must be current then.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,6 +48,7 @@ class LiveQueries(QueryBase):
             raise TypeError("'NoneType' object is not subscriptable")  # check_read_permission
         if chosen is None:
             raise Abort(400, "there is no future or past version for this timestamp, is materialization broken?")
+        self._check_root_ids(body, ts, args)
         desired = body.get("desired_resolution") or self._resolution(md)
         rows = self._row_count(chosen, table)
         n_sample = args["random_sample"]
@@ -126,6 +129,27 @@ class LiveQueries(QueryBase):
                         kept[t].pop(key)
             names_map = kept
         return self._respond(request, args, df, mat_warnings, desired, sel.column_names_header(names_map), api=3)
+
+    def _check_root_ids(self, body: dict[str, Any], ts: datetime, args: dict[str, Any]) -> None:
+        """new_query.py:185-222 ``map_filters``: a root id a filter names that is not current at
+        the timestamp (the datastack's history, as the ChunkedGraph's ``is_latest_roots``) is a
+        400, unless ``allow_invalid_root_ids`` (the engine then drops it with a warning; here it
+        matches no row). ``filter_notin_dict`` is not read (the engine reads ``filter_out_dict``)."""
+        history = getattr(self.backend, "history", None)
+        if history is None or args.get("allow_invalid_root_ids"):
+            return
+        ids: list[int] = []
+        for key in ("filter_in_dict", "filter_equal_dict", "filter_greater_dict", "filter_less_dict",
+                    "filter_greater_equal_dict", "filter_less_equal_dict"):
+            for cols in (body.get(key) or {}).values():
+                for col, val in (cols or {}).items():
+                    if col.endswith("root_id"):
+                        ids += list(val) if isinstance(val, (list, tuple)) else [val]
+        if ids:
+            uniq = np.unique(np.array(ids, dtype=np.int64))
+            current = np.asarray(history.is_latest(uniq, ts), dtype=bool)
+            if not current.all():
+                raise Abort(400, f"Some root_ids passed are not valid at the query timestamp: {uniq[~current]}")
 
     def _closest_version(self, ts: datetime) -> int | None:
         """api2.py:295-334: the newest valid version at or before ``ts``, else the oldest after."""

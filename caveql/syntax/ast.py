@@ -43,6 +43,25 @@ from typing import Union
 from caveql.errors import Span
 
 __all__ = [
+    "With",
+    "WindowSpec",
+    "WindowCall",
+    "Unpivot",
+    "TypeName",
+    "TableSource",
+    "SetOp",
+    "QueryExpr",
+    "PivotValue",
+    "Pivot",
+    "ParamTable",
+    "FrameBound",
+    "Frame",
+    "FileRef",
+    "Exists",
+    "Derived",
+    "Cte",
+    "Cast",
+    "Case",
     "BINARY_OPS",
     "Between",
     "Binary",
@@ -190,9 +209,11 @@ class Binary(Node):
 
 @dataclass(frozen=True, slots=True)
 class Subquery(Node):
-    """A parenthesised ``SELECT`` used as a value set (``x IN (SELECT ...)``)."""
+    """A parenthesised query: a value set (``x IN (SELECT ...)``) or, anywhere an expression
+    may stand, a scalar subquery (``(SELECT max(size) FROM t)``). ``select`` is any
+    :data:`QueryExpr` (a SELECT, a set operation or a WITH)."""
 
-    select: Select
+    select: QueryExpr
     span: Span | None = _span()
 
 
@@ -268,9 +289,103 @@ class FuncCall(Node):
     span: Span | None = _span()
 
 
+@dataclass(frozen=True, slots=True)
+class Case(Node):
+    """``CASE [operand] WHEN w THEN t ... [ELSE e] END``: searched when ``operand`` is None,
+    simple otherwise (each ``w`` compared with ``operand``)."""
+
+    operand: Expr | None
+    whens: tuple[tuple[Expr, Expr], ...]
+    else_: Expr | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TypeName(Node):
+    """A type in ``CAST``/``TRY_CAST``/``::``: ``name`` upper-cased as written (``BIGINT``,
+    ``VARCHAR``, ``TIMESTAMP``, ...; analysis maps it to a CQL type or says it is unknown),
+    ``args`` its parenthesised integers (``DECIMAL(10, 2)``), ``array`` the number of ``[]``
+    suffixes (``BIGINT[]`` is a list of BIGINT)."""
+
+    name: str
+    args: tuple[int, ...] = ()
+    array: int = 0
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Cast(Node):
+    """``CAST(e AS t)``, ``TRY_CAST(e AS t)`` (``try_`` True: NULL instead of an error) or
+    ``e::t`` (``shorthand`` True; the same meaning as CAST, kept only so the formatter
+    prints what was written)."""
+
+    expr: Expr
+    type: TypeName
+    try_: bool = False
+    shorthand: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Exists(Node):
+    """``[NOT] EXISTS (query)``."""
+
+    query: QueryExpr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameBound(Node):
+    """One end of a window frame: ``kind`` is ``UNBOUNDED PRECEDING``, ``PRECEDING``,
+    ``CURRENT ROW``, ``FOLLOWING`` or ``UNBOUNDED FOLLOWING``; ``offset`` the ``n`` of
+    ``n PRECEDING`` / ``n FOLLOWING`` (None otherwise)."""
+
+    kind: L["UNBOUNDED PRECEDING", "PRECEDING", "CURRENT ROW", "FOLLOWING", "UNBOUNDED FOLLOWING"]
+    offset: Expr | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Frame(Node):
+    """``ROWS|RANGE|GROUPS BETWEEN start AND end`` (``end`` None for the one-bound form
+    ``ROWS n PRECEDING``); ``exclude`` is ``CURRENT ROW``, ``GROUP``, ``TIES`` or
+    ``NO OTHERS`` when written."""
+
+    unit: L["ROWS", "RANGE", "GROUPS"]
+    start: FrameBound
+    end: FrameBound | None = None
+    exclude: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec(Node):
+    """``(base PARTITION BY ... ORDER BY ... frame)``; ``base`` names a window of the
+    WINDOW clause that this one refines (every part optional)."""
+
+    base: str | None = None
+    partition_by: tuple[Expr, ...] = ()
+    order_by: tuple[OrderItem, ...] = ()
+    frame: Frame | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCall(Node):
+    """``f(args) [FILTER (WHERE c)] OVER window``: ``window`` is an inline :class:`WindowSpec`
+    or the name of a window of the WINDOW clause (``OVER w``)."""
+
+    func: FuncCall
+    window: WindowSpec | str
+    filter: Expr | None = None
+    span: Span | None = _span()
+
+
 Expr = Union[
     Integer, Float, String, Boolean, Null, Param, Column, Star, ListExpr, Unary, Binary,
-    Subquery, In, Between, Like, Regex, IsNull, WithinBox, FuncCall,
+    Subquery, In, Between, Like, Regex, IsNull, WithinBox, FuncCall, Case, Cast, Exists,
+    WindowCall,
 ]
 
 # --------------------------------------------------------------------------- SELECT
@@ -295,12 +410,90 @@ class TableRef(Node):
 
 
 @dataclass(frozen=True, slots=True)
-class Join(Node):
-    """``[INNER | LEFT] JOIN source ON condition``."""
+class FileRef(Node):
+    """A file of the user's as a table: ``FROM 'cells.csv' [AS c]`` (``function`` None; the
+    format from the extension) or ``FROM read_csv('cells.csv', header = true) [AS c]``
+    (``function`` lower-cased: ``read_csv``, ``read_parquet``, ``read_json``; ``options``
+    the ``name = constant`` arguments in order). ``path`` is as written; analysis resolves
+    it against the .cql file's folder or the working directory."""
 
-    source: TableRef
-    on: Expr
-    kind: L["INNER", "LEFT"] = "INNER"
+    path: str
+    alias: str | None = None
+    function: str | None = None
+    options: tuple[tuple[str, Expr], ...] = ()
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ParamTable(Node):
+    """A table bound at run time: ``FROM :cells [AS c]`` (a DataFrame or Arrow table passed
+    as the parameter ``cells``)."""
+
+    name: str
+    alias: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Derived(Node):
+    """A derived table ``(query) AS alias [(c1, c2, ...)]``; the alias is required."""
+
+    query: QueryExpr
+    alias: str
+    columns: tuple[str, ...] = ()
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class PivotValue(Node):
+    """One value of a PIVOT's ``IN`` list, with an optional output name."""
+
+    value: Expr
+    alias: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Pivot(Node):
+    """``source PIVOT (agg [AS a], ... FOR column IN (v [AS n], ...)) [AS alias]``: one
+    output column per value (× aggregate), grouped by the source's other columns."""
+
+    source: TableSource
+    aggregates: tuple[SelectItem, ...]
+    column: Column
+    values: tuple[PivotValue, ...]
+    alias: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Unpivot(Node):
+    """``source UNPIVOT [INCLUDE NULLS] (value_name FOR name_name IN (c1 [AS n1], ...))
+    [AS alias]``: each listed column becomes a row (its name or alias in ``name_name``,
+    its value in ``value_name``)."""
+
+    source: TableSource
+    value_name: str
+    name_name: str
+    columns: tuple[tuple[Column, str | None], ...]
+    include_nulls: bool = False
+    alias: str | None = None
+    span: Span | None = _span()
+
+
+TableSource = Union[TableRef, FileRef, ParamTable, Derived, Pivot, Unpivot]
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Node):
+    """``[INNER | LEFT [OUTER] | RIGHT [OUTER] | FULL [OUTER]] JOIN source ON condition``,
+    ``... JOIN source USING (c, ...)`` or ``CROSS JOIN source`` (``on`` None, ``using``
+    empty)."""
+
+    source: TableSource
+    on: Expr | None
+    kind: L["INNER", "LEFT", "RIGHT", "FULL", "CROSS"] = "INNER"
+    using: tuple[str, ...] = ()
     span: Span | None = _span()
 
 
@@ -332,10 +525,12 @@ class CaveClauses(Node):
 
 @dataclass(frozen=True, slots=True)
 class Select(Node):
-    """A SELECT statement."""
+    """A SELECT block. ``source`` is None for a SELECT without FROM (``SELECT 1 + 1``);
+    ``group_by_all`` is ``GROUP BY ALL`` (then ``group_by`` is empty); ``windows`` the
+    ``WINDOW name AS (...)`` definitions; ``qualify`` filters on window functions."""
 
     items: tuple[SelectItem, ...]
-    source: TableRef
+    source: TableSource | None
     joins: tuple[Join, ...] = ()
     where: Expr | None = None
     group_by: tuple[Expr, ...] = ()
@@ -345,7 +540,51 @@ class Select(Node):
     offset: Expr | None = None
     distinct: bool = False
     cave: CaveClauses = CaveClauses()
+    group_by_all: bool = False
+    windows: tuple[tuple[str, WindowSpec], ...] = ()
+    qualify: Expr | None = None
     span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class SetOp(Node):
+    """``left UNION [ALL] | INTERSECT [ALL] | EXCEPT [ALL] right`` with the ORDER BY, LIMIT
+    and OFFSET written after the last branch, which apply to the whole (a branch with its
+    own ORDER BY/LIMIT is parenthesised). INTERSECT binds tighter than UNION and EXCEPT;
+    each branch keeps its own CAVE clauses (``... AT VERSION 343 EXCEPT ... AT VERSION 661``)."""
+
+    op: L["UNION", "INTERSECT", "EXCEPT"]
+    left: QueryExpr
+    right: QueryExpr
+    all: bool = False
+    order_by: tuple[OrderItem, ...] = ()
+    limit: Expr | None = None
+    offset: Expr | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Cte(Node):
+    """``name [(c1, ...)] AS (query)`` in a WITH clause."""
+
+    name: str
+    query: QueryExpr
+    columns: tuple[str, ...] = ()
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class With(Node):
+    """``WITH [RECURSIVE] cte, ... body``: each CTE may use the ones before it (and itself,
+    with RECURSIVE)."""
+
+    ctes: tuple[Cte, ...]
+    body: QueryExpr
+    recursive: bool = False
+    span: Span | None = _span()
+
+
+QueryExpr = Union[Select, SetOp, With]
 
 
 # --------------------------------------------------------------------------- other statements
@@ -370,9 +609,9 @@ class Describe(Node):
 
 @dataclass(frozen=True, slots=True)
 class Explain(Node):
-    """``EXPLAIN [ANALYZE] select``."""
+    """``EXPLAIN [ANALYZE] query``."""
 
-    statement: Select
+    statement: QueryExpr
     analyze: bool = False
     span: Span | None = _span()
 
@@ -394,7 +633,7 @@ class Use(Node):
     span: Span | None = _span()
 
 
-Statement = Union[Select, Show, Describe, Explain, Set, Use]
+Statement = Union[Select, SetOp, With, Show, Describe, Explain, Set, Use]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,7 @@ while a long script is parsed stops within a statement.
 
 from __future__ import annotations
 
-import re
-import sys
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,69 +29,39 @@ from caveql.cancel import check as _cancelled
 from caveql.errors import CqlSyntaxError, InvalidLiteralError, Span
 from caveql.syntax import ast as A
 
-__all__ = ["DOUBLE_MAX", "INT64_MAX", "MAX_DEPTH", "Builder", "UINT64_MAX"]
+__all__ = ["DOUBLE_MAX", "FILE_FUNCTIONS", "INT64_MAX", "MAX_DEPTH", "Builder", "UINT64_MAX"]
 
-#: The largest integer literal CQL accepts (root ids are uint64).
-UINT64_MAX = 2**64 - 1
-
-#: The largest LIMIT, OFFSET and AT VERSION: DuckDB and the service take them as signed 64-bit.
-INT64_MAX = 2**63 - 1
-
-#: The largest finite double: a number literal beyond it would become infinity.
-DOUBLE_MAX = Decimal(sys.float_info.max)
-
-#: The deepest expression tree the parser accepts (operators, not parentheses, count).
-MAX_DEPTH = 200
-
-_OPS = {
-    "OR": "OR", "AND": "AND", "EQ": "=", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">",
-    "GE": ">=", "PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/", "PERCENT": "%",
-}
-
-# the clauses after ORDER BY, in canonical order, with the words used in messages
-TAIL_CLAUSES = {
-    "limit": "LIMIT", "offset": "OFFSET", "resolution": "AT RESOLUTION", "version": "AT VERSION",
-    "timestamp": "AT TIMESTAMP", "live": "AT LIVE", "split": "SPLIT POSITIONS",
-}
-
-
-class _Part:
-    """A clause or modifier on its way into its parent node (never part of the AST)."""
-
-    __slots__ = ("kind", "value", "span")
-
-    def __init__(self, kind: str, value: Any, span: Span | None) -> None:
-        self.kind = kind
-        self.value = value
-        self.span = span
+from caveql.syntax.build_common import (  # noqa: F401 - the limits are part of this module's API
+    _DIGITS,
+    _TYPE_WORD,
+    DOUBLE_MAX,
+    FILE_FUNCTIONS,
+    INT32_MAX,
+    INT64_MAX,
+    MAX_DEPTH,
+    TAIL_CLAUSES,
+    UINT64_MAX,
+    _alias,
+    _check_double,
+    _count,
+    _cov,
+    _cover,
+    _drop_tokens,
+    _first_last,
+    _nodes_in,
+    _OPS,
+    _Part,
+    _short,
+    _sp,
+    _split_ints,
+    _tspan,
+    _unquote,
+    _word,
+)
+from caveql.syntax.build_sources import SourceRules
 
 
-def _tspan(tok: Token) -> Span:
-    return Span(tok.start_pos, tok.end_pos, tok.line, tok.column)  # type: ignore[arg-type]
-
-
-def _sp(x: Any) -> Span | None:
-    if isinstance(x, Token):
-        return _tspan(x)
-    return getattr(x, "span", None)
-
-
-def _cover(first: Any, last: Any) -> Span | None:
-    a, b = _sp(first), _sp(last)
-    if a is None:
-        return b
-    return a.merge(b)
-
-
-def _cov(children: list[Any]) -> Span | None:
-    return _cover(children[0], children[-1])
-
-
-def _drop_tokens(children: list[Any]) -> tuple[Any, ...]:
-    return tuple(c for c in children if not isinstance(c, Token))
-
-
-class Builder:
+class Builder(SourceRules):
     """Callbacks for lark, named after the grammar's rules and aliases.
 
     One instance per parser; :meth:`reset` before each parse (it keeps the depth table).
@@ -105,75 +74,213 @@ class Builder:
     def __init__(self) -> None:
         # depth of every expression node deeper than 1, keyed by id (nodes outlive the parse)
         self._depth: dict[int, int] = {}
+        # queries written in parentheses, and where the ORDER BY / LIMIT / OFFSET of a SELECT
+        # start: keyed by id, with the node itself kept so an id is never reused mid-parse
+        self._parens: dict[int, tuple[Any, Span | None]] = {}
+        self._tails: dict[int, tuple[Any, Span | None, str]] = {}
+        self._keep: list[Any] = []  # nodes replaced by a copy: alive until reset (ids stay unique)
+        # `(query) ORDER BY ...` whose query has its own: (query, clauses, first clause) by id
+        self._pending: dict[int, tuple[Any, dict[str, Any], _Part]] = {}
 
     def reset(self) -> None:
         self._depth.clear()
+        self._parens.clear()
+        self._tails.clear()
+        self._keep.clear()
+        self._pending.clear()
 
     def _deep(self, node: Any, *children: Any) -> Any:
         get = self._depth.get
         d = 1 + max((get(id(c), 1) for c in children if c is not None), default=0)
         if d > MAX_DEPTH:
+            query = isinstance(node, (A.Select, A.SetOp, A.With, A.Join, A.Derived, A.Pivot, A.Unpivot))
             raise CqlSyntaxError(
-                f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                f"{'query' if query else 'expression'} nested too deeply (more than {MAX_DEPTH} levels)",
                 # point at where the expression starts: underlining all of it can be megabytes
                 span=Span(node.span.start, node.span.start + 1, node.span.line, node.span.column),
-                hint="split it up; long OR chains of equalities are better written as x IN (...)",
+                hint=("split it up into several statements, or a WITH of smaller steps" if query else
+                      "split it up; long OR chains of equalities are better written as x IN (...)"),
             )
         if d > 1:
             self._depth[id(node)] = d
         return node
 
+    def _is_paren(self, q: Any) -> bool:
+        hit = self._parens.get(id(q))
+        return hit is not None and hit[0] is q
+
+    def _replaced(self, old: Any, new: Any) -> Any:
+        """``new`` (a copy of ``old``) keeps ``old``'s depth; ``old`` stays alive (ids stay unique)."""
+        self._keep.append(old)
+        d = self._depth.get(id(old))
+        if d is not None:
+            self._depth[id(new)] = d
+        return new
+
     # ------------------------------------------------------------------ start rules
     def script(self, c: list[Any]) -> A.Script:
-        stmts = _drop_tokens(c)
+        self._no_pending()
+        stmts = tuple(self._whole(x) for x in _drop_tokens(c))
         return A.Script(stmts, span=_cover(stmts[0], stmts[-1]))
 
     def single_statement(self, c: list[Any]) -> A.Node:
-        return c[0]
+        self._no_pending()
+        return self._whole(c[0])
+
+    def _whole(self, stmt: Any) -> Any:
+        """A statement written in parentheses spans them (the formatter cuts statements by span)."""
+        if self._is_paren(stmt):
+            return replace(stmt, span=self._paren_span(stmt))
+        return stmt
 
     def single_expression(self, c: list[Any]) -> A.Node:
+        self._no_pending()
         return c[0]
+
+    # ------------------------------------------------------------------ queries
+    def paren_query(self, c: list[Any]) -> Any:
+        q = c[1]
+        self._parens[id(q)] = (q, _cov(c))
+        return q
+
+    def _paren_span(self, q: Any) -> Span | None:
+        hit = self._parens.get(id(q))
+        return hit[1] if hit is not None and hit[0] is q else _sp(q)
+
+    def with_query(self, c: list[Any]) -> A.With:
+        _cancelled()
+        recursive = isinstance(c[1], Token) and c[1].type == "RECURSIVE"
+        ctes = tuple(x for x in c[1:-1] if isinstance(x, A.Cte))
+        seen: set[str] = set()
+        for cte in ctes:
+            if cte.name in seen:
+                raise CqlSyntaxError(f"WITH defines {cte.name!r} twice", span=cte.span,
+                                     hint="give each common table expression its own name")
+            seen.add(cte.name)
+        node = A.With(ctes, c[-1], recursive, span=_cover(c[0], self._paren_span(c[-1])))
+        return self._deep(node, *ctes, c[-1])
+
+    def cte(self, c: list[Any]) -> A.Cte:
+        columns = c[1].value if isinstance(c[1], _Part) else ()
+        node = A.Cte(c[0].value, c[-1], columns, span=_cover(c[0], self._paren_span(c[-1])))
+        return self._deep(node, c[-1])
+
+    def _tail_of(self, q: Any) -> tuple[Span | None, str] | None:
+        """Where the ORDER BY / LIMIT / OFFSET of an unparenthesised branch start, if it has any."""
+        if not isinstance(q, (A.Select, A.SetOp)) or self._is_paren(q):
+            return None
+        if not (q.order_by or q.limit is not None or q.offset is not None):
+            return None
+        hit = self._tails.get(id(q))
+        if hit is not None and hit[0] is q:
+            return hit[1], hit[2]
+        first = q.order_by[0] if q.order_by else q.limit if q.limit is not None else q.offset
+        return _sp(first), "ORDER BY" if q.order_by else "LIMIT" if q.limit is not None else "OFFSET"
+
+    def set_op(self, c: list[Any]) -> A.SetOp:
+        _cancelled()
+        left, op, right = c[0], c[1].type, c[-1]
+        bad = self._tail_of(left)
+        if id(left) in self._pending:
+            self._no_pending()  # `(SELECT ... LIMIT 1) LIMIT 2 UNION ...`: the clauses have no query
+        if bad is not None:
+            raise CqlSyntaxError(
+                f"{bad[1]} inside a set operation: put the branch before {op} in parentheses",
+                span=bad[0],
+                hint=f"ORDER BY, LIMIT and OFFSET after the last branch apply to the whole {op}; "
+                     f"to sort or limit one branch, write (SELECT ... {bad[1]} ...) {op} SELECT ...",
+            )
+        tail: dict[str, Any] = {}
+        moved = self._tail_of(right)
+        pending = self._pending.pop(id(right), None)
+        if pending is not None:
+            # `... UNION (SELECT ... LIMIT 1) ORDER BY x`: the ORDER BY is the whole UNION's
+            tail, moved = pending[1], (pending[2].span, _word(pending[2]))
+        elif moved is not None:
+            # written after the last branch: they belong to the whole set operation
+            tail = {"order_by": right.order_by, "limit": right.limit, "offset": right.offset}
+            right = self._replaced(right, replace(right, order_by=(), limit=None, offset=None))
+        node = A.SetOp(op, left, right, all=len(c) == 4,
+                       span=_cover(self._paren_span(left), self._paren_span(c[-1])), **tail)
+        if moved is not None:
+            self._tails[id(node)] = (node, *moved)
+        return self._deep(node, left, right, *tail.get("order_by", ()), tail.get("limit"),
+                          tail.get("offset"))
+
+    def paren_tail(self, c: list[Any]) -> Any:
+        """``(query) ORDER BY ... LIMIT ...``: the clauses become the query's own when it has none;
+        otherwise they stay pending, for a set operation to take (``... UNION (SELECT ... LIMIT 1)
+        ORDER BY x`` sorts the whole), and are an error if none does."""
+        q = c[0]
+        parts = [x for x in c[1:] if isinstance(x, _Part)]
+        kw: dict[str, Any] = {}
+        for x in parts:
+            if x.kind in kw:
+                raise CqlSyntaxError(f"{TAIL_CLAUSES[x.kind]} given twice", span=x.span,
+                                     hint="LIMIT and OFFSET may appear once per query")
+            kw[x.kind] = x.value
+        if isinstance(q, A.With) or q.order_by or q.limit is not None or q.offset is not None:
+            self._pending[id(q)] = (q, kw, parts[0])
+            return q
+        node = self._replaced(q, replace(q, span=_cov(c), **kw))
+        self._tails[id(node)] = (node, parts[0].span, _word(parts[0]))
+        return self._deep(node, q, *kw.get("order_by", ()), kw.get("limit"), kw.get("offset"))
+
+    def _no_pending(self) -> None:
+        for q, _kw, part in self._pending.values():
+            if isinstance(q, A.With):
+                raise CqlSyntaxError(
+                    f"{_word(part)} after a WITH query in parentheses", span=part.span,
+                    hint="write it inside, after the query's last SELECT: "
+                         f"WITH ... SELECT ... {_word(part)} ...",
+                )
+            what = next(
+                w for w, v in (("ORDER BY", q.order_by), ("LIMIT", q.limit), ("OFFSET", q.offset))
+                if v not in ((), None))
+            raise CqlSyntaxError(
+                f"this query in parentheses already has its own {what}", span=part.span,
+                hint=f"to apply {_word(part)} to its result, select from it: "
+                     f"SELECT * FROM (...) AS t {_word(part)} ...",
+            )
 
     # ------------------------------------------------------------------ SELECT
     def select(self, c: list[Any]) -> A.Select:
         _cancelled()  # each statement of a long script: a cancelled call stops parsing it
-        kw: dict[str, Any] = {}
-        joins: list[A.Join] = []
+        kw: dict[str, Any] = {"source": None}
         seen: dict[str, _Part] = {}
-        depth_of = [x for x in c if not isinstance(x, Token)]
+        tail_start: _Part | None = None
         for x in c:
-            if isinstance(x, A.TableRef):
-                kw["source"] = x
-            elif isinstance(x, A.Join):
-                joins.append(x)
-            elif isinstance(x, _Part):
+            if isinstance(x, _Part):
                 if x.kind in TAIL_CLAUSES:
                     if x.kind in seen:
                         raise CqlSyntaxError(
                             f"{TAIL_CLAUSES[x.kind]} given twice", span=x.span,
-                            hint="LIMIT, OFFSET and each CAVE clause may appear once per SELECT",
+                            hint="ORDER BY, LIMIT, OFFSET and each CAVE clause may appear once per SELECT",
                         )
                     seen[x.kind] = x
-                kw[x.kind] = x.value
+                if x.kind in ("order_by", "limit", "offset") and tail_start is None:
+                    tail_start = x
+                if x.kind == "order_by" and tail_start is not x:
+                    raise CqlSyntaxError(
+                        f"ORDER BY after {TAIL_CLAUSES[tail_start.kind]}", span=x.span,
+                        hint="ORDER BY comes before LIMIT and OFFSET",
+                    )
+                if x.kind == "from":
+                    kw["source"], kw["joins"] = x.value
+                else:
+                    kw[x.kind] = x.value
         cave = A.CaveClauses(
             resolution=kw.pop("resolution", None), version=kw.pop("version", None),
             timestamp=kw.pop("timestamp", None), live=kw.pop("live", False),
             split_positions=kw.pop("split", False),
             span=_cover(*_first_last([seen[k] for k in TAIL_CLAUSES if k in seen and k not in
-                                       ("limit", "offset")])),
+                                       ("order_by", "limit", "offset")])),
         )
-        node = A.Select(
-            items=kw.pop("items"), source=kw.pop("source"), joins=tuple(joins), cave=cave,
-            span=_cov(c), **kw,
-        )
-        parts: list[Any] = []
-        for x in depth_of:
-            v = x.value if isinstance(x, _Part) else x
-            if isinstance(v, tuple):
-                parts.extend(v)
-            else:
-                parts.append(v)
-        return self._deep(node, *parts)
+        node = A.Select(items=kw.pop("items"), source=kw.pop("source"), cave=cave, span=_cov(c), **kw)
+        if tail_start is not None:
+            self._tails[id(node)] = (node, tail_start.span, _word(tail_start))
+        return self._deep(node, *_nodes_in(x.value if isinstance(x, _Part) else x
+                                           for x in c if not isinstance(x, Token)))
 
     def distinct(self, c: list[Any]) -> _Part:
         return _Part("distinct", True, _sp(c[0]))
@@ -199,24 +306,17 @@ class Builder:
     def implicit_alias(self, c: list[Any]) -> _Part:
         return self.name(c)
 
-    def table_plain(self, c: list[Any]) -> A.TableRef:
-        return A.TableRef(c[0].value, span=_cov(c))
+    def alias_as(self, c: list[Any]) -> _Part:
+        return _Part("alias", c[1].value, _cov(c))
 
-    def table_as(self, c: list[Any]) -> A.TableRef:
-        return A.TableRef(c[0].value, c[2].value, span=_cov(c))
+    def alias_implicit(self, c: list[Any]) -> _Part:
+        return _Part("alias", c[0].value, _cov(c))
 
-    def table_implicit(self, c: list[Any]) -> A.TableRef:
-        return A.TableRef(c[0].value, c[1].value, span=_cov(c))
+    def column_names(self, c: list[Any]) -> _Part:
+        return _Part("columns", tuple(x.value for x in c if isinstance(x, _Part)), _cov(c))
 
-    def join(self, c: list[Any]) -> A.Join:
-        kind = c[0].value if isinstance(c[0], _Part) else "INNER"
-        return self._deep(A.Join(c[-3], c[-1], kind, span=_cov(c)), c[-1])
-
-    def join_inner(self, c: list[Any]) -> _Part:
-        return _Part("kind", "INNER", _cov(c))
-
-    def join_left(self, c: list[Any]) -> _Part:
-        return _Part("kind", "LEFT", _cov(c))
+    def from_clause(self, c: list[Any]) -> _Part:
+        return _Part("from", (c[1], tuple(c[2:])), _cov(c))
 
     def where(self, c: list[Any]) -> _Part:
         return _Part("where", c[1], _cov(c))
@@ -226,6 +326,25 @@ class Builder:
 
     def having(self, c: list[Any]) -> _Part:
         return _Part("having", c[1], _cov(c))
+
+    def group_by_all(self, c: list[Any]) -> _Part:
+        return _Part("group_by_all", True, _cov(c))
+
+    def window_clause(self, c: list[Any]) -> _Part:
+        defs = _drop_tokens(c[1:])
+        seen: set[str] = set()
+        for name, spec in defs:
+            if name in seen:
+                raise CqlSyntaxError(f"window {name!r} is defined twice", span=spec.span,
+                                     hint="each WINDOW name may be defined once")
+            seen.add(name)
+        return _Part("windows", defs, _cov(c))
+
+    def window_def(self, c: list[Any]) -> tuple[str, A.WindowSpec]:
+        return (c[0].value, self._window_spec(c[3] if len(c) == 5 else None, _cover(c[2], c[-1])))
+
+    def qualify(self, c: list[Any]) -> _Part:
+        return _Part("qualify", c[1], _cov(c))
 
     def order_by(self, c: list[Any]) -> _Part:
         return _Part("order_by", _drop_tokens(c[2:]), _cov(c))
@@ -316,7 +435,7 @@ class Builder:
         return A.Describe(c[1].value, span=_cov(c))
 
     def explain(self, c: list[Any]) -> A.Explain:
-        return A.Explain(c[-1], analyze=len(c) == 3, span=_cov(c))
+        return A.Explain(c[-1], analyze=len(c) == 3, span=_cover(c[0], self._paren_span(c[-1])))
 
     def set_stmt(self, c: list[Any]) -> A.Set:
         _cancelled()
@@ -343,6 +462,9 @@ class Builder:
             if isinstance(operand, A.Float):
                 return A.Float(operand.value.copy_negate(), span=span)  # exact, no context rounding
             return self._deep(A.Unary("-", operand, span=span), operand)
+        if op.type == "NOT" and isinstance(operand, A.Exists) and not operand.negated:
+            # `NOT EXISTS (...)` is one node, as `-5` is one literal
+            return self._replaced(operand, A.Exists(operand.query, True, span=span))
         return self._deep(A.Unary("NOT" if op.type == "NOT" else "+", operand, span=span), operand)
 
     def in_expr(self, c: list[Any]) -> A.In:
@@ -354,7 +476,7 @@ class Builder:
         return self._deep(A.ListExpr(items, span=_cov(c)), *items)
 
     def in_subquery(self, c: list[Any]) -> A.Subquery:
-        return self._deep(A.Subquery(c[1], span=_cov(c)), c[1])
+        return self.subquery(c)
 
     def in_param(self, c: list[Any]) -> A.Param:
         return self.param(c)
@@ -387,6 +509,124 @@ class Builder:
             corners.append(corner.items)
         node = A.WithinBox(c[0], corners[0], corners[1], span=_cov(c))
         return self._deep(node, c[0], c[4], c[6])
+
+    def subquery(self, c: list[Any]) -> A.Subquery:
+        q = c[0]
+        return self._deep(A.Subquery(q, span=self._paren_span(q)), q)
+
+    def exists(self, c: list[Any]) -> A.Exists:
+        q = c[1]
+        return self._deep(A.Exists(q, span=_cover(c[0], self._paren_span(q))), q)
+
+    def case_searched(self, c: list[Any]) -> A.Case:
+        return self._case(None, c)
+
+    def case_simple(self, c: list[Any]) -> A.Case:
+        return self._case(c[1], c)
+
+    def _case(self, operand: Any, c: list[Any]) -> A.Case:
+        whens = tuple(x.value for x in c if isinstance(x, _Part))
+        else_ = c[-2] if isinstance(c[-3], Token) and c[-3].type == "ELSE" else None
+        node = A.Case(operand, whens, else_, span=_cov(c))
+        return self._deep(node, operand, else_, *(e for pair in whens for e in pair))
+
+    def when_then(self, c: list[Any]) -> _Part:
+        return _Part("when", (c[1], c[3]), _cov(c))
+
+    def cast_call(self, c: list[Any]) -> A.Cast:
+        word = str(c[0]).upper()
+        if word not in ("CAST", "TRY_CAST"):
+            raise CqlSyntaxError(
+                f"`AS` inside {str(c[0])}(...): only CAST and TRY_CAST take `expression AS type`",
+                span=_tspan(c[3]), hint="function arguments are separated by `,`",
+            )
+        node = A.Cast(c[2], c[4], try_=word == "TRY_CAST", span=_cov(c))
+        return self._deep(node, c[2])
+
+    def shorthand_cast(self, c: list[Any]) -> A.Cast:
+        return self._deep(A.Cast(c[0], c[2], shorthand=True, span=_cov(c)), c[0])
+
+    def type_name(self, c: list[Any]) -> A.TypeName:
+        word = c[0]
+        if not _TYPE_WORD.match(word.value):
+            raise CqlSyntaxError(f"{word.value!r} is not a type name", span=word.span,
+                                 hint="a type is a word such as BIGINT, DOUBLE, VARCHAR or TIMESTAMP")
+        args = next((x.value for x in c[1:] if isinstance(x, _Part)), ())
+        array = sum(1 for x in c if isinstance(x, Token) and x.type == "BRACKETS")
+        return A.TypeName(word.value.upper(), args, array, span=_cov(c))
+
+    def type_args(self, c: list[Any]) -> _Part:
+        ints = _split_ints(c[0]) if len(c) == 1 else [self.integer([c[1]])]
+        for i in ints:
+            if i.value > INT32_MAX:
+                raise InvalidLiteralError(f"type argument {i.value} is out of range", span=i.span)
+        return _Part("type_args", tuple(i.value for i in ints), _cov(c))
+
+    # ------------------------------------------------------------------ windows
+    def window_call(self, c: list[Any]) -> A.WindowCall:
+        func, window = c[0], c[-1]
+        filter_ = c[4] if len(c) > 3 else None
+        w = window.value if isinstance(window, _Part) else window
+        node = A.WindowCall(func, w, filter_, span=_cov(c))
+        return self._deep(node, func, filter_, window if isinstance(window, A.WindowSpec) else None)
+
+    def filter_call(self, c: list[Any]) -> A.Node:
+        raise CqlSyntaxError(
+            "FILTER (WHERE ...) is supported on window functions only (followed by OVER)",
+            span=_cover(c[1], c[-1]),
+            hint="for an aggregate, put the condition inside: COUNT(CASE WHEN c THEN 1 END), "
+                 "SUM(CASE WHEN c THEN x END)",
+        )
+
+    def window_named(self, c: list[Any]) -> _Part:
+        return c[0]
+
+    def window_inline(self, c: list[Any]) -> A.WindowSpec:
+        return self._window_spec(c[1], _cov(c))
+
+    def window_name(self, c: list[Any]) -> _Part:
+        return self.name(c)
+
+    def window_spec(self, c: list[Any]) -> _Part:
+        kw: dict[str, Any] = {}
+        for x in c:
+            if isinstance(x, A.Frame):
+                kw["frame"] = x
+            elif x.kind == "name":
+                kw["base"] = x.value
+            else:
+                kw[x.kind] = x.value
+        return _Part("window_spec", kw, None)
+
+    def _window_spec(self, part: Any, span: Span | None) -> A.WindowSpec:
+        # an empty `OVER ()` has no window_spec children: lark hands over an empty part or a token
+        kw = part.value if isinstance(part, _Part) and part.kind == "window_spec" else {}
+        node = A.WindowSpec(kw.get("base"), kw.get("partition_by", ()), kw.get("order_by", ()),
+                            kw.get("frame"), span=span)
+        return self._deep(node, *node.partition_by, *node.order_by, node.frame)
+
+    def partition_by(self, c: list[Any]) -> _Part:
+        return _Part("partition_by", _drop_tokens(c[2:]), _cov(c))
+
+    def frame(self, c: list[Any]) -> A.Frame:
+        unit = c[0].type
+        bounds = [x for x in c if isinstance(x, A.FrameBound)]
+        exclude = next((x.value for x in c if isinstance(x, _Part)), None)
+        start, end = bounds[0], bounds[1] if len(bounds) == 2 else None
+        node = A.Frame(unit, start, end, exclude, span=_cov(c))
+        return self._deep(node, start, end)
+
+    def bound_unbounded(self, c: list[Any]) -> A.FrameBound:
+        return A.FrameBound(f"UNBOUNDED {c[1].type}", span=_cov(c))
+
+    def bound_current(self, c: list[Any]) -> A.FrameBound:
+        return A.FrameBound("CURRENT ROW", span=_cov(c))
+
+    def bound_offset(self, c: list[Any]) -> A.FrameBound:
+        return self._deep(A.FrameBound(c[1].type, c[0], span=_cov(c)), c[0])
+
+    def frame_exclude(self, c: list[Any]) -> _Part:
+        return _Part("exclude", " ".join(t.type for t in c[1:]), _cov(c))
 
     def integer(self, c: list[Any]) -> A.Integer:
         tok = c[0]
@@ -458,75 +698,3 @@ class Builder:
                 raise InvalidLiteralError("empty quoted identifier \"\"", span=_tspan(tok))
             return _Part("name", value, _tspan(tok))
         return _Part("name", str(tok), _tspan(tok))
-
-
-_DIGITS = re.compile(r"[0-9]+|\n")
-
-
-def _split_ints(tok: Token) -> list[A.Integer]:
-    """The Integer nodes of an INT_LIST token, each with its own span."""
-    text = str(tok)
-    base, line = tok.start_pos, tok.line
-    line_start = base - (tok.column - 1)  # type: ignore[operator]
-    out = []
-    for m in _DIGITS.finditer(text):
-        s, e = m.span()
-        if m.group() == "\n":
-            line += 1  # type: ignore[operator]
-            line_start = base + e  # type: ignore[operator]
-            continue
-        digits = m.group()
-        start = base + s  # type: ignore[operator]
-        span = Span(start, base + e, line, start - line_start + 1)  # type: ignore[arg-type,operator]
-        if len(digits) > 20 or int(digits) > UINT64_MAX:
-            raise InvalidLiteralError(
-                f"integer literal {_short(digits)} is out of range (the largest is {UINT64_MAX}, 2^64-1)",
-                span=span,
-            )
-        out.append(A.Integer(int(digits), span=span))
-    return out
-
-
-def _first_last(parts: list[_Part]) -> tuple[Any, Any]:
-    return (parts[0], parts[-1]) if parts else (None, None)
-
-
-def _unquote(tok: Token, q: str) -> str:
-    return str(tok)[1:-1].replace(q + q, q)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:20] + "…" + text[-8:]
-
-
-def _check_double(value: Decimal, text: str, span: Span) -> None:
-    """A number literal must be a finite double, and not a non-zero one that rounds to 0:
-    it is compared and computed as one (locally and by the service)."""
-    if abs(value) > DOUBLE_MAX:
-        raise InvalidLiteralError(
-            f"number {_short(text)} is out of range (the largest is about 1.8e308)", span=span,
-            hint="numbers are 64-bit floating point; this one would become infinity",
-        )
-    if value and not float(value):
-        raise InvalidLiteralError(
-            f"number {_short(text)} is too small to represent (the smallest is about 4.9e-324)",
-            span=span, hint="numbers are 64-bit floating point; this one would become 0; write 0",
-        )
-
-
-def _count(v: Any, clause: str) -> Any:
-    """LIMIT / OFFSET / AT VERSION take an integer literal in ``[0, 2^63-1]`` or a parameter."""
-    if isinstance(v, A.Integer) and 0 <= v.value <= INT64_MAX:
-        return v
-    if isinstance(v, A.Param):
-        return v
-    if isinstance(v, A.Integer) and v.value > INT64_MAX:
-        raise InvalidLiteralError(
-            f"{clause} {v.value} is out of range (the largest is {INT64_MAX}, 2^63-1)", span=v.span,
-            hint=f"{clause} is a signed 64-bit integer" + (
-                "; to read every row, leave LIMIT out" if clause == "LIMIT" else ""),
-        )
-    raise InvalidLiteralError(
-        f"{clause} takes a non-negative integer or a :parameter", span=v.span,
-        hint=f"for example {clause} 10" if clause != "AT VERSION" else "for example AT VERSION 1078",
-    )

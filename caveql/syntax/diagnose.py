@@ -42,31 +42,36 @@ __all__ = ["KEYWORDS", "RESERVED", "SOFT_KEYWORDS", "diagnose"]
 RESERVED = frozenset("""
     SELECT DISTINCT FROM AS JOIN INNER LEFT ON WHERE GROUP BY HAVING ORDER ASC DESC LIMIT OFFSET
     AT SPLIT AND OR NOT IN BETWEEN LIKE IS NULL TRUE FALSE WITHIN SHOW DESCRIBE EXPLAIN SET USE
+    CASE WHEN THEN ELSE END WITH UNION INTERSECT EXCEPT ALL
 """.split())
 #: Keywords that are also accepted as identifiers (the grammar's ``name`` rule).
 SOFT_KEYWORDS = frozenset("""
     RESOLUTION VERSION TIMESTAMP LIVE POSITIONS NULLS FIRST LAST BOX TABLES VIEWS VERSIONS
-    DATASTACK ANALYZE OUTER
+    DATASTACK ANALYZE OUTER RECURSIVE RIGHT FULL CROSS USING WINDOW QUALIFY OVER FILTER PARTITION
+    ROWS RANGE GROUPS UNBOUNDED PRECEDING FOLLOWING CURRENT ROW EXCLUDE TIES NO OTHERS PIVOT
+    UNPIVOT FOR INCLUDE EXISTS
 """.split())
 KEYWORDS = RESERVED | SOFT_KEYWORDS
 
-_STATEMENTS = ("SELECT", "SHOW", "DESCRIBE", "EXPLAIN", "SET", "USE")
+_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "EXPLAIN", "SET", "USE")
 _EXPR_START = frozenset(
-    "INT DECIMAL STRING PARAM LPAR MINUS PLUS NOT TRUE FALSE NULL NAME QUOTED_NAME INT_LIST".split()
+    "INT DECIMAL STRING PARAM LPAR MINUS PLUS NOT TRUE FALSE NULL NAME QUOTED_NAME INT_LIST CASE".split()
 )
 _OPERATORS = frozenset(
     "EQ NE LT LE GT GE PLUS MINUS STAR SLASH PERCENT AND OR IN NOT BETWEEN LIKE IS TILDE NOT_TILDE "
-    "WITHIN".split()
+    "WITHIN DCOLON".split()
 )
 _ARITH = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT"})
 _PUNCT = {
     "COMMA": ",", "LPAR": "(", "RPAR": ")", "DOT": ".", "SEMI": ";", "STAR": "*", "EQ": "=",
     "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">=", "PLUS": "+", "MINUS": "-",
-    "SLASH": "/", "PERCENT": "%", "TILDE": "~", "NOT_TILDE": "!~",
+    "SLASH": "/", "PERCENT": "%", "TILDE": "~", "NOT_TILDE": "!~", "DCOLON": "::", "BRACKETS": "[]",
 }
+_RARE = frozenset({"UNION", "INTERSECT", "EXCEPT", "DCOLON", "WINDOW", "QUALIFY", "PIVOT", "UNPIVOT"})
+_LATER_THAN_FROM = frozenset({"WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "AT", "SPLIT"})
 _PHRASES = {"GROUP": "GROUP BY", "ORDER": "ORDER BY", "SPLIT": "SPLIT POSITIONS", "AT": "AT …"}
 _WRITES = frozenset({"DROP", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "TRUNCATE", "REPLACE"})
-_CLAUSE_ORDER = ("JOIN", "WHERE", "GROUP", "HAVING", "ORDER")
+_CLAUSE_ORDER = ("JOIN", "WHERE", "GROUP", "HAVING", "WINDOW", "QUALIFY", "ORDER")
 _LATE = frozenset({"LIMIT", "OFFSET", "AT", "SPLIT"})
 _CHAR_HINTS = {
     "&": "CQL writes AND", "|": "CQL writes OR", "`": 'quote names with double quotes: "name"',
@@ -78,26 +83,23 @@ _CHAR_HINTS = {
 }
 #: edits are tried only on inputs up to this size (each costs one more parse)
 _REPAIR_LIMIT = 20_000
-#: SQL that CQL does not have (yet): what to call it, and what to do instead. Without this the
-#: parse fails somewhere after it, with a repair hint that misleads ("a `;` is missing before
-#: SELECT" after UNION, "a `,` is missing" inside CASE, "close the `(`" in CAST).
+#: SQL that CQL does not have: what to call it, and what to do instead. Without this the parse
+#: fails somewhere after it, with a repair hint that misleads (`NATURAL` read as an alias, then
+#: "expected ON"; `DISTINCT ON` read as "expected an expression").
 _NOT_YET = {
-    "CASE": ("CASE expressions are",
-             "select the columns as they are and derive the value afterwards "
-             "(in pandas: numpy.where or Series.map)"),
-    "UNION": ("UNION is", "run the SELECTs as one script (separated by `;`) and combine the "
-                          "results (in pandas: pandas.concat)"),
-    "INTERSECT": ("INTERSECT is", "use WHERE x IN (SELECT ...) instead"),
-    "EXCEPT": ("EXCEPT is", "use WHERE x NOT IN (SELECT ...) instead"),
-    "CAST": ("CAST is", "CQL compares int and float columns as numbers, and a timestamp column "
-                        "with a 'YYYY-MM-DD' string, without a cast"),
-    "::": ("the `::` cast is", "CQL compares int and float columns as numbers, and a timestamp "
-                               "column with a 'YYYY-MM-DD' string, without a cast"),
-    "WITH": ("WITH (common table expressions) is",
-             "write the inner query as a subquery, WHERE x IN (SELECT ...), or run the steps one "
-             "after the other"),
-    "OVER": ("window functions (OVER) are", "aggregate with GROUP BY, or rank and number the rows "
-                                            "afterwards (in pandas: groupby().rank())"),
+    "NATURAL": ("NATURAL JOIN is", "name the shared columns: JOIN t USING (a, b)"),
+    "LATERAL": ("LATERAL is", "use a correlated subquery in WHERE or the select list, or join a "
+                              "derived table: JOIN (SELECT ...) AS d ON ..."),
+    "DISTINCT ON": ("SELECT DISTINCT ON is", "keep the first row per group with a window: "
+                                             "QUALIFY row_number() OVER (PARTITION BY ... ORDER BY ...) = 1"),
+    "VALUES": ("VALUES lists are", "read the rows from a file (FROM 'rows.csv') or pass a DataFrame "
+                                   "as a parameter (FROM :rows)"),
+    "GROUPING SETS": ("GROUPING SETS is", "run one GROUP BY per grouping and combine them with UNION ALL"),
+    "ROLLUP": ("ROLLUP is", "run one GROUP BY per level and combine them with UNION ALL"),
+    "CUBE": ("CUBE is", "run one GROUP BY per grouping and combine them with UNION ALL"),
+    "INTERVAL": ("INTERVAL literals are", "compare timestamps with 'YYYY-MM-DD' strings"),
+    ",": ("a `,` between tables (an implicit cross join) is",
+          "write JOIN ... ON ..., JOIN ... USING (...), or CROSS JOIN"),
 }
 
 
@@ -164,8 +166,8 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
     last = prev[-1].type if prev else None
     words: list[str] = []
     if set(_STATEMENTS) <= exp:
-        words.append("a statement (SELECT, SHOW, DESCRIBE, EXPLAIN, SET or USE)")
-        exp -= set(_STATEMENTS) | {"SEMI", "$END"}
+        words.append("a statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, SET or USE)")
+        exp -= set(_STATEMENTS) | {"SEMI", "$END", "LPAR"}
     if {"INT", "STRING", "NAME"} <= exp:
         if "STAR" in exp:
             words += ["a column name", "`*`", "an expression"]
@@ -175,6 +177,9 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
     elif "NAME" in exp:
         if last in ("FROM", "JOIN"):
             words.append("a table name")
+            if {"STRING", "PARAM", "LPAR"} <= exp:
+                words += ["a 'file'", "a :parameter", "a (subquery)"]
+                exp -= {"STRING", "PARAM", "LPAR"}
         elif last == "DESCRIBE":
             words.append("a table or view name")
         elif last == "USE":
@@ -184,14 +189,23 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
         elif last == "DOT":
             words.append("a column name or `*`" if "STAR" in exp else "a column name")
             exp.discard("STAR")
+        elif _wants_type(prev):
+            words.append("a type (BIGINT, DOUBLE, VARCHAR, TIMESTAMP, ...)")
+            exp -= {"LPAR", "BRACKETS"}
+        elif last in ("WITH", "RECURSIVE") or (last == "COMMA" and _in_with(prev)):
+            words.append("a name for the query")
         elif "AS" in exp or last == "AS":
             words.append("an alias")
         else:
             words.append("a name")
         exp -= {"NAME", "QUOTED_NAME"} | SOFT_KEYWORDS
-    # arithmetic is rarely the continuation meant when anything else may come
-    if exp - _ARITH - {"SEMI", "$END"} or words:
-        exp -= _ARITH
+    # arithmetic, `::`, set operations and the rarer clauses are seldom the continuation meant
+    # when anything else may come
+    if exp - _ARITH - _RARE - {"SEMI", "$END"} or words:
+        exp -= _ARITH | _RARE
+    if "FROM" in exp and "COMMA" in exp:
+        # after the select list FROM is what is usually missing (a SELECT without FROM is rare)
+        exp -= _LATER_THAN_FROM | {"SEMI", "$END"}
     # operators are listed as one word, unless they are all that may come
     ops = bool(exp & _OPERATORS) and bool(words or exp - _OPERATORS - {"SEMI", "$END"})
     if ops:
@@ -199,10 +213,12 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
     if last in ("NAME", "QUOTED_NAME") and exp - {"DOT", "LPAR"}:
         exp -= {"DOT", "LPAR"}  # `t.col` and `f(x)` continuations are not what was missed
     exp.discard("INT_LIST")  # a lexer shortcut for `(1, 2, ...)`, where `(` is expected too
+    if "ORDER" in exp and _clauses_written(prev) & {"ORDER", "LIMIT", "OFFSET"}:
+        exp.discard("ORDER")  # the grammar takes a second one; the builder refuses it
     end = bool(exp & {"SEMI", "$END"})
     exp -= {"SEMI", "$END"}
     if {"INNER", "LEFT", "JOIN"} <= exp:
-        exp -= {"INNER", "LEFT"}
+        exp -= {"INNER", "LEFT", "RIGHT", "FULL", "CROSS"}
     for name in sorted(exp, key=_order):
         if name in _PUNCT:
             words.append(f"`{_PUNCT[name]}`")
@@ -228,9 +244,27 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
+def _clauses_written(prev: list[Token]) -> set[str]:
+    """The clause keywords of the SELECT the tokens end in (not those of its subqueries)."""
+    depth, seen = 0, set()
+    for t in reversed(prev):
+        if t.type == "RPAR":
+            depth += 1
+        elif t.type == "LPAR":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and t.type in ("SELECT", "SEMI"):
+            break
+        elif depth == 0:
+            seen.add(t.type)
+    return seen
+
+
 def _order(name: str) -> tuple[int, str]:
-    rank = {"COMMA": 0, "RPAR": 1, "AS": 2, "JOIN": 3, "ON": 3, "WHERE": 4, "GROUP": 5, "HAVING": 6,
-            "ORDER": 7, "LIMIT": 8, "OFFSET": 9, "AT": 10, "SPLIT": 11}
+    rank = {"COMMA": 0, "RPAR": 1, "AS": 2, "JOIN": 3, "ON": 3, "USING": 3, "WHERE": 4, "GROUP": 5,
+            "HAVING": 6, "WINDOW": 7, "QUALIFY": 8, "ORDER": 9, "LIMIT": 10, "OFFSET": 11, "AT": 12,
+            "SPLIT": 13}
     return (rank.get(name, 20 if name in _PUNCT else 15), name)
 
 
@@ -271,6 +305,10 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
     if tok.type == "RPAR" and not opens:
         return CqlSyntaxError("this `)` has no matching `(`", span=span, expected=sorted(expected))
     message = f"expected {expected_words(expected, prev)}{_after(prev)}, found {describe_token(tok)}"
+    construct = _construct_hint(tok, prev, expected)
+    if construct is not None:
+        message = construct[0] or message
+        return CqlSyntaxError(message, span=span, hint=construct[1], expected=sorted(expected))
     hint = None
     if len(text) <= _REPAIR_LIMIT:
         fixed = _repair(text, tok, prev, expected, rule, raw, lark)
@@ -284,17 +322,16 @@ def diagnose(text: str, exc: UnexpectedInput, rule: str, raw: Raw, lark: Lark) -
 
 
 def _not_yet(prev: list[Token], tok: Token | None, after: Token | None) -> CqlSyntaxError | None:
-    """A clear error for SQL that CQL does not support yet, written in the failing statement.
+    """A clear error for SQL that CQL does not support, written in the failing statement.
 
-    Each construct is recognised by its shape (``CASE … WHEN``, ``UNION SELECT``, ``CAST(``,
-    ``WITH`` opening the statement, ``) OVER (``), not by the word alone: a column may be named
-    ``case`` or ``over``.
+    Each construct is recognised by its shape (``NATURAL JOIN``, ``DISTINCT ON (``, ``VALUES (``,
+    ``FROM a, b``), not by the word alone: a column may be named ``natural`` or ``values``.
 
     >>> from caveql.syntax import parse
-    >>> parse("SELECT id FROM cells UNION SELECT id FROM nuclei")
+    >>> parse("SELECT id FROM cells NATURAL JOIN nuclei")
     Traceback (most recent call last):
       ...
-    caveql.errors.CqlSyntaxError: UNION is not supported in CQL yet (line 1, column 22); help: ...
+    caveql.errors.CqlSyntaxError: NATURAL JOIN is not supported in CQL (line 1, column 22); help: ...
     """
     start = max((i + 1 for i, t in enumerate(prev) if t.type == "SEMI"), default=0)
     toks = prev[start:] + [t for t in (tok, after) if t is not None]
@@ -304,19 +341,106 @@ def _not_yet(prev: list[Token], tok: Token | None, after: Token | None) -> CqlSy
             break  # the lookahead token only completes a shape begun before it
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         before = toks[i - 1] if i else None
-        found = (
-            (w == "CASE" and "WHEN" in words[i + 1:])
-            or (w in ("UNION", "INTERSECT", "EXCEPT") and before is not None and nxt is not None
-                and (nxt.type in ("SELECT", "LPAR", "DISTINCT") or words[i + 1] == "ALL"))
-            or (w == "CAST" and nxt is not None and nxt.type == "LPAR")
-            or (w == "WITH" and (before is None or before.type in ("EXPLAIN", "ANALYZE"))
-                and nxt is not None and nxt.type in ("NAME", "QUOTED_NAME"))
-            or (w == "OVER" and before is not None and before.type == "RPAR"
-                and nxt is not None and nxt.type == "LPAR")
-        )
-        if found:
-            what, instead = _NOT_YET[w]
-            return CqlSyntaxError(f"{what} not supported in CQL yet", span=_tok_span(t), hint=instead)
+        nw = words[i + 1] if i + 1 < len(toks) else ""
+        key = None
+        if w == "NATURAL" and nxt is not None and nxt.type in ("JOIN", "LEFT", "INNER", "RIGHT", "FULL"):
+            key = w
+        elif w == "LATERAL" and before is not None and before.type in ("JOIN", "COMMA", "FROM") \
+                and nxt is not None and nxt.type in ("LPAR", "NAME"):
+            key = w
+        elif t.type == "ON" and before is not None and before.type == "DISTINCT" and i >= 2 \
+                and toks[i - 2].type == "SELECT" and nxt is not None and nxt.type == "LPAR":
+            t, key = before, "DISTINCT ON"
+        elif w == "VALUES" and nxt is not None and nxt.type in ("LPAR", "INT_LIST"):
+            key = w
+        elif w == "GROUPING" and nw == "SETS":
+            key = "GROUPING SETS"
+        elif w == "INTERVAL" and nxt is not None and nxt.type in ("STRING", "INT"):
+            key = w
+        elif t is tok and t.type == "COMMA" and _in_from(toks[:i]):
+            key = ","
+        if key is not None:
+            what, instead = _NOT_YET[key]
+            span = _tok_span(t) if key != "DISTINCT ON" else Span(
+                t.start_pos, toks[i].end_pos, t.line, t.column)  # type: ignore[arg-type]
+            return CqlSyntaxError(f"{what} not supported in CQL", span=span, hint=instead)
+    return None
+
+
+def _in_from(toks: list[Token]) -> bool:
+    """Whether the tokens end inside a FROM clause's table list (a `,` there joins tables)."""
+    depth = 0
+    for t in reversed(toks):
+        if t.type == "RPAR":
+            depth += 1
+        elif t.type == "LPAR":
+            if depth == 0:
+                return False
+            depth -= 1
+        elif depth == 0 and t.type in ("FROM", "JOIN"):
+            return True
+        elif depth == 0 and t.type in ("SELECT", "WHERE", "GROUP", "HAVING", "ORDER", "WINDOW",
+                                       "QUALIFY", "SEMI", "LIMIT", "OFFSET", "AT", "BY"):
+            return False
+    return False
+
+
+def _wants_type(prev: list[Token]) -> bool:
+    """Whether a type name comes next: after `::`, or after AS inside CAST( / TRY_CAST(."""
+    if not prev:
+        return False
+    if prev[-1].type == "DCOLON":
+        return True
+    opens = _open_parens(prev)
+    if prev[-1].type != "AS" or not opens:
+        return False
+    i = prev.index(opens[-1])
+    return i > 0 and prev[i - 1].type == "NAME" and str(prev[i - 1]).upper() in ("CAST", "TRY_CAST")
+
+
+def _in_with(prev: list[Token]) -> bool:
+    """Whether the tokens end in a WITH's list of queries (between WITH and the main SELECT)."""
+    depth = 0
+    for t in reversed(prev):
+        if t.type == "RPAR":
+            depth += 1
+        elif t.type == "LPAR":
+            if depth == 0:
+                return False
+            depth -= 1
+        elif depth == 0 and t.type == "WITH":
+            return True
+        elif depth == 0 and t.type in ("SELECT", "SEMI"):
+            return False
+    return False
+
+
+def _open_case(prev: list[Token]) -> Token | None:
+    """The innermost CASE not yet closed by its END."""
+    stack: list[Token] = []
+    for t in prev:
+        if t.type == "CASE":
+            stack.append(t)
+        elif t.type == "END" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _construct_hint(tok: Token, prev: list[Token], expected: set[str]) -> tuple[str | None, str] | None:
+    """(message or None, hint) for an error inside one of the larger constructs: a CASE without
+    END, a WITH query without parentheses, a cast without its type."""
+    last = prev[-1].type if prev else None
+    if "END" in expected and tok.type != "END":
+        case = _open_case(prev)
+        if case is not None:
+            return (f"expected END to close the CASE at line {case.line}, column {case.column}, "
+                    f"found {describe_token(tok)}",
+                    "a CASE expression is CASE WHEN condition THEN value ... [ELSE value] END")
+    if last == "AS" and expected == {"LPAR"} and _in_with(prev[:-1]):
+        return (None, "the query of a WITH goes in parentheses: name AS (SELECT ...)")
+    if _wants_type(prev):
+        return (f"expected a type after {describe_token(prev[-1])}, found {describe_token(tok)}",
+                "for example CAST(x AS BIGINT), x::DOUBLE, TRY_CAST(x AS VARCHAR)")
     return None
 
 
@@ -373,9 +497,6 @@ def _bad_character(text: str, pos: int) -> CqlSyntaxError:
     if text.startswith("/*", pos):
         return UnterminatedError("this /* comment is never closed", span=_pos_span(text, pos, pos + 2),
                                  hint="end it with */")
-    if ch == ":" and text[pos + 1:].lstrip(" \t").startswith(":"):
-        what, instead = _NOT_YET["::"]
-        return CqlSyntaxError(f"{what} not supported in CQL yet", span=one, hint=instead)
     if ch == ":":
         return CqlSyntaxError("expected a parameter name after `:`", span=one,
                               hint="parameters are written :name (letters, digits and _)")
@@ -540,8 +661,8 @@ def _static_hint(tok: Token, prev: list[Token], expected: set[str], opens: list[
         later = [s for s in seen if s in _LATE or (
             s in _CLAUSE_ORDER and _CLAUSE_ORDER.index(s) > _CLAUSE_ORDER.index(tok.type))]
         if later:
-            return ("clauses go in this order: FROM, JOIN, WHERE, GROUP BY, HAVING, ORDER BY, "
-                    "then LIMIT, OFFSET and the CAVE clauses (AT ..., SPLIT POSITIONS)")
+            return ("clauses go in this order: FROM, JOIN, WHERE, GROUP BY, HAVING, WINDOW, QUALIFY, "
+                    "ORDER BY, then LIMIT, OFFSET and the CAVE clauses (AT ..., SPLIT POSITIONS)")
     if tok.type == "COMMA" and len(prev) >= 2 and prev[-2].type == "LIMIT":
         return "CQL writes LIMIT n OFFSET m"
     if tok.type == "NAME" and str(tok).upper() in _WRITES and not prev:

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from caveql.errors import CqlSyntaxError
 from caveql.syntax import ast as A
-from caveql.syntax.diagnose import RESERVED
+from caveql.syntax.diagnose import KEYWORDS, RESERVED
 from caveql.syntax.parser import parse
 
 __all__ = ["WIDTH", "format_cql", "print_ast", "quote_ident"]
@@ -35,17 +35,22 @@ _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # binding strength, loosest first (the grammar's precedence levels)
 _PREC = {"OR": 1, "AND": 2, "NOT": 3, "PRED": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6,
-         "UNARY": 7, "ATOM": 8}
+         "UNARY": 7, "CAST": 8, "ATOM": 9}
 _CMP = frozenset({"=", "!=", "<", "<=", ">", ">="})
 
 
-def quote_ident(name: str) -> str:
+def quote_ident(name: str, *, soft: bool = False) -> str:
     """An identifier as CQL source: bare when it can be, else ``"quoted"``.
+
+    With ``soft`` a soft keyword is quoted too: where only a plain name may stand (an alias
+    without AS, a window name).
 
     >>> quote_ident("cell_type"), quote_ident("order"), quote_ident("Weird name")
     ('cell_type', '"order"', '"Weird name"')
+    >>> quote_ident("rows"), quote_ident("rows", soft=True)
+    ('rows', '"rows"')
     """
-    if _PLAIN.match(name) and name.upper() not in RESERVED:
+    if _PLAIN.match(name) and name.upper() not in (KEYWORDS if soft else RESERVED):
         return name
     return '"' + name.replace('"', '""') + '"'
 
@@ -68,6 +73,10 @@ def _prec(e: A.Node) -> int:
         return _PREC[e.op]
     if isinstance(e, A.Unary):
         return _PREC["NOT"] if e.op == "NOT" else _PREC["UNARY"]
+    if isinstance(e, A.Exists) and e.negated:
+        return _PREC["NOT"]
+    if isinstance(e, A.Cast) and e.shorthand:
+        return _PREC["CAST"]
     if isinstance(e, (A.In, A.Between, A.Like, A.Regex, A.IsNull, A.WithinBox)):
         return _PREC["PRED"]
     if isinstance(e, (A.Integer, A.Float)) and e.value < 0:
@@ -141,7 +150,57 @@ def _expr(e: A.Node) -> str:  # noqa: C901 - one branch per node type reads best
             return f"{e.name}(*)"
         args = ", ".join(_expr(a) for a in e.args)
         return f"{e.name}({'DISTINCT ' if e.distinct else ''}{args})"
+    if isinstance(e, A.Case):
+        parts = ["CASE"] + ([_expr(e.operand)] if e.operand is not None else [])
+        parts += [f"WHEN {_expr(w)} THEN {_expr(t)}" for w, t in e.whens]
+        if e.else_ is not None:
+            parts.append(f"ELSE {_expr(e.else_)}")
+        return " ".join(parts + ["END"])
+    if isinstance(e, A.Cast):
+        if e.shorthand:
+            return f"{expr_sql(e.expr, _PREC['CAST'])}::{_type(e.type)}"
+        return f"{'TRY_CAST' if e.try_ else 'CAST'}({_expr(e.expr)} AS {_type(e.type)})"
+    if isinstance(e, A.Exists):
+        return f"{'NOT EXISTS' if e.negated else 'EXISTS'} {_subquery(e.query)}"
+    if isinstance(e, A.WindowCall):
+        text = _expr(e.func)
+        if e.filter is not None:
+            text += f" FILTER (WHERE {_expr(e.filter)})"
+        w = e.window
+        return f"{text} OVER " + (quote_ident(w, soft=True) if isinstance(w, str) else f"({_window(w)})")
     raise TypeError(f"not an expression node: {type(e).__name__}")
+
+
+def _type(t: A.TypeName) -> str:
+    args = f"({', '.join(str(a) for a in t.args)})" if t.args else ""
+    return f"{t.name}{args}{'[]' * t.array}"
+
+
+def _window(w: A.WindowSpec) -> str:
+    """The inside of a window's parentheses."""
+    parts = []
+    if w.base is not None:
+        parts.append(quote_ident(w.base, soft=True))
+    if w.partition_by:
+        parts.append("PARTITION BY " + ", ".join(_expr(e) for e in w.partition_by))
+    if w.order_by:
+        parts.append("ORDER BY " + ", ".join(_order_item(o) for o in w.order_by))
+    if w.frame is not None:
+        f = w.frame
+        text = f.unit + (f" BETWEEN {_bound(f.start)} AND {_bound(f.end)}" if f.end is not None
+                         else f" {_bound(f.start)}")
+        if f.exclude is not None:
+            text += f" EXCLUDE {f.exclude}"
+        parts.append(text)
+    return " ".join(parts)
+
+
+def _bound(b: A.FrameBound) -> str:
+    if b.offset is None:
+        return b.kind
+    o = b.offset
+    plain = isinstance(o, A.Param) or (isinstance(o, (A.Integer, A.Float)) and o.value >= 0)
+    return f"{_expr(o) if plain else '(' + _expr(o) + ')'} {b.kind}"
 
 
 # ------------------------------------------------------------------ statements
@@ -152,9 +211,44 @@ def _item(i: A.SelectItem) -> str:
     return text if i.alias is None else f"{text} AS {quote_ident(i.alias)}"
 
 
-def _table(t: A.TableRef) -> str:
-    name = quote_ident(t.name)
-    return name if t.alias is None else f"{name} AS {quote_ident(t.alias)}"
+def _alias(alias: str | None) -> str:
+    return "" if alias is None else f" AS {quote_ident(alias)}"
+
+
+def _table(t: A.Node) -> str:
+    """A table source as text."""
+    if isinstance(t, A.TableRef):
+        return quote_ident(t.name) + _alias(t.alias)
+    if isinstance(t, A.FileRef):
+        if t.function is None:
+            return _string(t.path) + _alias(t.alias)
+        args = [_string(t.path)] + [f"{quote_ident(k)} = {_expr(v)}" for k, v in t.options]
+        return f"{t.function}({', '.join(args)}){_alias(t.alias)}"
+    if isinstance(t, A.ParamTable):
+        return f":{t.name}{_alias(t.alias)}"
+    if isinstance(t, A.Derived):
+        cols = f" ({', '.join(quote_ident(c) for c in t.columns)})" if t.columns else ""
+        return f"{_subquery(t.query)}{_alias(t.alias)}{cols}"
+    if isinstance(t, A.Pivot):
+        aggs = ", ".join(_item(i) for i in t.aggregates)
+        values = ", ".join(_expr(v.value) + _alias(v.alias) for v in t.values)
+        return (f"{_table(t.source)} PIVOT ({aggs} FOR {_expr(t.column)} IN ({values}))"
+                f"{_alias(t.alias)}")
+    if isinstance(t, A.Unpivot):
+        cols = ", ".join(_expr(c) + _alias(a) for c, a in t.columns)
+        nulls = " INCLUDE NULLS" if t.include_nulls else ""
+        return (f"{_table(t.source)} UNPIVOT{nulls} ({quote_ident(t.value_name)} FOR "
+                f"{quote_ident(t.name_name)} IN ({cols})){_alias(t.alias)}")
+    raise TypeError(f"not a table source: {type(t).__name__}")
+
+
+def _join(j: A.Join) -> tuple[str, str]:
+    if j.kind == "CROSS":
+        return "CROSS JOIN", _table(j.source)
+    kw = "JOIN" if j.kind == "INNER" else f"{j.kind} JOIN"
+    if j.on is None:
+        return kw, f"{_table(j.source)} USING ({', '.join(quote_ident(c) for c in j.using)})"
+    return kw, f"{_table(j.source)} ON {_expr(j.on)}"
 
 
 def _order_item(o: A.OrderItem) -> str:
@@ -182,19 +276,28 @@ def _clauses(s: A.Select) -> list[tuple[str, str, list[str]]]:
     out: list[tuple[str, str, list[str]]] = []
     items = [_item(i) for i in s.items]
     out.append(("SELECT DISTINCT" if s.distinct else "SELECT", ", ".join(items), items))
-    out.append(("FROM", _table(s.source), []))
+    if s.source is not None:
+        out.append(("FROM", _table(s.source), []))
     for j in s.joins:
-        kw = "LEFT JOIN" if j.kind == "LEFT" else "JOIN"
-        out.append((kw, f"{_table(j.source)} ON {_expr(j.on)}", []))
+        kw, body = _join(j)
+        out.append((kw, body, []))
     if s.where is not None:
         terms = _conjuncts(s.where)
         out.append(("WHERE", _expr(s.where), [expr_sql(t, _PREC["AND"] + 1) for t in terms]))
-    if s.group_by:
+    if s.group_by_all:
+        out.append(("GROUP BY ALL", "", []))
+    elif s.group_by:
         g = [_expr(e) for e in s.group_by]
         out.append(("GROUP BY", ", ".join(g), g))
     if s.having is not None:
         terms = _conjuncts(s.having)
         out.append(("HAVING", _expr(s.having), [expr_sql(t, _PREC["AND"] + 1) for t in terms]))
+    if s.windows:
+        w = [f"{quote_ident(name, soft=True)} AS ({_window(spec)})" for name, spec in s.windows]
+        out.append(("WINDOW", ", ".join(w), w))
+    if s.qualify is not None:
+        terms = _conjuncts(s.qualify)
+        out.append(("QUALIFY", _expr(s.qualify), [expr_sql(t, _PREC["AND"] + 1) for t in terms]))
     if s.order_by:
         o = [_order_item(i) for i in s.order_by]
         out.append(("ORDER BY", ", ".join(o), o))
@@ -225,18 +328,118 @@ def _line(kw: str, body: str) -> str:
 _BREAK = ContextVar("caveql_printer_break", default=0)
 
 
-def _subquery(s: A.Select) -> str:
+def _subquery(q: A.Node) -> str:
+    """A query in parentheses (a subquery, a derived table, a CTE's body)."""
     width = _BREAK.get()
     token = _BREAK.set(0)
     try:
-        inline = _select_inline(s)
+        inline = _query_inline(q)
         # a literal with a line break inside must not be re-indented: keep such a subquery inline
         if not width or len(inline) + 2 <= width // 2 or "\n" in inline:
             return f"({inline})"
-        body = _select(s, width - 4)
+        body = _query(q, width - 4)
     finally:
         _BREAK.reset(token)
     return "(\n" + "\n".join(f"{_INDENT * 2}{line}" for line in body.split("\n")) + f"\n{_INDENT})"
+
+
+# set operations: INTERSECT binds tighter than UNION and EXCEPT
+_SET_PREC = {"UNION": 1, "EXCEPT": 1, "INTERSECT": 2}
+
+
+def _has_tail(q: A.Node) -> bool:
+    return isinstance(q, (A.Select, A.SetOp)) and bool(q.order_by or q.limit is not None
+                                                       or q.offset is not None)
+
+
+def _branches(q: A.SetOp) -> tuple[bool, bool]:
+    """Whether the left and the right branch of ``q`` need parentheses."""
+    p = _SET_PREC[q.op]
+    left, right = q.left, q.right
+    lp = isinstance(left, A.With) or _has_tail(left) or (
+        isinstance(left, A.SetOp) and _SET_PREC[left.op] < p)
+    rp = isinstance(right, A.With) or _has_tail(right) or (
+        isinstance(right, A.SetOp) and _SET_PREC[right.op] <= p)
+    return lp, rp
+
+
+def _set_tail(q: A.SetOp) -> list[str]:
+    out = []
+    if q.order_by:
+        out.append("ORDER BY " + ", ".join(_order_item(o) for o in q.order_by))
+    if q.limit is not None:
+        out.append(f"LIMIT {_expr(q.limit)}")
+    if q.offset is not None:
+        out.append(f"OFFSET {_expr(q.offset)}")
+    return out
+
+
+def _ctes(w: A.With) -> list[str]:
+    out = []
+    for c in w.ctes:
+        cols = f" ({', '.join(quote_ident(n) for n in c.columns)})" if c.columns else ""
+        out.append(f"{quote_ident(c.name)}{cols} AS")
+    return out
+
+
+def _query_inline(q: A.Node) -> str:
+    """Any query on one line."""
+    if isinstance(q, A.Select):
+        return _select_inline(q)
+    if isinstance(q, A.SetOp):
+        lp, rp = _branches(q)
+        left, right = _query_inline(q.left), _query_inline(q.right)
+        op = q.op + (" ALL" if q.all else "")
+        return " ".join([f"({left})" if lp else left, op, f"({right})" if rp else right, *_set_tail(q)])
+    if isinstance(q, A.With):
+        heads = _ctes(q)
+        ctes = ", ".join(f"{h} ({_query_inline(c.query)})" for h, c in zip(heads, q.ctes))
+        body = _query_inline(q.body)
+        if isinstance(q.body, A.With):
+            body = f"({body})"  # a WITH's body is a SELECT or set operation: another WITH in parentheses
+        return f"WITH {'RECURSIVE ' if q.recursive else ''}{ctes} {body}"
+    raise TypeError(f"not a query: {type(q).__name__}")
+
+
+def _block(q: A.Node, width: int, parens: bool) -> list[str]:
+    """A query's lines, in parentheses (the inside indented) when ``parens``."""
+    if not parens:
+        return _query(q, width).split("\n")
+    inline = _query_inline(q)
+    if len(inline) + 2 <= width or "\n" in inline:
+        return [f"({inline})"]
+    return ["("] + [_INDENT + line for line in _query(q, width - len(_INDENT)).split("\n")] + [")"]
+
+
+def _query(q: A.Node, width: int) -> str:
+    """Any query, on one line when it fits in ``width``, else a line per clause and branch."""
+    if isinstance(q, A.Select):
+        return _select(q, width)
+    inline = _query_inline(q)
+    if len(inline) <= width or "\n" in inline:
+        return inline
+    lines: list[str] = []
+    if isinstance(q, A.SetOp):
+        lp, rp = _branches(q)
+        lines += _block(q.left, width, lp)
+        lines.append(q.op + (" ALL" if q.all else ""))
+        lines += _block(q.right, width, rp)
+        lines += _set_tail(q)
+        return "\n".join(lines)
+    assert isinstance(q, A.With)
+    heads = _ctes(q)
+    for i, (h, c) in enumerate(zip(heads, q.ctes)):
+        block = _block(c.query, width, True)
+        first = ("WITH " + ("RECURSIVE " if q.recursive else "")) if i == 0 else ""
+        sep = "," if i < len(q.ctes) - 1 else ""
+        if len(block) == 1:
+            lines.append(f"{first}{h} {block[0]}{sep}")
+        else:
+            lines.append(f"{first}{h} {block[0]}")
+            lines += block[1:-1]
+            lines.append(block[-1] + sep)
+    lines += _block(q.body, width, isinstance(q.body, A.With))
+    return "\n".join(lines)
 
 
 def _select_inline(s: A.Select) -> str:
@@ -261,7 +464,7 @@ def _select(s: A.Select, width: int) -> str:
             line = _line(kw, body)
         if len(line) <= width or len(pieces) < 2:
             lines.append(line)
-        elif kw in ("WHERE", "HAVING"):
+        elif kw in ("WHERE", "HAVING", "QUALIFY"):
             lines.append(f"{kw} {pieces[0]}")
             lines += [f"{_INDENT}AND {p}" for p in pieces[1:]]
         else:
@@ -271,15 +474,15 @@ def _select(s: A.Select, width: int) -> str:
 
 
 def _statement(st: A.Node, width: int) -> str:
-    if isinstance(st, A.Select):
-        return _select(st, width)
+    if isinstance(st, (A.Select, A.SetOp, A.With)):
+        return _query(st, width)
     if isinstance(st, A.Show):
         return f"SHOW {st.what}" + (f" LIKE {_string(st.like)}" if st.like is not None else "")
     if isinstance(st, A.Describe):
         return f"DESCRIBE {quote_ident(st.name)}"
     if isinstance(st, A.Explain):
         head = "EXPLAIN ANALYZE" if st.analyze else "EXPLAIN"
-        return f"{head} {_select(st.statement, width - len(head) - 1)}"
+        return f"{head} {_query(st.statement, width - len(head) - 1)}"
     if isinstance(st, A.Set):
         return f"SET {quote_ident(st.name)} = {_expr(st.value)}"
     if isinstance(st, A.Use):
@@ -307,7 +510,7 @@ def print_ast(node: A.Node, *, width: int = WIDTH) -> str:
     try:
         if isinstance(node, A.Script):
             return _script([_statement(s, width) for s in node.statements])
-        if isinstance(node, (A.Select, A.Show, A.Describe, A.Explain, A.Set, A.Use)):
+        if isinstance(node, (A.Select, A.SetOp, A.With, A.Show, A.Describe, A.Explain, A.Set, A.Use)):
             return _statement(node, width)
         return _expr(node)
     except RecursionError:

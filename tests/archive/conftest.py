@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import platformdirs
 import pytest
 
 from caveql.backends.archive import ArchiveBackend
@@ -41,3 +45,17 @@ def tiny_archive(tiny_archive_root, tiny_local):
     b = ArchiveBackend(tiny_archive_root, datastack="tiny", metadata=local_metadata(tiny_local))
     yield b
     b.close()
+
+
+SMALL_DEMO_SYNAPSES = 4_000
+
+
+@pytest.fixture(scope="session")
+def demo_4k() -> Path:
+    """A small demo datastack (versions 343 and 661; built once per machine, as
+    tests/conftest.py's demo_path)."""
+    from caveql.datastack.demo import GENERATOR_VERSION, build_demo
+
+    folder = os.path.join(platformdirs.user_cache_dir("caveql"), "test-demos",
+                          f"minnie65_demo-g{GENERATOR_VERSION}-{SMALL_DEMO_SYNAPSES}-s0")
+    return build_demo(folder, synapses=SMALL_DEMO_SYNAPSES, seed=0, progress=lambda _m: None)

@@ -28,54 +28,36 @@ Polars is replaced by the equivalent pyarrow/numpy steps (noted where the semant
 
 from __future__ import annotations
 
-import math
 import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
 
 from caveql.backends.local import LocalBackend
-
-DROP = ("created", "deleted", "superceded_id")
-SPATIAL_PRIORITY = ("ctr", "post", "pre", "pt", "bb")
-
-
-def _rank(col: str) -> int:
-    for i, prefix in enumerate(SPATIAL_PRIORITY):
-        if col.startswith(prefix):
-            return i
-    return len(SPATIAL_PRIORITY)
+from caveql.datastack import delta_export
+from caveql.datastack.delta_export import DROP
 
 
 def ewkb_points(x: pa.Array, y: pa.Array, z: pa.Array, *, srid: int | None = None) -> pa.Array:
-    """PostGIS POINT Z values as the database streams them: EWKB, little-endian."""
+    """PostGIS POINT Z values as the database streams them: EWKB, little-endian (``srid``: with
+    one; else as caveql.datastack.delta_export writes them)."""
+    if srid is None:
+        return delta_export.wkb_points(x, y, z)
     out: list[bytes | None] = []
     for a, b, c in zip(x.to_pylist(), y.to_pylist(), z.to_pylist(), strict=True):
-        if a is None:
-            out.append(None)
-        elif srid is None:
-            out.append(struct.pack("<BI3d", 1, 0x80000001, a, b, c))
-        else:
-            out.append(struct.pack("<BIi3d", 1, 0xA0000001, srid, a, b, c))
+        out.append(None if a is None else struct.pack("<BIi3d", 1, 0xA0000001, srid, a, b, c))
     return pa.array(out, pa.binary())
 
 
-def _spread(v: np.ndarray) -> np.ndarray:  # _spread_bits_21
-    v = np.asarray(v, dtype=np.uint64) & np.uint64(0x1FFFFF)
-    v = (v | (v << np.uint64(32))) & np.uint64(0x001F00000000FFFF)
-    v = (v | (v << np.uint64(16))) & np.uint64(0x001F0000FF0000FF)
-    v = (v | (v << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
-    v = (v | (v << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
-    v = (v | (v << np.uint64(2))) & np.uint64(0x1249249249249249)
-    return v
+def _rank(col: str) -> int:
+    return delta_export._rank(col)
 
 
 def morton_encode_3d(x: Any, y: Any, z: Any) -> np.ndarray:
     """The exporter's ``morton_encode_3d``."""
-    return (_spread(x) | (_spread(y) << np.uint64(1)) | (_spread(z) << np.uint64(2))).astype(np.int64)
+    return delta_export.morton_codes(x, y, z)
 
 
 def _db_rows(backend: LocalBackend, version: int, table: str, srid: int | None) -> tuple[pa.Table, list[str]]:
@@ -127,46 +109,6 @@ def _add_morton(table: pa.Table, geom: str) -> pa.Table:
     return table.append_column(f"{geom}_morton", pa.array(codes, pa.int64(), mask=~ok))
 
 
-def _percentile_bounds(values: np.ndarray, n: int) -> list[float]:
-    """``compute_partition_boundaries``: ``percentile_disc`` at i/n."""
-    vals = np.sort(values[~np.isnan(values)])
-    if n <= 1 or not len(vals):
-        return []
-    return [float(vals[max(0, math.ceil(i / n * len(vals)) - 1)]) for i in range(1, n)]
-
-
-def _morton_bounds(table: pa.Table, geom: str, n: int) -> list[float]:
-    """``compute_uniform_range_bounds`` + ``resolve_bounds``: Morton of the box corners, linspace."""
-    if n <= 1:
-        return []
-    lo = [np.nanmin(table.column(f"{geom}_{a}").to_numpy(zero_copy_only=False).astype(float)) for a in "xyz"]
-    hi = [np.nanmax(table.column(f"{geom}_{a}").to_numpy(zero_copy_only=False).astype(float)) for a in "xyz"]
-    corners = morton_encode_3d(*(np.array([lo[k], hi[k]], dtype=np.uint64) for k in range(3)))
-    cmin, cmax = float(corners.min()), float(corners.max())
-    return [] if cmin == cmax else np.linspace(cmin, cmax, n + 1)[1:-1].tolist()
-
-
-def _assign(table: pa.Table, col: str, bounds: list[float]) -> pa.Table:
-    """``assign_partition``: ``pl.cut`` bins are right-closed, so a value on a break goes left."""
-    vals = table.column(col).to_numpy(zero_copy_only=False).astype(np.float64)
-    part = np.searchsorted(np.sort(np.asarray(bounds, dtype=np.float64)), vals, side="left")
-    return table.append_column(f"{col}_partition", pa.array(part.astype(np.int32), pa.int32(),
-                                                            mask=np.isnan(vals) if bounds else None))
-
-
-def _write_spec(uri: Path, table: pa.Table, spec: dict[str, Any], flushes: int) -> None:
-    partition_by = [f"{spec['partition_by']}_partition"] if spec.get("partition_by") else None
-    step = max(1, math.ceil(table.num_rows / flushes))
-    for start in range(0, max(table.num_rows, 1), step):
-        write_deltalake(str(uri), table.slice(start, step), mode="append", partition_by=partition_by)
-    dt = DeltaTable(str(uri))
-    if spec.get("zorder"):
-        dt.optimize.z_order(columns=spec["zorder"], max_concurrent_tasks=1)
-    else:
-        dt.optimize.compact(max_concurrent_tasks=1)
-    dt.vacuum(dry_run=False, retention_hours=0, enforce_retention_duration=False, full=True)
-
-
 def export_archive(local: str | Path, root: str | Path, *, n_partitions: int = 1,
                    small_tables: tuple[str, ...] = (), flushes: int = 1,
                    srid: int | None = None) -> Path:
@@ -200,12 +142,12 @@ def export_archive(local: str | Path, root: str | Path, *, n_partitions: int = 1
                     out = rows
                     if spec.get("geom"):
                         out = _add_morton(out, spec["geom"])
-                        bounds = _morton_bounds(out, spec["geom"], n_partitions)
+                        bounds = delta_export._morton_bounds(out, spec["geom"], n_partitions)
                     else:
                         vals = out.column(spec["partition_by"]).to_numpy(zero_copy_only=False).astype(float)
-                        bounds = _percentile_bounds(vals, n_partitions)
-                    out = _assign(out, spec["partition_by"], bounds)
-                    _write_spec(base / f"v{v}" / table / spec["name"], out, spec, flushes)
+                        bounds = delta_export._percentile_bounds(vals, n_partitions)
+                    out = delta_export._assign(out, spec["partition_by"], bounds)
+                    delta_export._write_spec(base / f"v{v}" / table / spec["name"], out, spec, flushes)
             for view in backend.views(v):
                 entry = backend._version(v).views[view]
                 backend._con.execute(f"SET search_path = 'v{v}'")
@@ -219,17 +161,19 @@ def export_archive(local: str | Path, root: str | Path, *, n_partitions: int = 1
                 data = data.select([n for n in names if n not in trios] + trios)
                 data = pa.table({n: _as_stored(data.column(n).combine_chunks()) for n in data.column_names})
                 folder = base / f"v{v}" / view
-                _write_spec(folder / "flat", data, {"name": "flat"}, flushes)
+                delta_export._write_spec(folder / "flat", data, {"name": "flat"}, flushes)
                 if "id" in data.column_names:  # discover_view_output_specs
                     ids = data.column("id").to_numpy(zero_copy_only=False).astype(float)
-                    _write_spec(folder / "id", _assign(data, "id", _percentile_bounds(ids, n_partitions)),
-                                {"name": "id", "partition_by": "id", "zorder": ["id"]}, flushes)
+                    bounds = delta_export._percentile_bounds(ids, n_partitions)
+                    delta_export._write_spec(folder / "id", delta_export._assign(data, "id", bounds),
+                                             {"name": "id", "partition_by": "id", "zorder": ["id"]}, flushes)
                 if points:
                     g = min(points, key=_rank)
                     out = _add_morton(data, g)
-                    out = _assign(out, f"{g}_morton", _morton_bounds(out, g, n_partitions))
+                    out = delta_export._assign(out, f"{g}_morton",
+                                               delta_export._morton_bounds(out, g, n_partitions))
                     spec = {"name": f"{g}_morton", "partition_by": f"{g}_morton", "zorder": [f"{g}_morton"]}
-                    _write_spec(folder / spec["name"], out, spec, flushes)
+                    delta_export._write_spec(folder / spec["name"], out, spec, flushes)
         return base
     finally:
         backend.close()

@@ -7,8 +7,8 @@ user cache dir (:func:`engine_env`), the datastack loaded into the engine's data
 layout (``me_loader.py``, run in that environment), the Flask app served on loopback
 (``me_launch.py``), and a "global server" front (:class:`GlobalFront`) that answers the
 info and schema routes caveclient and the engine ask for, naming the engine as the
-datastack's ``local_server``, and the ChunkedGraph the engine's live endpoints ask
-(``cg_stub.py``, under ``/segmentation``).
+datastack's ``local_server``, and the ChunkedGraph the engine's live endpoints ask (caveql
+serve's own, ``caveql/server/chunkedgraph.py``, under ``/segmentation``: the datastack's history).
 
 Missing prerequisites raise :class:`HarnessError` with the command that installs them;
 the conformance tests fail with it (never skip).
@@ -250,24 +250,23 @@ class PgCluster:
 
 class GlobalFront:
     """caveql serve's info/schema routes as the "global server", naming the engine as local_server,
-    and the ChunkedGraph stub (cg_stub.py) under ``/segmentation``.
+    and caveql serve's ChunkedGraph routes under ``/segmentation``.
 
     The engine asks ``GLOBAL_SERVER_URL/info`` for the datastack; caveclient asks the same
-    front and then talks to ``local_server``. Everything but the info record and
-    ``/segmentation`` is caveql serve's answer unchanged. The engine's live endpoints ask the
-    ChunkedGraph at its PCG_SERVER_URL, which me_launch.py sets to this front.
+    front and then talks to ``local_server``. Everything but the info record is caveql serve's
+    answer unchanged. The engine's live endpoints ask the ChunkedGraph at its PCG_SERVER_URL,
+    which me_launch.py sets to this front: the datastack's proofreading history answers them.
     """
 
     def __init__(self, datastack_path: Path) -> None:
         from caveql.backends.local import LocalBackend
         from caveql.server import ServerThread, create_app
-        from tests.conformance.cg_stub import CGStub
 
         self.backend = LocalBackend(datastack_path, server_compat=True)
         self.local_server = ""
+        # its /segmentation routes are the ChunkedGraph (the table its info record's
+        # segmentation_source ends with, which the engine names)
         self._inner = create_app(self.backend)
-        # any table id: the engine names the one its info record's segmentation_source ends with
-        self.chunkedgraph = CGStub(Path(datastack_path))
         self.server = ServerThread(self._app, interface="asgi3").start()
 
     @property
@@ -275,9 +274,6 @@ class GlobalFront:
         return self.server.url
 
     async def _app(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/segmentation/"):
-            await self.chunkedgraph(scope, receive, send)
-            return
         if scope["type"] != "http" or not scope["path"].startswith("/info/api/v2/datastack/full/"):
             await self._inner(scope, receive, send)
             return

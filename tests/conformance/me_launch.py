@@ -31,7 +31,8 @@ outside (redis, auth, GCS) is contacted by the query endpoints; create_app() tri
 bucket CORS and logs the failure. The live endpoints (``POST .../datastack/{ds}/query``) ask a
 ChunkedGraph: the engine reads its address from PCG_SERVER_URL at import
 (chunkedgraph_gateway.py:28-34, default ``http://pychunkedgraph-read-service/``), set here to
-``--pcg-url`` (default: the info URL, whose front serves ``cg_stub.py`` under ``/segmentation``).
+``--pcg-url`` (default: the info URL, whose front serves caveql serve's ChunkedGraph routes
+under ``/segmentation``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pcg-url",
                    help="the ChunkedGraph the live endpoints ask (the engine's PCG_SERVER_URL, read at "
                         "import by chunkedgraph_gateway.py; default: --info-url, whose front serves "
-                        "cg_stub.py under /segmentation)")
+                        "caveql serve's ChunkedGraph routes under /segmentation)")
     p.add_argument("--aligned-volume",
                    help="metadata database (default: the info record's aligned_volume.name)")
     p.add_argument("--db-pool-size", type=int, default=4,

@@ -79,8 +79,7 @@ from typing import Any
 
 # The engine's environment: running needs it; importing (pytest --doctest-modules collects
 # this file under caveql's venv) must not, nor may it change the importer's warning filters.
-# The folder readers (read_folder, read_rows, read_root_columns) need only numpy and pyarrow, so
-# cg_stub.py uses them from caveql's venv.
+# The folder readers (read_folder, read_rows, read_root_columns) need only numpy and pyarrow.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # geoalchemy2 / pkg_resources deprecation noise
     try:

@@ -3,7 +3,7 @@
 Header lines: ``-- params: {json}`` (a value ``"range:N"`` binds ``list(range(N))``),
 ``-- backend: capped`` (the tiny datastack with a 3-row cap), ``-- backend: demo`` (the shared
 demo datastack: the spec's examples), a value ``"query:<cql>"`` binds the first column of that
-query's answer. Regenerate after a
+query's answer, ``"frame:<cql>"`` its whole frame (a local table, ``FROM :name``). Regenerate after a
 deliberate planner change with ``CAVEQL_UPDATE_GOLDENS=1 pytest tests/engine`` and
 review the diff line by line.
 """
@@ -47,6 +47,8 @@ def golden_engine(text: str, request, tiny_backend, capped_backend) -> tuple[Eng
     for k, v in list(params.items()):
         if isinstance(v, str) and v.startswith("query:"):
             params[k] = eng.execute(v[6:]).frame.iloc[:, 0].tolist()
+        elif isinstance(v, str) and v.startswith("frame:"):  # a local table (FROM :name)
+            params[k] = eng.execute(v[6:]).frame
     return eng, params
 
 

@@ -37,7 +37,8 @@ def test_every_registered_command_is_tested() -> None:
               "\\e", "\\set", "\\unset", "\\explain", "\\conninfo", "\\?", "\\q", "\\s",
               "\\c",  # \c: tests/api/test_connect_by_name.py
               "\\plot",  # \plot: tests/plot/test_plot.py
-              "\\ng"}  # \ng: tests/api/test_neuroglancer.py
+              "\\ng",  # \ng: tests/api/test_neuroglancer.py
+              "\\table", "\\tables"}  # tests/userdata/test_surfaces.py
     assert set(commands.REGISTRY) == tested
 
 

@@ -19,7 +19,7 @@ def test_corpus_file_is_canonical() -> None:
 
 def test_corpus_covers_every_statement_kind() -> None:
     kinds = {type(s).__name__ for s in parse(TEXT).statements}
-    assert kinds == {"Select", "Show", "Describe", "Explain", "Set", "Use"}
+    assert kinds == {"Select", "SetOp", "With", "Show", "Describe", "Explain", "Set", "Use"}
     assert len(STATEMENTS) >= 40
 
 

@@ -39,6 +39,17 @@ SEEDS = [
     "ORDER BY 1 DESC NULLS LAST OFFSET 5 AT TIMESTAMP '2024-01-01T00:00:00Z' AT LIVE;",
     "EXPLAIN ANALYZE SELECT -a * (b + 2.5e3) % 7, \"select\" FROM t /* c */ -- x\n;",
     "SET resolution = 4, 4, 40; SET version = 1078; USE minnie65_public;",
+    "WITH bc (root) AS (SELECT pt_root_id FROM c WHERE cell_type = 'BC') SELECT * FROM bc "
+    "UNION ALL (SELECT 1 LIMIT 1) INTERSECT SELECT 2 AT VERSION 343 ORDER BY 1 LIMIT 5;",
+    "SELECT CASE WHEN a THEN 1 ELSE 2 END, CASE b WHEN 1 THEN 'x' END, CAST(c AS DECIMAL(10, 2)), "
+    "TRY_CAST(d AS VARCHAR), -e::BIGINT[], EXISTS (SELECT 1), (SELECT MAX(f) FROM t) FROM t;",
+    "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b ROWS BETWEEN 1 PRECEDING AND CURRENT ROW "
+    "EXCLUDE TIES), SUM(x) FILTER (WHERE y) OVER w FROM t WINDOW w AS (ORDER BY c) "
+    "QUALIFY RANK() OVER w = 1;",
+    "SELECT * FROM 'x.csv' AS f RIGHT JOIN read_csv('y.csv', header = TRUE) y USING (id) "
+    "CROSS JOIN :cells FULL OUTER JOIN (SELECT 1) AS d (one) ON TRUE GROUP BY ALL;",
+    "SELECT * FROM t PIVOT (COUNT(*) AS n FOR k IN ('a' AS x, 'b')) AS p "
+    "UNPIVOT INCLUDE NULLS (v FOR name IN (x, n AS m));",
 ]
 
 
@@ -64,6 +75,10 @@ _SOUP = st.sampled_from([
     "=", "==", "!=", "<>", "<", ">=", "~", "!~", "+", "-", "/", "%", "'BC'", "'", '"', '"x"', "--",
     "/*", "*/", ":p", ":", "1", "864691135808473885", "99999999999999999999", "1.5", "2e3", ".5",
     "pt_root_id", "t", "cell_type", "\n", "é", "\x00", "`", "[", "@",
+    "WITH", "RECURSIVE", "UNION", "ALL", "INTERSECT", "EXCEPT", "CASE", "WHEN", "THEN", "ELSE",
+    "END", "CAST", "TRY_CAST", "::", "[]", "EXISTS", "OVER", "PARTITION", "ROWS", "RANGE",
+    "BETWEEN", "UNBOUNDED", "PRECEDING", "CURRENT", "ROW", "FOLLOWING", "EXCLUDE", "FILTER",
+    "WINDOW", "QUALIFY", "RIGHT", "FULL", "CROSS", "USING", "PIVOT", "UNPIVOT", "FOR", "'x.csv'",
 ])
 
 
@@ -151,6 +166,13 @@ def _huge_cases() -> dict[str, str]:
         "deep_function_calls": "SELECT " + "ABS(" * 5_000 + "1" + ")" * 5_000 + " FROM t",
         "huge_comment": "/*" + "x" * 1_000_000 + "*/ SELECT 1 FROM t",
         "unclosed_comment": "SELECT 1 FROM t /*" + "x" * 1_000_000,
+        "long_union_chain": " UNION ALL ".join(["SELECT 1"] * 20_000),
+        "deep_scalar_subqueries": "SELECT " + "(SELECT " * 300 + "1" + ")" * 300,
+        "deep_derived_tables": "SELECT * FROM " + "(SELECT * FROM " * 300 + "t" + ") AS x" * 300,
+        "deep_parenthesised_queries": "(" * N + "SELECT 1" + ")" * N,
+        "deep_case": "SELECT " + "CASE WHEN x THEN " * 5_000 + "1" + " END" * 5_000,
+        "many_ctes": "WITH " + ", ".join(f"c{i} AS (SELECT {i})" for i in range(5_000)) + " SELECT 1",
+        "deep_casts": "SELECT x" + "::INT" * 20_000,
     }
 
 

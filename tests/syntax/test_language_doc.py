@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from caveql.syntax import ast as A
@@ -35,7 +36,8 @@ def test_example_parses_and_formats(text: str) -> None:
     script = parse(text)
     assert parse(format_cql(text)) == script
     tables = {n.name for n in _nodes(script) if isinstance(n, A.TableRef)}
-    assert tables <= DEMO_TABLES | {"my table"}, tables
+    ctes = {n.name for n in _nodes(script) if isinstance(n, A.Cte)}
+    assert tables <= DEMO_TABLES | ctes | {"my table"}, tables
 
 
 def test_every_construct_has_an_example() -> None:
@@ -52,13 +54,37 @@ def test_every_construct_has_an_example() -> None:
     assert any(isinstance(n, A.CaveClauses) and n.live for n in flags)
     assert any(isinstance(n, A.CaveClauses) and n.split_positions for n in flags)
     assert {n.what for n in flags if isinstance(n, A.Show)} == {"TABLES", "VIEWS", "VERSIONS", "DATASTACK"}
-    for cls in (A.In, A.Between, A.Like, A.Regex, A.IsNull):
+    for cls in (A.In, A.Between, A.Like, A.Regex, A.IsNull, A.Exists):
         assert any(isinstance(n, cls) and getattr(n, "negated", False) for n in flags), cls
+    # the analytic SQL of issue #10, in each of its forms
+    assert {n.kind for n in flags if isinstance(n, A.Join)} == {"INNER", "LEFT", "RIGHT", "FULL", "CROSS"}
+    assert any(isinstance(n, A.Join) and n.using for n in flags)
+    assert {(n.op, n.all) for n in flags if isinstance(n, A.SetOp)} >= {("EXCEPT", False), ("UNION", True)}
+    assert any(isinstance(n, A.SetOp) and n.op == "INTERSECT" for n in flags)
+    assert any(isinstance(n, A.SetOp) and n.order_by and n.limit is not None for n in flags)
+    assert any(isinstance(n, A.Select) and n.source is None for n in flags)
+    assert any(isinstance(n, A.Select) and n.group_by_all for n in flags)
+    assert any(isinstance(n, A.Select) and n.windows for n in flags)
+    assert any(isinstance(n, A.Select) and n.qualify is not None for n in flags)
+    assert any(isinstance(n, A.Case) and n.operand is not None for n in flags)
+    assert any(isinstance(n, A.Case) and n.operand is None for n in flags)
+    assert {(n.try_, n.shorthand) for n in flags if isinstance(n, A.Cast)} >= {
+        (False, False), (True, False), (False, True)}
+    assert any(isinstance(n, A.WindowCall) and isinstance(n.window, str) for n in flags)
+    assert any(isinstance(n, A.WindowCall) and n.filter is not None for n in flags)
+    assert any(isinstance(n, A.Frame) and n.end is not None for n in flags)
+    assert any(isinstance(n, A.Derived) and n.columns for n in flags)
+    assert any(isinstance(n, A.Cte) and n.columns for n in flags)
+    assert any(isinstance(n, A.Unpivot) and n.include_nulls for n in flags)
+    assert any(isinstance(n, A.FileRef) and n.function for n in flags)
+    assert any(isinstance(n, A.FileRef) and not n.function for n in flags)
 
 
 ROOT_ID = 864691135808473885
 PARAMS = {"root_id": ROOT_ID, "partners": [864691135771677771, 864691135560505569],
-          "excluded": [864691135771677771]}
+          "excluded": [864691135771677771],
+          # a table parameter (FROM :cells): "Your own data as tables"
+          "cells": pd.DataFrame({"root_id": [864691135946651940, 864691135841325283]})}
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +111,11 @@ def demo_engine(demo_path, demo_backends):
 
 
 @pytest.mark.parametrize("text", EXAMPLES, ids=[f"example{i:02d}" for i in range(len(EXAMPLES))])
-def test_example_runs_on_the_demo(demo_engine, text: str) -> None:
+def test_example_runs_on_the_demo(demo_engine, text: str, monkeypatch) -> None:
     from caveql.bind import only_used
     from caveql.errors import UnknownTableError
+
+    monkeypatch.chdir(DOC.parent)  # file paths in the examples are relative to docs/
 
     params = only_used(text, PARAMS)  # (a name an example does not use would be refused)
     if '"my table"' in text:

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from caveql.analyze.catalog import Catalog
-from caveql.logical import Agg, Call, Col, Expr, InList, Lit, Query
+from caveql.logical import Agg, Call, Case, Cast, Col, Expr, InList, Lit, Query, Window, map_children
 
 __all__ = ["edge_filters", "f32", "float32_compare"]
 
@@ -155,6 +155,8 @@ class _Rewriter:
         if isinstance(e, Agg) and e.arg is not None:
             arg = self.expr(e.arg)
             return e if arg is e.arg else replace(e, arg=arg)
+        if isinstance(e, (Case, Cast, Window)):
+            return map_children(e, self.expr)
         return e
 
 
@@ -179,6 +181,7 @@ def float32_compare(plan: Query, *, catalog: Catalog) -> Query:
                                          for o in plan.outputs)),
         group_by=keep(plan.group_by, tuple(ex(g) for g in plan.group_by)),
         having=ex(plan.having) if plan.having is not None else None,
+        qualify=ex(plan.qualify) if plan.qualify is not None else None,
         order_by=keep(plan.order_by, tuple(o if ex(o.expr) is o.expr else replace(o, expr=ex(o.expr))
                                            for o in plan.order_by)),
         subqueries=keep(plan.subqueries, subs))

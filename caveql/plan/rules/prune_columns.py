@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.logical import Query, columns_of
+from caveql.logical import LocalSource, Query, columns_of
 
 __all__ = ["needed_columns", "prune_columns"]
 
@@ -28,13 +28,16 @@ def needed_columns(plan: Query) -> dict[str, set[str]]:
     exprs += [o.expr for o in plan.order_by]
     if plan.having is not None:
         exprs.append(plan.having)
+    if plan.qualify is not None:
+        exprs.append(plan.qualify)
     for j in plan.joins:
         for a, b in j.pairs:
             exprs += [a, b]
         exprs += list(j.extra)
     for e in exprs:
         for c in columns_of(e):
-            need[c.source].add(c.name)
+            if c.source in need:  # (not a derived or local source's, nor an enclosing block's)
+                need[c.source].add(c.name)
     for s in plan.scans:
         for src, col, _dst in s.feeds:
             if src in need:
@@ -68,4 +71,28 @@ def prune_columns(plan: Query, *, catalog: Catalog, capabilities: Capabilities) 
         else:
             cols_opt = cols
         scans.append(replace(s, columns=cols_opt))
+    if plan.locals:
+        return replace(plan, scans=tuple(scans), subqueries=subs, locals=_local_columns(plan))
     return replace(plan, scans=tuple(scans), subqueries=subs)
+
+
+def _local_columns(plan: Query) -> tuple[LocalSource, ...]:
+    """Each local table with only the columns the block reads (and its feeds send)."""
+    need: dict[str, set[str]] = {t.alias: set() for t in plan.locals}
+    exprs: list = [o.expr for o in plan.outputs] + list(plan.where) + list(plan.group_by)
+    exprs += [o.expr for o in plan.order_by] + [plan.having, plan.qualify]
+    for j in plan.joins:
+        exprs += [x for pair in j.pairs for x in pair] + list(j.extra)
+    for e in exprs:
+        for c in columns_of(e) if e is not None else ():
+            if c.source in need:
+                need[c.source].add(c.name)
+    for s in plan.scans:
+        for src, col, _dst in s.feeds:
+            if src in need:
+                need[src].add(col)
+    out = []
+    for t in plan.locals:
+        cols = tuple(n for n, _t in t.table.columns if n in need[t.alias]) or (t.table.columns[0][0],)
+        out.append(replace(t, columns=None if len(cols) == len(t.table.columns) else cols))
+    return tuple(out)

@@ -121,7 +121,7 @@ def pushdown_filters(plan: Query, *, catalog: Catalog, capabilities: Capabilitie
     keep: list[Expr] = []
     for w in plan.where:
         cols = {c.source for c in _cols(w)}
-        if len(cols) != 1:
+        if len(cols) != 1 or next(iter(cols)) not in scans:  # (a derived or local source's)
             keep.append(w)
             continue
         alias = next(iter(cols))

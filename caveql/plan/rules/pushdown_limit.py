@@ -1,8 +1,9 @@
 """Rule: push LIMIT/OFFSET into the only scan when no local step can drop or reorder rows.
 
-That means one scan, no join, no residual WHERE, no aggregate, DISTINCT or ORDER
-BY, no key feeds, and a limit below the backend's row cap (so the call is never
-split). Otherwise LIMIT/OFFSET run locally after the deterministic sort.
+That means one scan, no join, no residual WHERE, no aggregate, DISTINCT, window function,
+QUALIFY or ORDER BY, no key feeds, and a limit below the backend's row cap (so the call is
+never split). Otherwise LIMIT/OFFSET run locally after the deterministic sort (a window needs
+every row of its partition: a LIMIT is never pushed below one).
 
 >>> pushdown_limit.__name__
 'pushdown_limit'
@@ -14,7 +15,7 @@ from dataclasses import replace
 
 from caveql.analyze.catalog import Catalog
 from caveql.backends.base import Capabilities
-from caveql.logical import Query
+from caveql.logical import Query, has_window
 
 __all__ = ["pushdown_limit"]
 
@@ -29,6 +30,8 @@ def pushdown_limit(plan: Query, *, catalog: Catalog, capabilities: Capabilities)
         return plan
     if (len(plan.scans) != 1 or plan.joins or plan.where or plan.aggregate or plan.distinct
             or plan.order_by or plan.subqueries):
+        return plan
+    if plan.qualify is not None or any(has_window(o.expr) for o in plan.outputs):
         return plan
     scan = plan.scans[0]
     if scan.feeds or scan.nullable:

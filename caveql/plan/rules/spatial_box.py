@@ -125,7 +125,7 @@ def spatial_box(plan: Query, *, catalog: Catalog, capabilities: Capabilities) ->
     keep: list[Expr] = []
     for w in plan.where:
         b = _bounds(w, positions)
-        if b is None or scans[b[0]].nullable or any(
+        if b is None or b[0] not in scans or scans[b[0]].nullable or any(
                 f.kind == "spatial" and f.column == catalog.source(scans[b[0]].table).column(b[1]).owner_column
                 for f in scans[b[0]].filters):
             keep.append(w)
