@@ -21,7 +21,7 @@ error[CQL001]: unexpected word 'WHER'
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from lark import Lark, Token
@@ -244,20 +244,28 @@ def expected_words(expected: Collection[str], prev: list[Token]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _clauses_written(prev: list[Token]) -> set[str]:
-    """The clause keywords of the SELECT the tokens end in (not those of its subqueries)."""
-    depth, seen = 0, set()
-    for t in reversed(prev):
+def _same_level(toks: list[Token]) -> Iterator[Token]:
+    """The tokens at the nesting level the tokens end in, last first, back to the ``(`` that
+    opens that level (the tokens inside parentheses closed on the way are left out)."""
+    depth = 0
+    for t in reversed(toks):
         if t.type == "RPAR":
             depth += 1
         elif t.type == "LPAR":
             if depth == 0:
-                break
+                return
             depth -= 1
-        elif depth == 0 and t.type in ("SELECT", "SEMI"):
-            break
         elif depth == 0:
-            seen.add(t.type)
+            yield t
+
+
+def _clauses_written(prev: list[Token]) -> set[str]:
+    """The clause keywords of the SELECT the tokens end in (not those of its subqueries)."""
+    seen = set()
+    for t in _same_level(prev):
+        if t.type in ("SELECT", "SEMI"):
+            break
+        seen.add(t.type)
     return seen
 
 
@@ -369,18 +377,11 @@ def _not_yet(prev: list[Token], tok: Token | None, after: Token | None) -> CqlSy
 
 def _in_from(toks: list[Token]) -> bool:
     """Whether the tokens end inside a FROM clause's table list (a `,` there joins tables)."""
-    depth = 0
-    for t in reversed(toks):
-        if t.type == "RPAR":
-            depth += 1
-        elif t.type == "LPAR":
-            if depth == 0:
-                return False
-            depth -= 1
-        elif depth == 0 and t.type in ("FROM", "JOIN"):
+    for t in _same_level(toks):
+        if t.type in ("FROM", "JOIN"):
             return True
-        elif depth == 0 and t.type in ("SELECT", "WHERE", "GROUP", "HAVING", "ORDER", "WINDOW",
-                                       "QUALIFY", "SEMI", "LIMIT", "OFFSET", "AT", "BY"):
+        if t.type in ("SELECT", "WHERE", "GROUP", "HAVING", "ORDER", "WINDOW", "QUALIFY", "SEMI",
+                      "LIMIT", "OFFSET", "AT", "BY"):
             return False
     return False
 
@@ -400,17 +401,10 @@ def _wants_type(prev: list[Token]) -> bool:
 
 def _in_with(prev: list[Token]) -> bool:
     """Whether the tokens end in a WITH's list of queries (between WITH and the main SELECT)."""
-    depth = 0
-    for t in reversed(prev):
-        if t.type == "RPAR":
-            depth += 1
-        elif t.type == "LPAR":
-            if depth == 0:
-                return False
-            depth -= 1
-        elif depth == 0 and t.type == "WITH":
+    for t in _same_level(prev):
+        if t.type == "WITH":
             return True
-        elif depth == 0 and t.type in ("SELECT", "SEMI"):
+        if t.type in ("SELECT", "SEMI"):
             return False
     return False
 

@@ -16,7 +16,8 @@ EXAMPLES = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
 DEMO_TABLES = {"nucleus_detection_v0", "aibs_soma_nuc_metamodel_preds_v117", "synapses_pni_2"}
 
 
-def _nodes(node: object):
+def ast_nodes(node: object):
+    """Every AST node under ``node`` (tuples walked, spans left out)."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -35,17 +36,17 @@ def test_there_are_examples() -> None:
 def test_example_parses_and_formats(text: str) -> None:
     script = parse(text)
     assert parse(format_cql(text)) == script
-    tables = {n.name for n in _nodes(script) if isinstance(n, A.TableRef)}
-    ctes = {n.name for n in _nodes(script) if isinstance(n, A.Cte)}
+    tables = {n.name for n in ast_nodes(script) if isinstance(n, A.TableRef)}
+    ctes = {n.name for n in ast_nodes(script) if isinstance(n, A.Cte)}
     assert tables <= DEMO_TABLES | ctes | {"my table"}, tables
 
 
 def test_every_construct_has_an_example() -> None:
-    seen = {type(n).__name__ for text in EXAMPLES for n in _nodes(parse(text))}
+    seen = {type(n).__name__ for text in EXAMPLES for n in ast_nodes(parse(text))}
     every = {name for name in A.__all__ if isinstance(getattr(A, name), type)
              and issubclass(getattr(A, name), A.Node) and getattr(A, name) is not A.Node}
     assert every - seen == set()
-    flags = [n for text in EXAMPLES for n in _nodes(parse(text))]
+    flags = [n for text in EXAMPLES for n in ast_nodes(parse(text))]
     assert any(isinstance(n, A.Select) and n.distinct for n in flags)
     assert any(isinstance(n, A.Join) and n.kind == "LEFT" for n in flags)
     assert any(isinstance(n, A.Explain) and n.analyze for n in flags)

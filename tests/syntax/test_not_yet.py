@@ -8,6 +8,7 @@ import pytest
 from caveql.errors import CaveqlError, CqlSyntaxError, Span, UnknownColumnError
 from caveql.syntax import ast as A
 from caveql.syntax import parse
+from tests.syntax.test_language_doc import ast_nodes
 
 NOT_SUPPORTED = [
     ("SELECT id FROM cells NATURAL JOIN nuclei", "NATURAL JOIN is", "NATURAL"),
@@ -49,20 +50,9 @@ NOW_SUPPORTED = [
 ]
 
 
-def _nodes(node: object):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, tuple):
-            stack.extend(n)
-        elif isinstance(n, A.Node):
-            yield n
-            stack.extend(getattr(n, f) for f in n.__dataclass_fields__ if f != "span")
-
-
 @pytest.mark.parametrize(("text", "node"), NOW_SUPPORTED)
 def test_what_was_not_supported_yet_parses(text: str, node: type) -> None:
-    assert any(isinstance(n, node) for n in _nodes(parse(text)))
+    assert any(isinstance(n, node) for n in ast_nodes(parse(text)))
 
 
 @pytest.mark.parametrize("text", [
