@@ -344,6 +344,19 @@ class Connection:
     def live(self, value: bool) -> None:
         self._set(live=bool(value))
 
+    @property
+    def allow_invalid_root_ids(self) -> bool:
+        """Whether a query naming a root id that is not current at its version or timestamp runs
+        (with notices) instead of failing with :class:`~caveql.errors.InvalidRootIdError`; also
+        ``SET allow_invalid_root_ids = true``."""
+        return bool(self._setting("allow_invalid_root_ids"))
+
+    @allow_invalid_root_ids.setter
+    def allow_invalid_root_ids(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"allow_invalid_root_ids must be True or False, not {value!r}")
+        self._set(allow_invalid_root_ids=value)
+
     # -- running ----------------------------------------------------------------------------------
     def cancel(self) -> bool:
         """Stop the statement running on this connection (call it from another thread).
@@ -616,6 +629,7 @@ def connect(
     cache: bool = True,
     max_fetch_rows: int | None | EllipsisType = ...,
     archives: Any = None,
+    allow_invalid_root_ids: bool = False,
 ) -> Connection:
     """Open a :class:`Connection` (see the module docstring for the three kinds).
 
@@ -630,6 +644,8 @@ def connect(
     :class:`~caveql.errors.FetchLimitError` before it fetches any (default
     :data:`caveql.engine.DEFAULT_MAX_FETCH_ROWS`, 20 million; ``None``: no limit); also
     ``Connection.max_fetch_rows`` and ``SET max_fetch_rows = N`` / ``NONE``.
+    ``allow_invalid_root_ids``: run queries naming root ids that are not current at their version
+    or timestamp (notices instead of :class:`~caveql.errors.InvalidRootIdError`).
 
     >>> import tempfile; from caveql.datastack.tiny import build_tiny
     >>> with connect(path=build_tiny(tempfile.mkdtemp()), version=1) as db:
@@ -654,6 +670,7 @@ def connect(
         conn.version = version
         conn.resolution = resolution
         conn.timestamp = timestamp
+        conn.allow_invalid_root_ids = allow_invalid_root_ids
     except BaseException:
         backend.close()
         raise

@@ -48,7 +48,6 @@ from caveql.analyze.resolve import constant_value
 from caveql.analyze.settings import Settings
 from caveql.analyze.values import value_notices
 from caveql.backends.base import Backend
-from caveql.backends.local_live import stale_root_notices
 from caveql.bind import check_counts, check_names, check_values, param_uses
 from caveql.errors import (
     CancelledError,
@@ -62,6 +61,8 @@ from caveql.errors import (
 from caveql.execute import execute as run_plan
 from caveql.execute import execute_arrow
 from caveql.execute.result import Result
+from caveql.execute.roots import check_roots
+from caveql.identity.fold import fold as fold_identity
 from caveql.plan import plan as make_plan
 from caveql.plan.estimate import Fetch, requests_for, total
 from caveql.plan.explain import explain_text
@@ -351,13 +352,17 @@ class Engine:
 
     def _dispatch(self, stmt: ast.Statement, params: dict[str, Any]) -> Result:
         if isinstance(stmt, _QUERIES):
-            p = self.check_fetch(self._plan(stmt, params))
-            res = run_plan(p, self.backend)
+            p = self._plan(stmt, params)
+            # a root id not current at the statement's version/timestamp: an error before anything
+            # is counted or fetched (or, allowed, notices)
+            roots = check_roots(p, self.backend, allow_invalid=self.settings.allow_invalid_root_ids)
+            if roots and self.settings.allow_invalid_root_ids:
+                p = _allowing_invalid_roots(p)  # (the live endpoint refuses them otherwise)
+            res = run_plan(self.check_fetch(p), self.backend)
             if res.frame is not None and res.frame.empty:
                 # no rows: say so when a string test names a value its column never has ('bc')
                 res.notices = value_notices(stmt, self.catalog(), params)
-                # and when a root id it names is not current then (the datastack's history)
-                res.notices += stale_root_notices([c.request for c in p.calls], self.backend)
+            res.notices = [*roots, *res.notices]
             return res
         if isinstance(stmt, ast.Explain):
             return Result(kind="message", message=self._explain(stmt.statement, params, stmt.analyze))
@@ -373,6 +378,8 @@ class Engine:
                                span=getattr(stmt, "span", None))
 
     def _plan(self, stmt: ast.Select, params: dict[str, Any]) -> PhysicalPlan:
+        # identity functions of constants (LATEST_ROOTS(864...)) become literals the planner pushes
+        stmt, folded = fold_identity(stmt, self.backend, params)
         root = root_select(stmt)  # a set operation or WITH runs at its leftmost SELECT's version
         version, timestamp, _res = statement_options(root, self.settings, params)
         cat = self._block_catalog(version, timestamp, root.cave.version.span if root.cave.version else None)
@@ -383,7 +390,8 @@ class Engine:
                               catalogs=lambda v, ts: self._block_catalog(v, ts, None))
         else:  # (until analysis resolves local tables)
             logical = analyze(stmt, cat, self.settings, params)
-        return make_plan(logical, self.backend.capabilities, cat)
+        p = make_plan(logical, self.backend.capabilities, cat)
+        return replace(p, notes=p.notes + folded) if folded else p
 
     def _block_catalog(self, version: int | None, timestamp: Any, span: Any) -> Catalog:
         """The catalog of a query block at ``version`` (None: at ``timestamp``, else the default)."""
@@ -633,6 +641,10 @@ class Engine:
             except ConfigError as err:
                 err.span = s.value.span
                 raise
+        elif name == "allow_invalid_root_ids":
+            if not isinstance(value, bool):
+                raise ConfigError("SET allow_invalid_root_ids takes true or false", span=s.value.span)
+            self.settings = replace(st, allow_invalid_root_ids=value)
         elif name == "datastack":
             if not isinstance(value, str):
                 raise ConfigError("SET datastack takes a name", span=s.value.span)
@@ -652,6 +664,8 @@ class Engine:
             return "live" if st.live else (st.timestamp.isoformat() if st.timestamp else "none")
         if name == "max_fetch_rows":
             return "NONE (no limit)" if self.max_fetch_rows is None else f"{self.max_fetch_rows:,}"
+        if name == "allow_invalid_root_ids":
+            return "true" if st.allow_invalid_root_ids else "false"
         return ""
 
     def _set_value(self, e: ast.Node, params: dict[str, Any]) -> Any:
@@ -700,6 +714,17 @@ def _with_counts(p: PhysicalPlan, counted: dict[int, Fetch]) -> PhysicalPlan:
 
     return replace(p, calls=tuple(call(c) for c in p.calls),
                    subplans=tuple(_with_counts(sp, counted) for sp in p.subplans))
+
+
+def _allowing_invalid_roots(p: PhysicalPlan) -> PhysicalPlan:
+    """``p`` with its live calls asking the service to answer for root ids not current then."""
+    def call(c: RemoteCall) -> RemoteCall:
+        if c.request.kind != "live":
+            return c
+        return replace(c, request=replace(c.request, allow_invalid_root_ids=True))
+
+    return replace(p, calls=tuple(call(c) for c in p.calls),
+                   subplans=tuple(_allowing_invalid_roots(sp) for sp in p.subplans))
 
 
 def _fetch_limit(value: Any) -> int | None:

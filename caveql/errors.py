@@ -18,7 +18,8 @@ where they enter caveql, with ``raise ... from exc``.
     │   ├── AmbiguousColumnError     CQL013
     │   ├── CqlTypeError             CQL014
     │   ├── AggregateError           CQL015  aggregate misuse, non-grouped column
-    │   └── ParameterError           CQL016  missing / wrongly typed :param
+    │   ├── ParameterError           CQL016  missing / wrongly typed :param
+    │   └── InvalidRootIdError       CQL017  a root id not current at the version / timestamp
     ├── PlanError                    CQL020
     │   └── UnsupportedError         CQL021  cannot be pushed down nor run locally
     ├── ExecutionError               CQL030  a local step failed (DuckDB)
@@ -63,6 +64,7 @@ __all__ = [
     "CqlSyntaxError",
     "CqlTypeError",
     "DatastackError",
+    "InvalidRootIdError",
     "ExecutionError",
     "FetchLimitError",
     "InvalidLiteralError",
@@ -243,6 +245,18 @@ class ParameterError(CqlSemanticError):
     """A ``:param`` without a value, or with a value of the wrong kind."""
 
     code = "CQL016"
+
+
+class InvalidRootIdError(CqlSemanticError):
+    """A root id a statement names is not a current root at the statement's version or timestamp
+    (or never was one): the message says when it stopped being current and its latest roots.
+    ``root_ids`` are the ids that are not valid."""
+
+    code = "CQL017"
+
+    def __init__(self, message: str, *, root_ids: Sequence[int] = (), **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.root_ids = tuple(root_ids)
 
 
 class PlanError(CaveqlError):

@@ -94,7 +94,9 @@ def _const(e: ast.Node, params: Mapping[str, Any]) -> Any:
 
 
 def _apply(q: Query, timestamp: datetime | None, resolution: Any, split: bool) -> Query:
-    subs = tuple(_apply(s, timestamp, resolution, split) for s in q.subqueries)
+    # subqueries keep the instant and resolution they were resolved at (their own AT clauses,
+    # else their enclosing block's): only SPLIT POSITIONS is the statement's alone
+    subs = tuple(_apply(s, s.timestamp, s.resolution, split) for s in q.subqueries)
     return replace(q, timestamp=timestamp, resolution=resolution, split_positions=split,
                    subqueries=subs)
 

@@ -245,9 +245,9 @@ def resolve_query(node: ast.Node, ctx: Context, settings: Settings, *, outer: An
 
 
 def _stamp(q: Query, timestamp: Any, resolution: Any) -> Query:
-    subs = tuple(_stamp(s, timestamp, resolution) if s.timestamp is None and s.resolution is None else s
-                 for s in q.subqueries)
-    return replace(q, timestamp=timestamp, resolution=resolution, subqueries=subs)
+    # (its subqueries carry their own instant and resolution: their own AT clauses, else this
+    # block's, set where each was resolved)
+    return replace(q, timestamp=timestamp, resolution=resolution)
 
 
 def _set_outputs(node: ast.SetOp, left: Block, right: Block) -> tuple[Output, ...]:

@@ -141,6 +141,7 @@ class Function:
     aliases: tuple[str, ...] = ()
     service: bool = False  # whether the materialization service evaluates it (none does)
     star: bool = False  # COUNT(*)
+    backend: bool = False  # answered by the backend's graph or tables (caveql.identity), not DuckDB
 
     @property
     def aggregate(self) -> bool:
@@ -524,6 +525,48 @@ _TABLE: list[Function] = [
        "NTH_VALUE(id, 2) OVER (ORDER BY size)", "the value at the frame's n-th row"),
 ]
 
+# ------------------------------------------------------------------ identity through time
+# Answered by the backend (caveql.identity): folded to constants before analysis when every
+# argument is one, else run by DuckDB Python UDFs that ask the statement's resolver, found by
+# the cursor's variable `caveql_identity`. `at` reaches a UDF as text: v<version>, t<µs>, n(ow).
+_UDF = "caveql_{fn}(CAST({{0}} AS BIGINT), {at}, getvariable('caveql_identity'))"
+_AT = {"int": "'v' || CAST({1} AS VARCHAR)",
+       "time": "'t' || CAST(epoch_us(CAST({1} AS TIMESTAMP)) AS VARCHAR)",
+       "string": "'t' || CAST(epoch_us(CAST({1} AS TIMESTAMPTZ)) AS VARCHAR)"}
+
+
+def _identity(name: str, first: str, result: str, example: str, doc: str, at: str = "optional"
+              ) -> Function:
+    """An identity function: ``name(first [, at])``; ``at`` "optional", "required" or "none"."""
+    fn = name.lower()
+    sigs = [] if at == "required" else [S((first,), result, lower=_UDF.format(fn=fn, at="'n'"))]
+    if at != "none":
+        sigs += [S((first, k), result, lower=_UDF.format(fn=fn, at=low)) for k, low in _AT.items()]
+    return Function(name, "scalar", "identity", tuple(sigs), _UDF.format(fn=fn, at="'n'"), example, doc,
+                    backend=True)
+
+
+_TABLE += [
+    _identity("LATEST_ROOTS", "int", "int[]", "LATEST_ROOTS(864691135808473885)",
+              "the roots a root id became by `at` (now if omitted; an integer is a version, meaning "
+              "its time stamp): itself if still current, empty if made after `at` (get_latest_roots)"),
+    _identity("IS_LATEST", "int", "bool", "IS_LATEST(post_pt_root_id, 343)",
+              "whether a root id is current at `at` (is_latest_roots); false for an id that was "
+              "never a root"),
+    _identity("ROOT_AT", "int", "int", "ROOT_AT(post_pt_supervoxel_id, '2023-01-01T00:00:00Z')",
+              "the root of a supervoxel at `at` (get_roots); NULL for an unknown supervoxel"),
+    _identity("PAST_IDS", "int", "int[]", "PAST_IDS(post_pt_root_id, 343)",
+              "the roots at `at` a root id came from (get_past_ids' past_id_map)", at="required"),
+    _identity("ROOT_CREATED", "int", "timestamp", "ROOT_CREATED(post_pt_root_id)",
+              "when the edit that made a root id happened (get_root_timestamps)", at="none"),
+    _identity("ROOT_SUPERSEDED", "int", "timestamp", "ROOT_SUPERSEDED(post_pt_root_id)",
+              "when an edit replaced a root id; NULL while it is current "
+              "(get_root_timestamps(latest=True))", at="none"),
+    _identity("NUCLEUS_ROOT", "int", "int", "NUCLEUS_ROOT(id, 343)",
+              "the pt_root_id of a nucleus id in the datastack's soma_table at `at`: a version "
+              "reads that version, a timestamp (or now) a live query; NULL if absent"),
+]
+
 #: Every function by name and alias (names upper-cased).
 FUNCTIONS: dict[str, Function] = {}
 for _fn in _TABLE:
@@ -582,11 +625,20 @@ def markdown() -> str:
     ]
     titles = {"conditional": "Conditional", "math": "Math", "string": "Strings",
               "time": "Dates and times", "list": "Lists", "aggregate": "Aggregates",
-              "window": "Window functions"}
+              "window": "Window functions", "identity": "Identity through time (answered by the backend)"}
     for cat, title in titles.items():
         out += [f"## {title}", "",
                 "| name | signature | DuckDB | example | meaning |",
                 "|---|---|---|---|---|"]
+        if cat == "identity":
+            out[-2:-2] = ["These ask the datastack's proofreading graph (the ChunkedGraph; locally its "
+                          "history) or its soma table, not DuckDB. `at` is a timestamp, or an integer "
+                          "version meaning its time stamp; left out, it is now, pinned once per statement. "
+                          "A call whose arguments are all constants is evaluated before planning, so its "
+                          "value is pushed to the service like a literal (`WHERE pt_root_id IN "
+                          "LATEST_ROOTS(...)`); one over columns runs in the local step, one graph call per "
+                          "batch of distinct values. A root id that was never a root is an error (CQL017); "
+                          "a datastack without a graph cannot run the graph's functions.", ""]
         for fn in _TABLE:
             if fn.category != cat:
                 continue

@@ -289,6 +289,8 @@ class _Resolver:
             t = e.target
             if isinstance(t, ast.Subquery):
                 return self.subquery(left, t, e.negated, e.span)
+            if isinstance(t, ast.FuncCall):
+                return self._in_call(left, t, e.negated, e.span, sub)
             if isinstance(t, ast.Param):
                 v = constant_value(t, self.params)
                 for x in v if isinstance(v, tuple) else (v,):
@@ -369,6 +371,16 @@ class _Resolver:
         raise UnsupportedError(f"unsupported expression {type(e).__name__}",
                                span=getattr(e, "span", None))
 
+    def _in_call(self, left: Expr, t: ast.FuncCall, negated: bool, span: Span | None, sub: Any) -> Expr:
+        """``x IN f(...)`` with a list-valued call (``LATEST_ROOTS(col)``): evaluated locally."""
+        call = sub(t)
+        if not call.type.endswith("[]") and call.type != "null":
+            raise CqlTypeError(f"IN takes a list, but {t.name}() gives {call.type}", span=t.span,
+                               hint="write x = f(...) for a single value")
+        self._comparable(left, Lit(None, call.type[:-2] if call.type != "null" else "null", span=t.span), span)
+        out: Expr = Call("LIST_CONTAINS", (call, left), "bool", span=span)
+        return Call("NOT", (out,), "bool", span=span) if negated else out
+
     def _in_list(self, left: Expr, values: tuple[Any, ...], negated: bool, span: Span | None) -> Expr:
         out = []
         for v in values:
@@ -378,11 +390,18 @@ class _Resolver:
         return InList(left, tuple(out), negated, span=span)
 
     def subquery(self, left: Expr, t: ast.Subquery, negated: bool, span: Span | None) -> Expr:
-        if isinstance(t.select, ast.Select):
+        cave = t.select.cave if isinstance(t.select, ast.Select) else None
+        own = cave is not None and (cave.version is not None or cave.timestamp is not None
+                                    or cave.live or cave.resolution is not None)
+        if isinstance(t.select, ast.Select) and (not own or self.ctx is None):
             inner = _Resolver(self.catalog, self.params, self.sub_counter, outer=self.scope,
                               resolution=self.resolution, ctx=self.ctx, settings=self.settings,
                               in_sub=True)
             q = inner.select(t.select)
+            # the enclosing block's instant and resolution (a block with its own AT clauses is
+            # resolved below, at its own)
+            if self.settings is not None:
+                q = replace(q, timestamp=self.settings.timestamp, resolution=self.resolution)
         else:
             from caveql.analyze.blocks import sub_block
             q, _refs = sub_block(self, t.select, correlate=False)

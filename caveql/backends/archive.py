@@ -44,13 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from caveql import cancel
 from caveql.backends.archive_store import DeltaLog, open_store, read_log
-from caveql.backends.base import FILTER_KINDS, Capabilities, QueryRequest, QueryResult
+from caveql.backends.archive_wkb import decode_axes
+from caveql.backends.archive_wkb import wkb_axis as _wkb_axis
+from caveql.backends.base import FILTER_KINDS, Capabilities, QueryRequest, QueryResult, Relation
 from caveql.backends.local import _bytes_read, _columns_of, _conform, _first_line
 from caveql.backends.local_sql import CRUD_SIMPLE, Builder, Source, error, fields_of, q, suggest
 from caveql.datastack.layout import VersionEntry
@@ -63,6 +64,10 @@ _MORTON_MAX = (1 << 21) - 1  # the exporter's Morton code keeps 21 bits per axis
 _WKB = "__caveql_wkb"
 _TOKEN = "__caveql_archive_{}__"  # a copy's place in a statement, replaced by its pruned scan
 _TOKEN_RE = re.compile(r"__caveql_archive_\d+__")
+# a column the Builder only projects: t0."pre_pt_position_x" AS "pre_pt_position_x"
+_PROJECTED = re.compile(r'(t\d+)\."((?:[^"]|"")+)" AS "((?:[^"]|"")+)"')
+# the row order the Builder gives an answer (the service's): a relation's reader orders its own rows
+_ORDER_TAIL = re.compile(r' ORDER BY (?:ALL|t\d+\."id"(?:, t\d+\."id")*)$')
 
 
 def morton_encode(x: int, y: int, z: int) -> int:
@@ -95,45 +100,6 @@ def is_archive(path: str | os.PathLike[str]) -> bool:
     return False
 
 
-def _wkb_axis(arr: pa.Array | pa.ChunkedArray, axis: pa.Array) -> pa.Array:
-    """DuckDB UDF: one coordinate of (E)WKB POINT Z values (PostGIS's bytes), as float64.
-
-    A point's coordinates are its last 24 bytes in WKB and EWKB (with or without SRID)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    k = int(axis[0].as_py()) if len(axis) else 0
-    if isinstance(arr.type, pa.BaseExtensionType):
-        arr = arr.storage
-    large = pa.types.is_large_binary(arr.type)
-    n = len(arr)
-    if n == 0:
-        return pa.array([], pa.float64())
-    bufs = arr.buffers()
-    offs = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32)[arr.offset:arr.offset + n + 1]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    starts, ends = offs[:-1].astype(np.int64), offs[1:].astype(np.int64)
-    lens = ends - starts
-    bad = valid & ~np.isin(lens, (29, 33))
-    out = np.zeros(n, np.float64)
-    rows = np.nonzero(valid & ~bad)[0]
-    if len(rows):
-        s = starts[rows]
-        little = data[s] == 1
-        head = data[(s + 1)[:, None] + np.arange(4)]
-        kind = np.where(little, head.copy().view("<u4")[:, 0], head.copy().view(">u4")[:, 0])
-        has_z = ((kind & 0x80000000) != 0) | ((kind & 0xFFFF) == 1001)
-        is_point = ((kind & 0xFFFF) == 1) | ((kind & 0xFFFF) == 1001)
-        bad[rows[~(has_z & is_point)]] = True
-        raw = data[(ends[rows] - 24 + 8 * k)[:, None] + np.arange(8)]
-        le = raw.copy().view("<f8")[:, 0]
-        be = raw[:, ::-1].copy().view("<f8")[:, 0]
-        out[rows] = np.where(little, le, be)
-    if bad.any():
-        raise ValueError(f"{int(bad.sum())} geometry value(s) are not PostGIS POINT Z (E)WKB")
-    return pa.array(out, pa.float64(), mask=~valid)
-
-
 @dataclass(frozen=True)
 class _Copy:
     """One spec folder: a Delta table holding all the rows of a table, partitioned on one column."""
@@ -154,6 +120,9 @@ class _Table:
     schema: pa.Schema  # logical columns (points as x/y/z int32 trios)
     select: str  # the SELECT list turning stored columns into logical ones
     metadata: dict[str, Any]
+    plain: str = ""  # ``select`` without the columns decoded in Python (the engine's DuckDB lacks the UDF)
+    decoded: frozenset[str] = frozenset()  # the logical columns decoded from WKB in Python
+    raw: str = ""  # ``select`` with each decoded column as its WKB bytes (decoded after the query)
 
 
 class ArchiveBackend:
@@ -196,7 +165,7 @@ class ArchiveBackend:
         self._remapped: dict[tuple[int, str], set[int]] = {}
         self.profile = profile
         self.capabilities = Capabilities(row_cap=None, filters=frozenset(FILTER_KINDS),
-                                         parallel=parallel, live=False)
+                                         parallel=parallel, live=False, relations=store.local)
         self._versions: dict[int, VersionEntry] = {}
         self._dirs: dict[int, dict[str, str]] = {}
         for v in store.dirs(folder):
@@ -261,18 +230,18 @@ class ArchiveBackend:
 
     def _open(self, version: int, name: str, folder: str) -> _Table:
         copies: dict[str, _Copy] = {}
-        logical: dict[str, tuple[pa.Schema, str]] = {}
+        logical: dict[str, tuple[pa.Schema, str, str, frozenset[str], str]] = {}
         specs = self._store.dirs(folder)
         if not specs:
             raise DatastackError(f"{self._store.url(folder)}: no exported copy (expected id/, flat/, ...)")
         for spec_dir in specs:
-            copy, schema, select = self._open_copy(spec_dir)
+            copy, schema, select, plain, decoded, raw = self._open_copy(spec_dir)
             copies[copy.spec] = copy
-            logical[copy.spec] = (schema, select)
+            logical[copy.spec] = (schema, select, plain, decoded, raw)
         view = "flat" in copies
         first = "flat" if view else ("id" if "id" in copies else sorted(copies)[0])
-        schema, select = logical[first]
-        for spec, (other, _sel) in logical.items():
+        schema, select, plain, decoded, raw = logical[first]
+        for spec, (other, *_rest) in logical.items():
             if other != schema:
                 raise DatastackError(
                     f"{self._store.url(self._store.join(folder, spec))}: its columns differ from "
@@ -280,7 +249,7 @@ class ArchiveBackend:
                     f"({', '.join(other.names)} vs {', '.join(schema.names)})",
                     hint="every copy of a table holds the same columns; re-export the table")
         meta = self._derive_metadata(version, name, view, schema)
-        return _Table(name, version, view, copies, schema, select, meta)
+        return _Table(name, version, view, copies, schema, select, meta, plain, decoded, raw)
 
     def _read_log(self, spec_dir: str) -> DeltaLog:
         """The copy's Delta log: by ``deltalake`` when local, else replayed over fsspec."""
@@ -297,7 +266,7 @@ class ArchiveBackend:
         except Exception as exc:  # deltalake raises its own, pyarrow and OS errors
             raise DatastackError(f"{spec_dir}: not a readable Delta table: {_first_line(exc)}") from exc
 
-    def _open_copy(self, spec_dir: str) -> tuple[_Copy, pa.Schema, str]:
+    def _open_copy(self, spec_dir: str) -> tuple[_Copy, pa.Schema, str, str, frozenset[str], str]:
         log = self._read_log(spec_dir)
         delta_schema, actions = log.schema, log.files
         if log.min_reader_version > 1 or log.reader_features:
@@ -331,7 +300,11 @@ class ArchiveBackend:
             files.append(a)
         sort_col = None if spec == "flat" else geom if geom is not None else spec
         copy = _Copy(spec, spec_dir, sort_col, stored, tuple(files))
-        return copy, pa.schema(out), ", ".join(exprs)
+        plain = [sql for k, _n, items in groups if k != "wkb" for sql, _f in items]
+        decoded = frozenset(fld.name for k, _n, items in groups if k == "wkb" for _s, fld in items)
+        raw = [sql if k != "wkb" else f"{q(n)} AS {q(fld.name)}"
+               for k, n, items in groups for sql, fld in items]
+        return copy, pa.schema(out), ", ".join(exprs), ", ".join(plain), decoded, ", ".join(raw)
 
     def _derive_metadata(self, version: int, name: str, view: bool, schema: pa.Schema) -> dict[str, Any]:
         extra = dict(self._meta_extra.get(name, {}))
@@ -491,18 +464,76 @@ class ArchiveBackend:
             self.live_version(request.timestamp)
         sql, params, out_fields, res, warnings, _limit = Builder(self, request).build()
         scans: dict[str, tuple[str, ...]] = {}
-        table, nbytes = self._run(sql, params, scans, request)
+        raw = self._raw_outputs(sql)
+        table, nbytes = self._run(sql, params, scans, request, raw=raw is not None)
+        if raw:
+            table = self._decode_outputs(table, raw)
         self.last_scan = list(scans.items())
         return QueryResult(table=_conform(table, out_fields), warnings=tuple(warnings), resolution=res,
                            bytes_read=nbytes)
 
+    def relation(self, request: QueryRequest) -> Relation | None:
+        """The request's rows as SQL over the pruned Parquet files, read in place by the engine's
+        DuckDB (``Capabilities.relations``): the same statement :meth:`query` runs, without its
+        ORDER BY. ``None`` where only :meth:`query` answers exactly: a remote store (the engine's
+        DuckDB has no fsspec filesystem), a column decoded from WKB (a Python function of this
+        backend's DuckDB), a count, a limit or offset.
+        """
+        if not self._store.local or request.kind == "live" or request.count \
+                or request.limit is not None or request.offset is not None:
+            return None
+        # (a table owner's notice is a warning the engine does not read: only cap notices matter,
+        # and an archive caps nothing)
+        sql, params, out_fields, _res, _warnings, limit = Builder(self, request).build()
+        tail = _ORDER_TAIL.search(sql)
+        if limit is not None or tail is None:
+            return None
+        sql = sql[:tail.start()]
+        tokens = set(_TOKEN_RE.findall(sql))
+        for token in tokens:
+            t, _copy = self._tokens[token]
+            if not t.plain or any(q(c) in sql for c in t.decoded):
+                return None
+        scans: dict[str, tuple[str, ...]] = {}
+        for token in tokens:
+            t, copy = self._tokens[token]
+            files = self._prune(t, copy, request)
+            scans[str(copy.path)] = tuple(files)
+            sql = sql.replace(token, self._relation(t, copy, files, mode="plain"))
+        self.last_scan = list(scans.items())
+        return Relation(sql, tuple(params), tuple(out_fields), tuple(scans.items()))
+
+    def _raw_outputs(self, sql: str) -> dict[str, tuple[str, int]] | None:
+        """``{output column: (point, axis)}`` of the WKB-decoded columns ``sql`` only projects (the
+        point: table alias and column, whose bytes the point's three columns hold), when that is
+        all it does with them (else ``None``: decoded in the query). DuckDB calls a Python function
+        once per vector of rows, and a lookup's few rows come in many sparse vectors (×6 calls for
+        two points): one decode of the answer costs a fraction of that."""
+        decoded = frozenset().union(*(self._tokens[tok][0].decoded for tok in set(_TOKEN_RE.findall(sql))))
+        if not decoded or " ORDER BY ALL" in sql:  # (a view without ids: its points sort the rows)
+            return None
+        out: dict[str, tuple[str, int]] = {}
+        for m in _PROJECTED.finditer(sql):
+            if m.group(2) in decoded:
+                out[m.group(3)] = (f"{m.group(1)}.{m.group(2)[:-2]}", "xyz".index(m.group(2)[-1]))
+        uses = sum(sql.count(f".{q(c)}") for c in decoded)
+        return out if uses == len(out) and out else None
+
+    def _decode_outputs(self, table: pa.Table, raw: dict[str, tuple[str, int]]) -> pa.Table:
+        """The WKB bytes of ``raw``'s columns decoded as the query would have (truncated to Int32)."""
+        try:
+            return decode_axes(table, raw)
+        except (ValueError, pa.ArrowInvalid) as exc:
+            raise DatastackError(f"{self.path}: reading the archive failed: {_first_line(exc)}",
+                                 hint="the export may be damaged; re-export the table") from exc
+
     def _run(self, sql: str, params: list[Any], scans: dict[str, tuple[str, ...]],
-             request: QueryRequest | None = None) -> tuple[pa.Table, int]:
+             request: QueryRequest | None = None, raw: bool = False) -> tuple[pa.Table, int]:
         for token in set(_TOKEN_RE.findall(sql)):
             t, copy = self._tokens[token]
             files = self._prune(t, copy, request)
             scans[str(copy.path)] = tuple(files)
-            sql = sql.replace(token, self._relation(t, copy, files))
+            sql = sql.replace(token, self._relation(t, copy, files, mode="raw" if raw else "udf"))
         state = self._local.__dict__
         cur = state.get("cur")
         if cur is None:
@@ -527,7 +558,9 @@ class ArchiveBackend:
                                  hint="the export may be damaged; re-export the table") from exc
         return table, nbytes
 
-    def _relation(self, t: _Table, copy: _Copy, files: list[str]) -> str:
+    def _relation(self, t: _Table, copy: _Copy, files: list[str], mode: str = "udf") -> str:
+        """The copy's rows from ``files``; WKB points decoded by the UDF (``udf``), left as their
+        bytes (``raw``), or left out (``plain``)."""
         for f in files if self._store.local else ():  # (remote: DuckDB's error names a missing file)
             if not os.path.isfile(f):
                 raise DatastackError(f"{f}: listed in the Delta log of {copy.path} but missing",
@@ -537,7 +570,8 @@ class ArchiveBackend:
         if not files:  # nothing can match (or no rows at all): a file read for its schema only
             files, where = [self._empty_file(copy)], " WHERE FALSE"
         lits = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        return f"(SELECT {t.select} FROM read_parquet([{lits}], hive_partitioning = false){where})"
+        select = {"udf": t.select, "plain": t.plain, "raw": t.raw}[mode]
+        return f"(SELECT {select} FROM read_parquet([{lits}], hive_partitioning = false){where})"
 
     def _empty_file(self, copy: _Copy) -> str:
         """A Parquet file with the copy's columns and no rows (a table or answer with no files)."""

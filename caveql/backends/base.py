@@ -32,6 +32,7 @@ __all__ = [
     "QueryRequest",
     "QueryResult",
     "ROW_CAP_WARNING",
+    "Relation",
 ]
 
 #: The filter dicts of the service's query bodies, in the order the server applies them.
@@ -58,6 +59,12 @@ class Capabilities:
     - ``parallel``: how many calls may run at once.
     - ``joins``/``views``/``live``/``timestamps``: which query endpoints exist.
     - ``select_columns``/``limit``/``offset``: which body keys are honoured.
+    - ``graph``: the backend answers ``graph()`` with the segmentation's proofreading graph
+      (:class:`caveql.backends.graph.SegmentationGraph`): root ids through time.
+    - ``relations``: the backend answers ``relation(request)`` with a :class:`Relation` (or
+      ``None`` when it cannot for that request): SQL the engine's local DuckDB step reads in
+      place of the call's rows (an archive's Parquet files), so filters and aggregates over
+      them run as one query and no rows are materialized in between.
     """
 
     row_cap: int | None = 200_000
@@ -73,6 +80,8 @@ class Capabilities:
     limit: bool = True
     offset: bool = True
     count: bool = True
+    graph: bool = False
+    relations: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,9 @@ class QueryRequest:
     desired_resolution: tuple[float, float, float] | None = None
     suffix_map: Mapping[str, str] | None = None
     count: bool = False
+    #: live calls: answer even when a root-id filter names ids not current at the timestamp
+    #: (the service's ``allow_invalid_root_ids`` query argument; it refuses them otherwise)
+    allow_invalid_root_ids: bool = False
 
     def filters(self) -> dict[str, Filters]:
         """The non-empty filter dicts by kind (``"in"``, ``"equal"``, ...)."""
@@ -191,12 +203,33 @@ class QueryResult:
         return any(w.startswith(ROW_CAP_WARNING) or "Limited query to" in w for w in self.warnings)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """A call's rows as SQL for the engine's DuckDB (``Capabilities.relations``): ``sql`` with
+    ``$n`` ``params`` selects the rows the request's answer holds (any order), its columns named
+    as the answer's; ``fields`` are the answer's columns with the service's types (the engine
+    casts to them); ``scans``: ``(folder, files)`` read, for EXPLAIN ANALYZE.
+
+    >>> Relation("SELECT 1 AS a", (), (pa.field("a", pa.int64()),)).fields[0].name
+    'a'
+    """
+
+    sql: str
+    params: tuple[Any, ...]
+    fields: tuple[pa.Field, ...]
+    scans: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What every backend provides; mirrors the materialization service's calls.
 
     Metadata answers are the service's JSON shapes (dicts and lists), so the HTTP
     backend can pass them through and the local backend produces the same.
+
+    A backend whose ``capabilities.graph`` is true also has ``graph()``: the segmentation's
+    proofreading graph (:class:`caveql.backends.graph.SegmentationGraph`, the ChunkedGraph's
+    calls); it is not a protocol member, so backends without one need not define it.
     """
 
     name: str

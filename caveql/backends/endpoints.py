@@ -201,7 +201,8 @@ def query_params(request: QueryRequest) -> list[tuple[str, str]]:
     if request.kind == "live":
         return [
             ("return_pyarrow", "True"), ("arrow_format", "True"), ("merge_reference", "False"),
-            ("allow_missing_lookups", "False"), ("allow_invalid_root_ids", "False"),
+            ("allow_missing_lookups", "False"),
+            ("allow_invalid_root_ids", "True" if request.allow_invalid_root_ids else "False"),
             ("direct_sql_pandas", "True"),
         ]
     params = [("return_pyarrow", "True"), ("arrow_format", "True"), ("split_positions", "True")]

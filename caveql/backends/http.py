@@ -56,6 +56,7 @@ from caveql._version import __version__
 from caveql.backends.auth import Token, find_token, token_help
 from caveql.backends.base import ROW_CAP_WARNING, Capabilities, QueryRequest, QueryResult, request_summary
 from caveql.backends.cancellable import make_cancellable
+from caveql.backends.graph_http import HttpGraph, graph_source
 from caveql.backends.endpoints import (
     API_VERSIONS,
     DEFAULT_GLOBAL_SERVER,
@@ -249,9 +250,28 @@ class HttpBackend(Transport):
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
-        """The service's limits: ``row_cap`` rows per call, no server-side NOT IN, v3 extras."""
+        """The service's limits: ``row_cap`` rows per call, no server-side NOT IN, v3 extras;
+        ``graph`` when the datastack's ``segmentation_source`` is a graphene (ChunkedGraph) one."""
         v3 = self.api_version >= 3
-        return Capabilities(row_cap=self.row_cap, parallel=self.parallel, views=v3, live=v3)
+        return Capabilities(row_cap=self.row_cap, parallel=self.parallel, views=v3, live=v3,
+                            graph=graph_source(self.info()) is not None)
+
+    def graph(self) -> HttpGraph | None:
+        """The segmentation's proofreading graph: the ChunkedGraph the info's
+        ``segmentation_source`` names (:mod:`caveql.backends.graph_http`), over this backend's
+        transport; ``None`` when the datastack has none. Made once."""
+        return self._memoized(("graph",), self._make_graph)
+
+    def _make_graph(self) -> HttpGraph | None:
+        found = graph_source(self.info())
+        if found is None:
+            return None
+        host, table = found
+        # the info's own host (the usual deployment) or none: the materialize host, as caveclient
+        # asks (it honours a local_server override)
+        if not host or host == str(self.info().get("local_server") or "").rstrip("/"):
+            host = self.local_server
+        return HttpGraph(self, host, table)
 
     def _memoized(self, key: tuple[Any, ...], fetch: Callable[[], Any]) -> Any:
         with self._lock:

@@ -52,6 +52,8 @@ import pyarrow.parquet as pq
 from caveql.backends.base import FILTER_KINDS, Capabilities, QueryRequest, QueryResult
 from caveql.backends.local_live import LiveMaps, version_time
 from caveql.backends.local_sql import CRUD_SIMPLE, Builder, Col, Source, error, fields_of, q, suggest
+from caveql.backends.graph import LocalGraph
+from caveql.datastack.history import FILE as HISTORY_FILE
 from caveql.datastack.history import History
 from caveql.datastack.layout import TableEntry, VersionEntry, read_info, read_versions
 from caveql import cancel
@@ -141,7 +143,8 @@ class LocalBackend:
         self.profile = profile
         filters = set(FILTER_KINDS) - ({"notin"} if self.ignore_notin else set())
         self.capabilities = Capabilities(row_cap=row_cap, max_in_batch=10_000,
-                                         filters=frozenset(filters), parallel=parallel)
+                                         filters=frozenset(filters), parallel=parallel,
+                                         graph=(self.path / HISTORY_FILE).exists())
         self._lock = threading.Lock()
         self._local = threading.local()
         try:
@@ -259,6 +262,11 @@ class LocalBackend:
                     self._history_loaded = True
         return self._history
 
+    def graph(self) -> LocalGraph | None:
+        """The segmentation's proofreading graph (the folder's history), None when it has none."""
+        h = self.history
+        return None if h is None else LocalGraph(h)
+
     def _live_source(self, version: int, name: str, timestamp: datetime | None) -> Source:
         """Table ``name`` of ``version`` as a live query at ``timestamp`` reads it: root ids as
         of the timestamp when the datastack has a history (local_live), else as frozen."""
@@ -271,7 +279,9 @@ class LocalBackend:
 
     def _view_source(self, entry: VersionEntry, name: str) -> Source:
         view = entry.views[name]
-        rel = f"({view.sql})"
+        # a defined view is its SQL over the version's tables; a materialized one (a snapshot's
+        # copy of the service's rows) its Parquet file
+        rel = f"({view.sql})" if view.sql is not None else f"read_parquet({_lit(view.files[0].path)})"
         try:
             with self._cursor(entry.version) as cur:
                 schema = cur.sql(f"SELECT * FROM {rel} AS v LIMIT 0").to_arrow_table().schema

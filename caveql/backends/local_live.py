@@ -40,7 +40,7 @@ import pyarrow as pa
 from caveql.backends.local_sql import Source, q
 from caveql.datastack.history import History
 
-__all__ = ["LiveMaps", "stale_root_notices"]
+__all__ = ["LiveMaps", "version_time"]
 
 _SCHEMA = "__live"
 _KEEP = 128  # mapping tables kept (per version and epoch); the oldest is dropped beyond
@@ -150,52 +150,3 @@ def version_time(metadata: dict[str, Any]) -> datetime | None:
         return None
     ts = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def stale_root_notices(requests: list[Any], backend: Any) -> list[str]:
-    """For an answer without rows: a notice for each root id a request's equality/IN filter
-    names that its backend's history says is not current at the request's version or timestamp
-    (when it stopped being current, and the roots it became). Ids the history does not know,
-    and backends without a history, give none.
-
-    >>> import tempfile
-    >>> from caveql.backends.base import QueryRequest
-    >>> from caveql.backends.local import LocalBackend
-    >>> from caveql.datastack.tiny import build_tiny
-    >>> b = LocalBackend(build_tiny(tempfile.mkdtemp()))
-    >>> req = QueryRequest(kind="table", table="nuclei", version=2, filter_equal={"nuclei": {"pt_root_id": 905}})
-    >>> print(stale_root_notices([req], b)[0])
-    nuclei.pt_root_id: root id 905 is not current at version 2 (2023-04-06 20:17:09.199182+00:00): it stopped being current at 2022-08-01 00:00:00+00:00 (operation 101); its latest roots then are 1005, 2001
-    """
-    h = getattr(backend, "history", None)
-    if not isinstance(h, History):
-        return []
-    out: list[str] = []
-    for req in requests:
-        if req.kind == "live":
-            t, where = req.timestamp, None
-        elif req.version is not None and req.kind in ("table", "join"):
-            try:
-                t = version_time(backend.version_metadata(req.version))
-            except Exception:  # noqa: BLE001 - a version the backend does not know: nothing to say
-                continue
-            where = f"version {req.version} ({t})"
-        else:
-            continue
-        for kind in ("equal", "in"):
-            for table, cols in (getattr(req, f"filter_{kind}") or {}).items():
-                for col, value in cols.items():
-                    if not str(col).endswith("_root_id"):
-                        continue
-                    values = value if kind == "in" else [value]
-                    for v in list(values)[:1000]:
-                        if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v >= 2**63:
-                            continue
-                        if not bool(h.edited([v])[0]):
-                            continue  # a root no edit names is current at every instant (or unknown)
-                        why = h.why_not_valid(v, t)
-                        if why is not None:
-                            if where is not None:
-                                why = why.replace(f"at {t}:", f"at {where}:", 1) if t is not None else why
-                            out.append(f"{table}.{col}: {why}")
-    return list(dict.fromkeys(out))

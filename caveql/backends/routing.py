@@ -184,7 +184,14 @@ class RoutingBackend:
             live=service.live if service is not None else False,
             select_columns=all(c.select_columns for c in caps), limit=all(c.limit for c in caps),
             offset=all(c.offset for c in caps), count=all(c.count for c in caps),
+            graph=service.graph if service is not None else False,
             source=self.describe)
+
+    def graph(self) -> Any:
+        """The service's proofreading graph (it answers for archived versions too: root ids are
+        judged at a version's time stamp), ``None`` when the service has none or is absent."""
+        make = getattr(self.service, "graph", None)
+        return make() if make is not None else None
 
     def info(self) -> dict[str, Any]:
         """The service's datastack info (an archive's while the service is unreachable)."""

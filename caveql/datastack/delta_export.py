@@ -349,15 +349,15 @@ def archive_complete(root: Path, version: int, table: str, rows: int, cond: str 
 
 
 def write_archive_table(root: Path, version: int, table: str, data: pa.Table, meta: dict[str, Any],
-                        cond: str | None, lock: Any, **options: Any) -> None:
-    """Export ``data`` (the service's rows of ``table``) under ``root/v{version}/{table}``
-    (written aside, then moved into place), then record its metadata and row count in
-    ``archive.json`` (under ``lock``: tables are written in parallel)."""
+                        cond: str | None, lock: Any, *, view: bool = False, **options: Any) -> None:
+    """Export ``data`` (the service's rows of ``table``, or of a view: ``flat`` + ``id`` + Morton)
+    under ``root/v{version}/{table}`` (written aside, then moved into place), then record its
+    metadata and row count in ``archive.json`` (under ``lock``: tables are written in parallel)."""
     tmp = root / ".partial" / f"v{version}" / table
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    export_rows(data, tmp, **options)
+    export_rows(data, tmp, view=view, **options)
     with lock:
         replace_folder(tmp, root / f"v{version}" / table)
         for empty in (tmp.parent, tmp.parent.parent):
@@ -366,6 +366,6 @@ def write_archive_table(root: Path, version: int, table: str, data: pa.Table, me
             except OSError:
                 pass
         doc = _read_sidecar(root)
-        doc.setdefault("tables", {})[table] = {k: v for k, v in meta.items() if k != "_storage"}
+        doc.setdefault("tables", {})[table] = {k: v for k, v in meta.items() if k not in ("_storage", "sql")}
         doc.setdefault(_MARK, {})[f"v{version}/{table}"] = {"rows": data.num_rows, "where": cond}
         _write_sidecar(root, doc)

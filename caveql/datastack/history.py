@@ -186,10 +186,31 @@ class History:
 
     @classmethod
     def load(cls, folder: str | Path) -> History | None:
-        """The history of the datastack folder ``folder``, or None when it has none."""
+        """The history of the datastack folder ``folder``, or None when it has none.
+
+        Loads are shared within the process while the file is unchanged: every backend over the
+        folder then shares one supervoxel index, built once (seconds at millions of rows).
+        """
         path = Path(folder) / FILE
         if not path.exists():
             return None
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise DatastackError(f"cannot read the history {path}: {exc}") from exc
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        with _LOADED_LOCK:
+            found = _LOADED.get(key)
+        if found is not None:
+            return found
+        made = cls._read(folder, path)
+        with _LOADED_LOCK:
+            for k in [k for k in _LOADED if k[0] == key[0]]:
+                del _LOADED[k]  # (an older state of the same file)
+            return _LOADED.setdefault(key, made)
+
+    @classmethod
+    def _read(cls, folder: str | Path, path: Path) -> History:
         try:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[_META_KEY])
@@ -211,12 +232,17 @@ class History:
     def _set_index(self, svs: np.ndarray, roots: np.ndarray) -> None:
         # the edits' own supervoxels (pieces no table holds) are known too: their root at the
         # edit, carried to the anchor (a step's direction needs only its target time)
-        known = set(svs.tolist())
+        moved = np.array(sorted({sv for e in self.edits for sv in e.moved_supervoxels}), dtype=np.int64)
+        # the moved supervoxels the tables hold: a binary search over the sorted supervoxels
+        # (np.isin hashes all of them: seconds at millions)
+        ordered = np.sort(svs)
+        at = np.minimum(np.searchsorted(ordered, moved), max(ordered.size - 1, 0))
+        held = set(moved[ordered[at] == moved].tolist()) if ordered.size else set()
         extra: dict[int, tuple[int, int]] = {}
         for e in self.edits:
             ts = to_us(e.timestamp)
             for sv in e.moved_supervoxels:
-                if sv not in known and sv not in extra:
+                if sv not in held and sv not in extra:
                     extra[sv] = (e.new_roots[1], ts) if e.kind == "split" else (e.old_roots[1], ts - 1)
         if extra:
             anchor = to_us(self.anchor_timestamp)
@@ -238,7 +264,8 @@ class History:
         pair = np.r_[True, (svs[1:] != svs[:-1]) | (roots[1:] != roots[:-1])] if svs.size else first
         self.index_conflicts = int(np.unique(svs[pair & ~first]).size)
         self._index = (svs[first], roots[first])
-        self._known = np.union1d(roots[roots != 0], self._roots)
+        known = np.sort(np.concatenate([roots[roots != 0], self._roots]))
+        self._known = known[np.r_[True, known[1:] != known[:-1]]] if known.size else known
 
     def _anchor(self) -> tuple[np.ndarray, np.ndarray]:
         """(supervoxels, roots) at the anchor version, sorted by supervoxel (read once, lazily)."""
@@ -390,6 +417,15 @@ class History:
             return known & (died == _NOW)
         return known & (born <= t) & (died > t)
 
+    def spans(self, root_ids: Any) -> tuple[list[datetime], list[datetime | None], np.ndarray]:
+        """(created, superseded or None, known) of each root, at once (unknown ids: the base
+        time and None, known False)."""
+        born, died, known = self._span(root_ids)
+        made = {int(u): _dt(int(u)) for u in np.unique(born).tolist()}
+        gone = {int(u): _dt(int(u)) for u in np.unique(died[died != _NOW]).tolist()}
+        return ([made[int(b)] for b in born.tolist()],
+                [None if d == _NOW else gone[int(d)] for d in died.tolist()], known)
+
     def valid_range(self, root_id: int) -> tuple[datetime, datetime | None]:
         """(created, superseded or None) of a root; ``KeyError`` for an id that was never a root."""
         born, died, known = self._span([root_id])
@@ -534,6 +570,11 @@ class History:
                        "source_ids": list(e.source_supervoxels), "sink_ids": list(e.sink_supervoxels),
                        ("added_edges" if e.kind == "merge" else "removed_edges"): pairs}
         return out
+
+
+# History.load's loads, by (file, mtime, size)
+_LOADED: dict[tuple[str, int, int], History] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 def _read_anchor(folder: Path | None, version: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ A local datastack is a folder::
       versions/<v>/version.json         what get_version_metadata(v) returns
       versions/<v>/tables/<t>.json      what get_table_metadata(t) returns (+ optional "_storage")
       versions/<v>/tables/<t>.parquet   the rows (default location when "_storage" is absent)
-      versions/<v>/views/<name>.json    what get_views()[name] returns + "sql" (DuckDB SQL)
+      versions/<v>/views/<name>.json    what get_views()[name] returns + "sql" (DuckDB SQL over
+                                        the version's tables), or + "_storage" (the view's rows)
 
 Parquet columns are the columns a query of the table returns, in the service's order
 and types, with every position split into three integer columns ``<col>_x/_y/_z`` in
@@ -22,6 +23,12 @@ for example shared with another version::
 ``files`` are alternative copies of the same rows (sorted differently); ``root_id_map``
 (columns ``root_id``, ``version_root_id``) rewrites every ``*_root_id`` column, for a
 version that differs from the shared file only by the root ids of edited cells.
+
+A view is either defined (``"sql"``: DuckDB SQL over the version's tables, evaluated at each
+query) or materialized (``"_storage": {"files": [{"path": ...}]}``: its rows as of the version,
+as ``caveql snapshot`` copies them from a service, which publishes no view's SQL; the default
+file is ``views/<name>.parquet`` beside the JSON). Its Parquet columns are those of the view's
+answer, positions split as for tables.
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
@@ -78,11 +85,13 @@ class TableEntry:
 
 @dataclass(frozen=True)
 class ViewEntry:
-    """A view at one version: its metadata (as get_views() gives it) and its DuckDB SQL."""
+    """A view at one version: its metadata (as get_views() gives it) and either its DuckDB SQL
+    or (``sql`` None) the Parquet file of its materialized rows."""
 
     name: str
     metadata: dict[str, Any]
-    sql: str
+    sql: str | None
+    files: tuple[StoredFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,16 +214,33 @@ def _read_table(root: Path, path: Path) -> TableEntry:
     return TableEntry(name, metadata, tuple(files), remap_path)
 
 
-def _read_view(path: Path) -> ViewEntry:
+def _read_view(root: Path, path: Path) -> ViewEntry:
     name = path.stem
     _check_name("view", name, path)
     raw = _load(path)
-    if not isinstance(raw, dict) or not isinstance(raw.get("sql"), str):
-        raise DatastackError(f"{path}: a view needs an object with an 'sql' string")
-    meta = {k: v for k, v in raw.items() if k != "sql"}
+    storage = raw.get("_storage") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or (storage is None) == (not isinstance(raw.get("sql"), str)) \
+            or (storage is not None and "sql" in raw):
+        raise DatastackError(f"{path}: a view needs an object with either an 'sql' string or "
+                             "'_storage' (its materialized rows), not both")
+    meta = {k: v for k, v in raw.items() if k not in ("sql", "_storage")}
     for axis in "xyz":
         meta.setdefault(f"voxel_resolution_{axis}", 1.0)
-    return ViewEntry(name, meta, raw["sql"])
+    if storage is None:
+        return ViewEntry(name, meta, raw["sql"])
+    items = storage.get("files") if isinstance(storage, dict) else None
+    if not isinstance(storage, dict) or not isinstance(items, list | type(None)):
+        raise DatastackError(f"{path}: '_storage' must be an object whose 'files' is a list")
+    files = []
+    for item in items or ({"path": str(path.with_suffix(".parquet").relative_to(root))},):
+        rel = item.get("path") if isinstance(item, dict) else item
+        if not isinstance(rel, str):
+            raise DatastackError(f"{path}: each of '_storage.files' needs a 'path' string")
+        f = StoredFile(_resolve(root, rel, path), item.get("sorted_by") if isinstance(item, dict) else None)
+        if not f.path.exists():
+            raise DatastackError(f"{path}: data file {f.path} is missing")
+        files.append(f)
+    return ViewEntry(name, meta, None, tuple(files))
 
 
 def read_versions(root: Path) -> dict[int, VersionEntry]:
@@ -236,7 +262,7 @@ def read_versions(root: Path) -> dict[int, VersionEntry]:
         meta = {"version": v, "valid": True, **meta}
         tables = {e.name: e for e in (_read_table(root, p)
                                       for p in sorted((folder / "tables").glob("*.json")))}
-        views = {e.name: e for e in (_read_view(p) for p in sorted((folder / "views").glob("*.json")))}
+        views = {e.name: e for e in (_read_view(root, p) for p in sorted((folder / "views").glob("*.json")))}
         out[v] = VersionEntry(v, meta, tables, views)
     if not out:
         raise DatastackError(f"{root}: no version folders under versions/")

@@ -1,4 +1,4 @@
-"""``caveql snapshot``: copy tables of a service at one version into a local datastack folder.
+"""``caveql snapshot``: copy tables and views of a service at one version into a local datastack folder.
 
 Each table is fetched whole, as the service stores it, with the executor's splitter
 (:func:`caveql.execute.remote.run_call`): past the row cap it is cut into id ranges fetched in
@@ -8,6 +8,15 @@ and nothing of it is written. It is written in the folder format of docs/datasta
 synapse table with the sorted copies the local backend uses) under temporary names renamed into
 place, its JSON last; the JSON records the rows written, so a snapshot run again skips the
 tables already complete (resuming an interrupted one).
+
+A view is copied as its rows (the service publishes no view's SQL): a materialized view of the
+folder format (``versions/<v>/views/<name>.json`` naming its Parquet file), counted with the view
+endpoint's ``count``. The view endpoint honours ``limit`` and ``offset`` but orders nothing, so
+pages by offset may repeat or skip rows; like a table, a view past the row cap is cut into ranges
+of one integer column, with the same splitter: ``id`` or the column most distinct in a sample
+(the next one when a single value holds more rows than the cap), which must hold no NULL
+(checked with a count: a NULL lies in no range). Disjoint ranges whose rows add up to the
+service's count are every row exactly once.
 
 ``where`` (a CQL condition) copies only the rows of each table it keeps, through the engine
 (``SELECT * FROM t WHERE (...) AT VERSION N``); the expected count is the engine's count of
@@ -31,7 +40,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +52,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from caveql import cancel
-from caveql.backends.base import Backend, QueryRequest
+from caveql.backends.base import Backend, QueryRequest, QueryResult
 from caveql.backends.endpoints import schema_columns, spare_column
 from caveql.datastack.layout import write_info, write_json, write_version
 from caveql.engine import Engine
@@ -75,6 +84,7 @@ class TableCopy:
     rows: int
     skipped: bool
     seconds: float
+    view: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,8 +139,8 @@ def _check_where(where: str | None) -> str | None:
 def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[str] | None = None,
              where: str | None = None, progress: Progress | None | bool = True,
              workers: int = 4, format: str = "local", **delta: Any) -> SnapshotReport:
-    """Copy ``tables`` (default: every table) of ``source`` at ``version`` into the local
-    datastack folder ``dest``; returns what was done.
+    """Copy ``tables`` (tables and views; default: every table and view) of ``source`` at
+    ``version`` into the local datastack folder ``dest``; returns what was done.
 
     ``source`` is a caveql connection, an :class:`~caveql.engine.Engine` or a backend (usually an
     HTTP one). ``where`` is a CQL condition applied to every table named (each must have its
@@ -169,17 +179,21 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
         raise DatastackError(f"version {version} is not a version of the service's datastack",
                              hint=f"versions: {', '.join(map(str, sorted(backend.versions())))}")
     available = list(backend.tables(version))
-    names = list(dict.fromkeys(tables)) if tables is not None else sorted(available)
-    unknown = [t for t in names if t not in available]
+    views = _views_of(backend, version)
+    names = list(dict.fromkeys(tables)) if tables is not None else sorted(available) + sorted(views)
+    unknown = [t for t in names if t not in available and t not in views]
     if unknown:
-        raise DatastackError(f"no table {', '.join(map(repr, unknown))} at version {version}",
-                             hint=f"tables: {', '.join(sorted(available))}")
+        raise DatastackError(f"no table or view {', '.join(map(repr, unknown))} at version {version}",
+                             hint=f"tables: {', '.join(sorted(available))}"
+                             + (f"; views: {', '.join(sorted(views))}" if views else ""))
     if not names:
         raise ConfigError("no tables to snapshot")
     # a reference table is only usable beside its target (CQL reads it merged): the target comes
     # too, whole (the condition is meant for the tables named)
     conds = {t: cond for t in names}
     for t in list(names):
+        if t in views:
+            continue
         target = backend.table_metadata(version, t).get("reference_table")
         if isinstance(target, str) and target in available and target not in conds:
             names.append(target)
@@ -193,7 +207,7 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
         delta_export.prepare_archive(root, info, version, backend.version_metadata(version))
     else:
         _prepare(root, backend, version)
-    expected = {t: _expected(backend, version, t, conds[t]) for t in names}
+    expected = {t: _expected(backend, version, t, conds[t], t in views) for t in names}
     total = sum(expected.values())
     state = {"rows": 0, "tables": 0}
     start = time.perf_counter()
@@ -207,24 +221,25 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
     def copy_one(name: str) -> TableCopy:
         t0 = time.perf_counter()
         n = expected[name]
+        view = name in views
+        meta = views[name] if view else backend.table_metadata(version, name)
         if format == "delta":
             from caveql.datastack import delta_export
 
             skipped = delta_export.archive_complete(root, version, name, n, conds[name])
             if not skipped:
-                data = _fetched(backend, version, name, n, conds[name])
-                delta_export.write_archive_table(
-                    root, version, name, data, backend.table_metadata(version, name), conds[name], _LOCK,
-                    **delta)
+                data = _fetched(backend, version, name, n, conds[name], view)
+                delta_export.write_archive_table(root, version, name, data, meta, conds[name], _LOCK,
+                                                 view=view, **delta)
         else:
-            skipped = _complete(root, version, name, n, conds[name])
+            skipped = _complete(root, version, name, n, conds[name], view)
             if not skipped:
-                _copy(backend, root, version, name, n, conds[name])
+                _copy(backend, root, version, name, n, conds[name], meta, view)
         with _LOCK:
             state["rows"] += n
             state["tables"] += 1
             report(_bar(state["tables"], len(names), state["rows"], total, time.perf_counter() - start))
-        return TableCopy(name, n, skipped, time.perf_counter() - t0)
+        return TableCopy(name, n, skipped, time.perf_counter() - t0, view)
 
     pool = ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="snapshot")
     try:
@@ -235,9 +250,20 @@ def snapshot(source: Any, version: int, dest: str | Path, *, tables: Sequence[st
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    report(f"done: {root} (version {version}, {len(done)} tables, "
-           f"{sum(t.rows for t in done):,} rows)")
+    report(f"done: {root} (version {version}, {_kinds(done)}, {sum(t.rows for t in done):,} rows)")
     return SnapshotReport(root, version, done)
+
+
+def _kinds(done: Sequence[TableCopy]) -> str:
+    """``"3 tables"``, ``"1 table and 2 views"``.
+
+    >>> _kinds([TableCopy("t", 1, False, 0.0), TableCopy("v", 1, False, 0.0, view=True)])
+    '1 table and 1 view'
+    """
+    views = sum(t.view for t in done)
+    tables = len(done) - views
+    out = f"{tables} table{'s' * (tables != 1)}"
+    return out + (f" and {views} view{'s' * (views != 1)}" if views else "")
 
 
 def _bar(k: int, n: int, rows: int, total: int, seconds: float) -> str:
@@ -269,9 +295,17 @@ def _prepare(root: Path, backend: Backend, version: int) -> None:
     write_info(root, info)
     folder = write_version(root, version, backend.version_metadata(version))
     # temporary files of a run that was killed outright (`.<name>.<pid>`): never read, removed
-    for stale in (folder / "tables").glob(".*"):
+    for stale in [*(folder / "tables").glob(".*"), *(folder / "views").glob(".*")]:
         if stale.is_file() and stale.name.rsplit(".", 1)[-1].isdigit():
             stale.unlink(missing_ok=True)
+
+
+def _views_of(backend: Backend, version: int) -> dict[str, dict[str, Any]]:
+    """``{view: metadata}`` of the service at ``version`` (none when it has no view endpoint)."""
+    caps = getattr(backend, "capabilities", None)
+    if caps is not None and not caps.views:
+        return {}
+    return {n: {k: v for k, v in m.items() if k != "_storage"} for n, m in backend.views(version).items()}
 
 
 def _statement(table: str, version: int, cond: str | None, what: str = "*") -> str:
@@ -283,27 +317,31 @@ def _engine(backend: Backend) -> Engine:
     return Engine(backend, max_fetch_rows=None)
 
 
-def _expected(backend: Backend, version: int, table: str, cond: str | None) -> int:
-    """The rows the service says ``table`` has at ``version`` (those ``cond`` keeps, when given)."""
+def _expected(backend: Backend, version: int, table: str, cond: str | None, view: bool = False) -> int:
+    """The rows the service says ``table`` has at ``version`` (those ``cond`` keeps, when given);
+    a view's from its query endpoint's ``count`` (the service has no other count of a view)."""
+    if cond is None and view:
+        res = backend.query(QueryRequest(kind="view", table=table, version=version, count=True))
+        return int(res.table.column("count")[0].as_py())
     if cond is None:
         return int(backend.table_count(version, table))
     try:
         frame = _engine(backend).execute(_statement(table, version, cond, "count(*) AS n")).frame
     except CaveqlError as err:
-        err.message = f"--where on table {table}: {err.message}"
+        err.message = f"--where on {'view' if view else 'table'} {table}: {err.message}"
         raise
     assert frame is not None
     return int(frame["n"].iloc[0])
 
 
-def _json_path(root: Path, version: int, table: str) -> Path:
-    return root / "versions" / str(version) / "tables" / f"{table}.json"
+def _json_path(root: Path, version: int, table: str, view: bool = False) -> Path:
+    return root / "versions" / str(version) / ("views" if view else "tables") / f"{table}.json"
 
 
-def _complete(root: Path, version: int, table: str, rows: int, cond: str | None) -> bool:
+def _complete(root: Path, version: int, table: str, rows: int, cond: str | None, view: bool = False) -> bool:
     """True when ``table`` was written by a snapshot with the same condition and every file of it
     holds the service's ``rows``."""
-    path = _json_path(root, version, table)
+    path = _json_path(root, version, table, view)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         storage = doc["_storage"]
@@ -315,19 +353,52 @@ def _complete(root: Path, version: int, table: str, rows: int, cond: str | None)
         return False
 
 
-def _fetch_whole(backend: Backend, version: int, table: str, rows: int) -> pa.Table:
+def _fetch_whole(backend: Backend, version: int, table: str, rows: int, view: bool = False) -> pa.Table:
     """Every row of ``table`` exactly as the service stores it (a reference table unmerged), in as
     many requests as its row cap needs: the executor's splitter (count, then id ranges sized to
-    the cap), run on one plain table call."""
+    the cap), run on one plain table call split by ``id``. A view under the cap is one request;
+    past it, ranges of the first of :func:`_split_columns` that cuts it under the cap (one value
+    holding more rows than the cap cannot be cut: the next column is tried)."""
     schema = backend.table_columns(version, table)
-    has_id = "id" in schema.names
-    request = QueryRequest(kind="table", table=table, version=version)
+    request = QueryRequest(kind="view" if view else "table", table=table, version=version)
+    if not view:
+        return _fetch_split(backend, request, schema, rows, "id" if "id" in schema.names else None)
+    schema = _view_schema(backend, version, table, schema)
+    backend = _Conformed(backend, schema)  # type: ignore[assignment]
+    cap = backend.capabilities.row_cap
+    if cap is None or rows < cap:
+        try:
+            return _fetch_split(backend, request, schema, rows, None)
+        except TruncatedResultError:
+            pass  # the service caps lower than it said: cut it by a column
+    failures: list[str] = []
+    for col, hint in _split_columns(backend, request, schema, rows):
+        try:
+            return _fetch_split(backend, request, schema, rows, col, hint)
+        except TruncatedResultError as exc:
+            failures.append(f"by {col}: {exc.message}")
+    cap = backend.capabilities.row_cap
+    raise TruncatedResultError(
+        f"view {table} at version {version}: {rows:,} rows, more than the service's row cap"
+        + (f" of {cap:,}" if cap else "") + ", and no integer column without NULLs cuts it into ranges "
+        "under the cap (the view endpoint's offset pages are unordered: never used)"
+        + (f"; {'; '.join(failures)}" if failures else ""),
+        hint="leave the view out (--tables), or ask the service's operators for its Delta Lake export")
+
+
+def _fetch_split(backend: Backend, request: QueryRequest, schema: pa.Schema, rows: int,
+                 col: str | None, hint: tuple[int, int] | None = None) -> pa.Table:
+    """The rows of ``request`` (a whole table or view) split by ranges of ``col`` (``None``: one
+    request, an error when capped): cut into spans fetched in parallel (:func:`_id_spans`; ``hint``:
+    a sample's least and greatest value of ``col``), each by the executor's splitter."""
+    table = request.table or ""
     call = RemoteCall(alias=table, relation="r0", request=request,
-                      id_column=(table, "id") if has_id else None, id_local="id" if has_id else None,
+                      label="query_view" if request.kind == "view" else "query_table",
+                      id_column=(table, col) if col else None, id_local=col,
                       may_exceed_cap=True, table_rows=rows, columns=tuple(schema.names),
-                      spare=spare_column(schema_columns(schema), {"id"}))
+                      spare=spare_column(schema_columns(schema), {col or "id"}))
     caps = backend.capabilities
-    spans = _id_spans(backend, call.request, rows, caps) if has_id else [None]
+    spans = _id_spans(backend, call.request, rows, caps, col, hint) if col else [None]
 
     token = cancel.current()
 
@@ -336,14 +407,14 @@ def _fetch_whole(backend: Backend, version: int, table: str, rows: int) -> pa.Ta
             return run_piece(span)
 
     def run_piece(span: tuple[int, int] | None) -> pa.Table | None:
-        piece = call if span is None else replace(call, request=_id_range(call.request, *span))
+        piece = call if span is None else replace(call, request=_id_range(call.request, *span, col or "id"))
         local = caps
         for _ in range(4):
             try:
                 return run_call(backend, piece, local, lambda _s, _c: [], None)[0]
             except RowCapLearned as signal:  # the service caps lower than it said: split smaller
                 local = replace(local, row_cap=signal.cap)
-        raise TruncatedResultError(f"table {table}: the service kept lowering its row cap")
+        raise TruncatedResultError(f"{request.kind} {table}: the service kept lowering its row cap")
 
     if len(spans) > 1:
         with ThreadPoolExecutor(max_workers=min(len(spans), caps.parallel)) as pool:
@@ -352,18 +423,82 @@ def _fetch_whole(backend: Backend, version: int, table: str, rows: int) -> pa.Ta
         parts = [t for t in (run(spans[0]),) if t is not None]
     if not parts:
         return schema.empty_table()
-    got = pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
-    return got
+    return pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
 
 
-def _id_range(req: QueryRequest, lo: int, hi: int) -> QueryRequest:
+def _id_range(req: QueryRequest, lo: int, hi: int, col: str = "id") -> QueryRequest:
     t = req.table or ""
-    return replace(req, filter_greater_equal={t: {"id": lo}}, filter_less={t: {"id": hi}})
+    return replace(req, filter_greater_equal={t: {col: lo}}, filter_less={t: {col: hi}})
 
 
-def _count(backend: Backend, req: QueryRequest, lo: int, hi: int) -> int:
-    res = backend.query(replace(_id_range(req, lo, hi), count=True))
+def _count(backend: Backend, req: QueryRequest, lo: int, hi: int, col: str = "id") -> int:
+    res = backend.query(replace(_id_range(req, lo, hi, col), count=True))
     return int(res.table.column("count")[0].as_py())
+
+
+_I64_MIN = -(2 ** 63)
+_JSON_TYPES = {"integer": pa.int64(), "float": pa.float64(), "number": pa.float64(), "boolean": pa.bool_()}
+
+
+def _view_schema(backend: Backend, version: int, view: str, schema: pa.Schema) -> pa.Schema:
+    """The view's columns with the types its schema endpoint gives where an answer's differ: the
+    genuine service sends a column that is NULL in every row of an answer as text (pandas holds
+    it as objects), so the schema of a one-row answer may say string for an integer column."""
+    get = getattr(backend, "view_schema", None)
+    if get is None:
+        return schema
+    declared = {k: _JSON_TYPES.get(v.get("type", "")) for k, v in get(version, view).items()}
+    return pa.schema([f.with_type(declared[f.name]) if declared.get(f.name) is not None
+                      and (pa.types.is_string(f.type) or pa.types.is_null(f.type)) else f for f in schema])
+
+
+class _Conformed:
+    """A backend whose answers' all-NULL columns are cast to ``schema``'s types (see
+    :func:`_view_schema`): pieces of one view then concatenate."""
+
+    def __init__(self, inner: Backend, schema: pa.Schema) -> None:
+        self.inner = inner
+        self.schema = schema
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def query(self, request: QueryRequest) -> QueryResult:
+        res = self.inner.query(request)
+        t = res.table
+        for i, name in enumerate(t.column_names):
+            want = self.schema.field(name).type if name in self.schema.names else None
+            col = t.column(i)
+            if want is not None and col.type != want and col.null_count == len(col):
+                t = t.set_column(i, name, pa.nulls(len(col), want))
+        return res if t is res.table else replace(res, table=t)
+
+
+def _split_columns(backend: Backend, req: QueryRequest, schema: pa.Schema,
+                   rows: int) -> Iterator[tuple[str, tuple[int, int] | None]]:
+    """The integer columns a view past the row cap may be split by, best first, each with its
+    least and greatest value in a sample of the view: ``id``, then the columns with the most
+    distinct values in the sample (few rows per value: ranges can be cut small); only those
+    holding no NULL (a count of ``col >= -2**63`` equals the view's: a NULL lies in no range,
+    and would be missing from the copy)."""
+    trios = {f"{n[:-2]}_{a}" for n in schema.names if n.endswith("_x") for a in "xyz"
+             if {f"{n[:-2]}_y", f"{n[:-2]}_z"} <= set(schema.names)}
+    candidates = [f.name for f in schema if pa.types.is_integer(f.type) and f.name not in trios]
+    if not candidates:
+        return
+    cap = backend.capabilities.row_cap
+    sample = backend.query(replace(req, limit=max(2, min(1000, (cap or 1001) - 1)))).table
+
+    def spread(col: str) -> tuple[bool, int]:
+        values = sample.column(col) if col in sample.column_names else pa.chunked_array([], pa.int64())
+        return col == "id", pc.count_distinct(values).as_py() - values.null_count
+
+    t = req.table or ""
+    for col in sorted(candidates, key=spread, reverse=True):
+        res = backend.query(replace(req, count=True, filter_greater_equal={t: {col: _I64_MIN}}))
+        if int(res.table.column("count")[0].as_py()) == rows:
+            span = pc.min_max(sample.column(col)).as_py() if col in sample.column_names else {}
+            yield col, None if span.get("min") is None else (int(span["min"]), int(span["max"]))
 
 
 def _bracket(ok: Callable[[int], bool], lo: int, top: int, rel: int = 1024) -> tuple[int, int]:
@@ -382,8 +517,17 @@ def _bracket(ok: Callable[[int], bool], lo: int, top: int, rel: int = 1024) -> t
     while lo + step < top and not ok(lo + step):
         lo, step = lo + step, step * 2
     hi = min(top, lo + step)
-    # ok(hi) is true, ok(lo) false
-    while hi - lo > 1 and (rel == 0 or hi - lo > hi // rel):
+    return _bisect(ok, lo, hi, 1 if rel == 0 else hi // rel)
+
+
+def _bisect(ok: Callable[[int], bool], lo: int, hi: int, tol: int) -> tuple[int, int]:
+    """``(a, b)`` holding the least x in (lo, hi] where ``ok(x)`` (``ok(lo)`` false, ``ok(hi)``
+    true), ``b - a`` under ``tol``.
+
+    >>> _bisect(lambda x: x >= 37, 0, 1000, 1)
+    (37, 37)
+    """
+    while hi - lo > 1 and hi - lo > tol:
         mid = (lo + hi) // 2
         if ok(mid):
             hi = mid
@@ -392,23 +536,56 @@ def _bracket(ok: Callable[[int], bool], lo: int, top: int, rel: int = 1024) -> t
     return lo + 1, hi
 
 
-def _id_spans(backend: Backend, req: QueryRequest, rows: int, caps: Any) -> list[tuple[int, int] | None]:
+def _edges(has: Callable[[int, int], int], rows: int, hint: tuple[int, int]) -> tuple[int, int]:
+    """``[first, end)`` holding every value of a column (``has(a, b)``: rows with a value in
+    [a, b)) near a sample's ``(least, greatest)`` value: galloping out from the sample by its
+    spread, then bisecting to a thousandth of it (a few counts where values are far from 0, as
+    root ids are: galloping from 0 takes 60 for them, and a thousandth of the value, not of the
+    spread, would put every row in one span).
+
+    >>> values = [10 ** 17 + 5, 10 ** 17 + 7, 10 ** 17 + 900]
+    >>> a, b = _edges(lambda a, b: sum(a <= v < b for v in values), 3, (10 ** 17 + 7, 10 ** 17 + 8))
+    >>> a <= 10 ** 17 + 5 and 10 ** 17 + 900 < b <= 10 ** 17 + 910
+    True
+    """
+    least, most = hint
+    spread = max(1, most - least)
+    tol = max(1, spread // 1024)
+    hi, step = least, spread  # has rows at or below hi
+    lo = max(0, hi - step)
+    while lo > 0 and has(0, lo + 1):
+        hi, step = lo, step * 2
+        lo = max(0, hi - step)
+    first = 0 if has(0, lo + 1) else _bisect(lambda x: has(0, x + 1) > 0, lo, hi, tol)[0]
+    lo, step, top = most - 1, spread, 2 ** 63 - 1  # not every row is in [first, lo]
+    hi = most
+    while hi < top and has(first, hi + 1) != rows:
+        lo, hi, step = hi, min(top, hi + step), step * 2
+    return first, _bisect(lambda x: has(first, x + 1) == rows, lo, hi, tol)[1] + 1
+
+
+def _id_spans(backend: Backend, req: QueryRequest, rows: int, caps: Any, col: str = "id",
+              hint: tuple[int, int] | None = None) -> list[tuple[int, int] | None]:
     """Disjoint id ranges covering every row of a table larger than the row cap, one per parallel
     fetch: the ids' smallest and largest are bracketed by galloping and bisecting counts (about
     2 log2 of the largest id + 40: ~110 count requests for ids near 10^10, cheap beside the
-    fetch), the span between cut in equal widths. ``[None]`` (one
+    fetch; from a sample's least and greatest value ``hint``: :func:`_edges`), the span between
+    cut in equal widths. ``[None]`` (one
     fetch, split as it goes) for a small table, a service that cannot count, or negative ids."""
     cap = caps.row_cap
     parallel = max(1, int(caps.parallel))
     if cap is None or rows <= cap or parallel < 2 or not caps.count:
         return [None]
     top = 2 ** 63 - 1
-    if _count(backend, req, 0, top) != rows:
+    if _count(backend, req, 0, top, col) != rows:
         return [None]
     # smallest id: the least x with rows in [0, x]; largest: the least x with all rows in [first, x]
     # (to within a thousandth: the spans only need to cover the ids, and be about even)
-    first = _bracket(lambda x: _count(backend, req, 0, x + 1) > 0, 0, top)[0]
-    end = _bracket(lambda x: _count(backend, req, first, x + 1) == rows, first, top)[1] + 1
+    if hint is not None and 0 <= hint[0] <= hint[1]:
+        first, end = _edges(lambda a, b: _count(backend, req, a, b, col), rows, hint)
+    else:
+        first = _bracket(lambda x: _count(backend, req, 0, x + 1, col) > 0, 0, top)[0]
+        end = _bracket(lambda x: _count(backend, req, first, x + 1, col) == rows, first, top)[1] + 1
     # pieces of ~60% of the cap when the ids are even: each is one count and one fetch (a piece
     # over the cap is split further by counts, which costs a sample and several counts)
     pieces = max(parallel, -(-rows * 10 // (cap * 6)))
@@ -416,41 +593,46 @@ def _id_spans(backend: Backend, req: QueryRequest, rows: int, caps: Any) -> list
     return [(a, min(end, a + width)) for a in range(first, end, width)]
 
 
-def _fetch_where(backend: Backend, version: int, table: str, cond: str) -> pa.Table:
+def _fetch_where(backend: Backend, version: int, table: str, cond: str, view: bool = False) -> pa.Table:
     """The rows of ``table`` that ``cond`` keeps, through the engine (which pushes what it can of
-    the condition to the service and splits past the cap), back in the service's layout."""
+    the condition to the service and splits past the cap: a view only by its ``id``), back in
+    the service's layout."""
     try:
         frame = _engine(backend).execute(_statement(table, version, cond)).frame
     except CaveqlError as err:
-        err.message = f"table {table}: {err.message}"
+        err.message = f"{'view' if view else 'table'} {table}: {err.message}"
         raise
     assert frame is not None
     return _arrow(frame, backend.table_columns(version, table), table)
 
 
-def _fetched(backend: Backend, version: int, table: str, rows: int, cond: str | None) -> pa.Table:
-    """The rows of ``table`` (those ``cond`` keeps), checked against the service's count."""
-    data = (_fetch_whole(backend, version, table, rows) if cond is None
-            else _fetch_where(backend, version, table, cond))
+def _fetched(backend: Backend, version: int, table: str, rows: int, cond: str | None,
+             view: bool = False) -> pa.Table:
+    """The rows of ``table`` (those ``cond`` keeps), checked against the service's count (a
+    table's ids also for repeats; a view's rows may repeat)."""
+    data = (_fetch_whole(backend, version, table, rows, view) if cond is None
+            else _fetch_where(backend, version, table, cond, view))
     if data.num_rows != rows:
         raise TruncatedResultError(
-            f"table {table} at version {version}: fetched {data.num_rows:,} rows, the service counts "
+            f"{'view' if view else 'table'} {table} at version {version}: fetched {data.num_rows:,} rows, "
+            f"the service counts "
             f"{rows:,}; nothing of it was written",
             hint="run the snapshot again (tables already complete are skipped); if it persists, "
                  "the service (or a proxy) is losing rows")
-    ids = data.column("id") if "id" in data.column_names else None
+    ids = data.column("id") if "id" in data.column_names and not view else None
     if ids is not None and pc.count_distinct(ids).as_py() != rows:
         raise TruncatedResultError(f"table {table} at version {version}: the rows fetched repeat ids "
                                    "(pages overlapped); nothing of it was written")
     return data
 
 
-def _copy(backend: Backend, root: Path, version: int, table: str, rows: int, cond: str | None) -> None:
-    data = _fetched(backend, version, table, rows, cond)
+def _copy(backend: Backend, root: Path, version: int, table: str, rows: int, cond: str | None,
+          metadata: dict[str, Any], view: bool = False) -> None:
+    data = _fetched(backend, version, table, rows, cond, view)
     ids = data.column("id") if "id" in data.column_names else None
-    folder = root / "versions" / str(version) / "tables"
+    folder = root / "versions" / str(version) / ("views" if view else "tables")
     folder.mkdir(parents=True, exist_ok=True)
-    roots = {"pre_pt_root_id", "post_pt_root_id"} <= set(data.column_names)
+    roots = not view and {"pre_pt_root_id", "post_pt_root_id"} <= set(data.column_names)
     sorts = [s for s in SYNAPSE_SORTS if s[0] in data.column_names] if roots else []
     key = [("id", "ascending")] if ids is not None else []
     storage: dict[str, Any] = {}
@@ -463,10 +645,12 @@ def _copy(backend: Backend, root: Path, version: int, table: str, rows: int, con
                                            folder / f"{table}.{s[2]}.parquet"), sorts))
     else:
         _write(data.sort_by(key) if key else data, folder / f"{table}.parquet")
+    if view:  # a materialized view: its rows' file named (docs/datastacks.md)
+        storage["files"] = [{"path": f"versions/{version}/views/{table}.parquet"}]
     storage[MARKER] = {"rows": rows, "where": cond,
                        "server": getattr(backend, "server", None), "written": time.time()}
-    meta = {k: v for k, v in backend.table_metadata(version, table).items() if k != "_storage"}
-    path = _json_path(root, version, table)
+    meta = {k: v for k, v in metadata.items() if k not in ("_storage", "sql")}
+    path = _json_path(root, version, table, view)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     write_json(tmp, {**meta, "_storage": storage})
     tmp.replace(path)  # the JSON last: a table without it (or with an old one) is redone
@@ -532,7 +716,7 @@ def add_snapshot_arguments(parser: Any) -> None:
     parser.add_argument("--version", metavar="N", type=int, default=keep, help="materialization version")
     parser.add_argument("--path", metavar="DEST", default=keep, help="the local datastack folder to write")
     parser.add_argument("--tables", metavar="TABLE", nargs="+", default=None,
-                        help="tables to copy (default: every table of the version)")
+                        help="tables and views to copy (default: every table and view of the version)")
     parser.add_argument("--where", metavar="CQL", default=None,
                         help="copy only the rows this CQL condition keeps, in every table copied")
     parser.add_argument("--workers", metavar="N", type=int, default=4,
@@ -587,7 +771,7 @@ def run_snapshot(args: Any) -> int:
         print(f"caveql snapshot: cannot write {args.path}: {err}", file=sys.stderr)
         return 1
     skipped = sum(t.skipped for t in report.tables)
-    print(f"{report.path}: {len(report.tables)} tables at version {version}, {report.rows:,} rows copied"
+    print(f"{report.path}: {_kinds(report.tables)} at version {version}, {report.rows:,} rows copied"
           + (f", {skipped} already complete" if skipped else ""))
     return 0
 

@@ -34,9 +34,12 @@ from caveql.backends.base import Backend
 from caveql.errors import ExecutionError, TruncatedResultError
 from caveql.execute.analyze import run_steps
 from caveql.execute.local import run_local
+from caveql.execute.relations import in_place, in_place_calls
 from caveql.execute.remote import RowCapLearned, run_call
 from caveql.execute.result import Result
 from caveql.execute.scale import rescale
+from caveql.identity.resolve import bound as identity_bound
+from caveql.identity.resolve import uses_identity
 from caveql.plan.physical import PhysicalPlan, RemoteCall
 
 # plans tried for one statement at most: each try learns a strictly smaller cap, and a cap is
@@ -128,7 +131,7 @@ def _execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool, analyze:
                    token: cancel.CancelToken) -> tuple[Any, pa.Table | None, dict[str, Any]]:
     t0 = time.perf_counter()
     stats: dict[str, Any] = {"calls": {}, "subplans": []}
-    relations: dict[str, pa.Table] = {}
+    relations: dict[str, Any] = {}  # Arrow answers, or InPlace relations (caveql.execute.relations)
     for i, sp in enumerate(p.subplans):
         # a subplan's RowCapLearned reaches the top-level plan, which plans everything again
         _f, arrow, sstats = _run(sp, backend, keep_arrow=True, analyze=analyze)
@@ -156,10 +159,18 @@ def _execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool, analyze:
             return vals
 
     caps = p.capabilities
+    readable = in_place_calls(p) if caps.relations else frozenset()
     pool = ThreadPoolExecutor(max_workers=caps.parallel) if caps.parallel > 1 else None
     try:
         for call in p.calls:
             cancel.check()
+            if call.alias in readable:
+                t1 = time.perf_counter()
+                rel = in_place(backend, call, caps)
+                if rel is not None:  # the local step reads the backend's relation: nothing fetched
+                    relations[call.relation] = rel
+                    stats["calls"][call.alias] = rel.stats((time.perf_counter() - t1) * 1000)
+                    continue
             table, cstats = run_call(backend, call, caps, keys, pool)
             table = _apply_rename(table, call) if table is not None else _empty(call)
             if call.rescale is not None:
@@ -176,10 +187,13 @@ def _execute_arrow(p: PhysicalPlan, backend: Backend, keep_arrow: bool, analyze:
             pool.shutdown(cancel_futures=True)  # after a failure: queued pieces never start
     by_alias.clear()  # only `relations` holds the results now; run_local lets them go
     cancel.check()
-    if analyze:
-        stats["steps"] = run_steps(p, relations)
-        cancel.check()
-    frame, arrow, local = run_local(p, relations, keep_arrow=keep_arrow)
+    # identity functions over columns (LATEST_ROOTS(pt_root_id) ...): a resolver for the local step
+    scope = identity_bound(backend) if uses_identity(p.sql) else nullcontext()
+    with scope:
+        if analyze:
+            stats["steps"] = run_steps(p, relations)
+            cancel.check()
+        frame, arrow, local = run_local(p, relations, keep_arrow=keep_arrow)
     stats["local"] = local
     stats["ms"] = (time.perf_counter() - t0) * 1000
     return frame, arrow, stats

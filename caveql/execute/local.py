@@ -31,6 +31,8 @@ from caveql import cancel
 from caveql.errors import CancelledError, ExecutionError
 from caveql.execute.direct import direct_step, sorted_relation
 from caveql.execute.failures import local_failure
+from caveql.execute.relations import fuse, is_in_place
+from caveql.identity import resolve as identity
 from caveql.plan.physical import OutputSpec, PhysicalPlan
 
 __all__ = ["local_connection", "run_local", "run_sql", "shape_frame", "to_frame"]
@@ -73,11 +75,14 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
             col = col.cast(f.type.value_type)
         fixed.append(col)
     del table, col
-    if not consume or sum(c.nbytes for c in fixed) < 2 * _RELEASE_BYTES:
-        # small: one conversion (pyarrow converts the columns on several threads); unique names
-        # inside, as pyarrow maps a repeated name's dtype from the wrong column
+    size = sum(c.nbytes for c in fixed)
+    if not consume or size < 2 * _RELEASE_BYTES:
+        # small: one conversion (pyarrow converts the columns on several threads — not below
+        # _RELEASE_BYTES, where waking its pool right after DuckDB's query cost up to 30 ms on a
+        # loaded machine for ~0.1 ms of work); unique names inside, as pyarrow maps a repeated
+        # name's dtype from the wrong column
         frame = pa.Table.from_arrays(fixed, names=[str(i) for i in range(len(fixed))]).to_pandas(
-            types_mapper=_NULLABLE.get, date_as_object=False)
+            types_mapper=_NULLABLE.get, date_as_object=False, use_threads=size >= _RELEASE_BYTES)
         frame.columns = names
         return frame
     # large: groups of columns of ~_RELEASE_BYTES, each freed once converted (threads within a
@@ -188,6 +193,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
             # CQL's timestamp literals and a view's naive timestamps are UTC: comparing them with a
             # table's UTC-aware timestamps must not go through the machine's zone
             db.execute("SET GLOBAL TimeZone = 'UTC'")
+            identity.register_udfs(db)  # LATEST_ROOTS() & co. over columns (caveql.identity)
             _DB = db
         return _DB.cursor()
 
@@ -201,7 +207,8 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
     (:mod:`caveql.execute.direct`): same frame, a fraction of the peak memory.
     """
     t0 = time.perf_counter()
-    step = direct_step(p)
+    # (a call read in place has no rows to sort: DuckDB reads it)
+    step = direct_step(p) if not any(is_in_place(t) for t in relations.values()) else None
     # one reference to the result, handed to to_frame (which frees it as it converts)
     holder: list[pa.Table] = []
     if step is not None:
@@ -213,9 +220,11 @@ def run_local(p: PhysicalPlan, relations: dict[str, pa.Table], keep_arrow: bool 
             relations.clear()
     else:
         try:
-            con = local_connection(p, relations)
+            # calls read in place become CTEs of the one statement (caveql.execute.relations)
+            sql, params = fuse(p.sql, p.params, relations)
+            con = local_connection(p, {k: t for k, t in relations.items() if not is_in_place(t)})
             try:
-                holder.append(run_sql(con, p.sql, p.params, "the local step"))
+                holder.append(run_sql(con, sql, params, "the local step"))
             finally:
                 con.close()
         finally:
@@ -235,9 +244,12 @@ def local_connection(p: PhysicalPlan, relations: dict[str, pa.Table]) -> duckdb.
     con = _connection()
     try:
         for name, table in relations.items():
-            con.register(name, table)
+            con.register(name, table.bind(con) if is_in_place(table) else table)
         for name, values in p.lists:
             con.register(name, _list_table(values))
+        resolver = identity.active()
+        if resolver is not None:  # the identity UDFs find the statement's resolver by this name
+            con.execute(f"SET VARIABLE {identity.VARIABLE} = '{resolver.name}'")
     except BaseException:
         con.close()
         raise
@@ -265,6 +277,9 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: tuple[Any, ...], w
     except duckdb.InterruptException as exc:
         raise CancelledError(f"the statement was cancelled during {where}") from exc
     except duckdb.Error as exc:
+        resolver = identity.active()
+        if resolver is not None and resolver.error is not None:
+            raise resolver.error from exc  # an identity UDF's own error, not DuckDB's wrapping of it
         raise local_failure(exc, f"{where} failed") from exc
 
 

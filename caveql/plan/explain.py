@@ -183,12 +183,17 @@ def _call_lines(c: RemoteCall, p: PhysicalPlan, n: int, stats: Mapping[str, Any]
                    f"request may pass the row cap of {caps.row_cap:,} (table rows: {rows})")
     elif c.may_exceed_cap:
         out.append(f"      row cap {caps.row_cap:,}: no id column to split on; a capped answer is an error")
-    if c.fetch is not None:
+    if c.in_place:  # (Capabilities.relations: caveql.execute.relations)
+        out.append("      relation: read in place by the local step, the backend's SQL over its files "
+                   "(no rows fetched; fetched instead where the backend cannot)")
+    if c.fetch is not None and not c.in_place:
         f = c.fetch
         out.append(f"      rows to fetch: {f.describe()}")
         if f.requests is not None and f.requests > 1:
             out.append(f"      requests: about {f.requests:,}")
-    if stats is not None:
+    if stats is not None and stats.get("in_place"):
+        out.append(f"      actual: read in place, {stats['files']} file(s), {stats['ms']:.1f} ms")
+    elif stats is not None:
         out.append(f"      actual: {stats['rows']:,} rows, {stats['bytes']:,} bytes, "
                    f"{stats['requests']} request(s), {stats['ms']:.1f} ms")
     return out

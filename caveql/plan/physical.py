@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -84,6 +84,9 @@ class RemoteCall:
     rescale: Rescale | None = None  # positions scaled locally (see Rescale)
     positions: str = ""  # how positions reach the statement's resolution, for EXPLAIN
     block: str = ""  # the block it serves when not the statement's top one ("CTE c", ...), for EXPLAIN
+    # read in place: the local step reads the backend's relation (Capabilities.relations), no
+    # rows fetched; the executor fetches them when the backend declines (caveql.execute.relations)
+    in_place: bool = False
     # the catalog's Arrow type of each of ``columns`` (a position component: its component type):
     # an answer without rows may type a column as null (the genuine service does for strings)
     types: tuple[pa.DataType, ...] = field(default=(), compare=False, repr=False)
@@ -476,6 +479,22 @@ def _render_local(q: Query, relations: dict[str, str], b: SqlBuilder, catalog: C
     return parts.statement(), tuple(outputs), steps, parts
 
 
+def _local_work(q: Query) -> bool:
+    """Whether the local step does more than order one call's rows and project them (then the
+    rows are fetched: caveql.execute.direct sorts them without DuckDB)."""
+    return bool(len(q.scans) != 1 or q.joins or q.where or q.group_by or q.aggregate or q.having is not None
+                or q.distinct or q.order_by or q.limit is not None or q.offset or q.derived or q.locals)
+
+
+def _readable_in_place(c: RemoteCall, fed: Collection[str]) -> bool:
+    """Whether the local step may read the call's rows as the backend's relation: a whole
+    frozen answer (no count, limit or offset; not live), fed no keys, feeding none, scaled by
+    nobody."""
+    r = c.request
+    return not (r.count or r.limit is not None or r.offset is not None or r.kind == "live" or c.feeds
+                or c.rescale is not None or c.alias in fed)
+
+
 def _windows(q: Query) -> list[str]:
     """The window calls of a block, as EXPLAIN names them (each once, in order of use)."""
     from caveql.logical import Window, walk
@@ -497,6 +516,9 @@ def lower(q: Query, capabilities: Capabilities, catalog: Catalog,
     index = {s.alias: i for i, s in enumerate(q.scans)}
     order = q.order or tuple(s.alias for s in q.scans)
     calls = tuple(_call(q, q.scan(a), index[a], catalog, capabilities) for a in order)
+    if capabilities.relations and _local_work(q):
+        fed = {f.source for c in calls for f in c.feeds}
+        calls = tuple(replace(c, in_place=True) if _readable_in_place(c, fed) else c for c in calls)
     relations = {s.alias: f"r{index[s.alias]}" for s in q.scans}
     b = SqlBuilder()
     if len(q.scans) == 1 and q.scans[0].count:

@@ -220,10 +220,11 @@ class Subquery(Node):
 @dataclass(frozen=True, slots=True)
 class In(Node):
     """``expr [NOT] IN target``: target is a :class:`ListExpr`, a :class:`Param`
-    (a list bound at run time) or a :class:`Subquery`."""
+    (a list bound at run time), a :class:`Subquery` or a list-valued :class:`FuncCall`
+    (``IN LATEST_ROOTS(r)``)."""
 
     expr: Expr
-    target: ListExpr | Param | Subquery
+    target: ListExpr | Param | Subquery | FuncCall
     negated: bool = False
     span: Span | None = _span()
 

@@ -481,6 +481,9 @@ class Builder(SourceRules):
     def in_param(self, c: list[Any]) -> A.Param:
         return self.param(c)
 
+    def in_call(self, c: list[Any]) -> A.FuncCall:
+        return c[0]  # x IN LATEST_ROOTS(...): a list-valued call
+
     def between(self, c: list[Any]) -> A.Between:
         negated = c[1].type == "NOT"
         e, low, high = c[0], c[-3], c[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from caveql.engine import Engine
+from caveql.engine import Engine, Settings
 
 DROPPED = ("created", "deleted", "superceded_id")  # the exporter drops them (_DEFAULT_DROP_COLUMNS)
 
@@ -44,7 +44,9 @@ def _drop(frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("cql", STATEMENTS)
 def test_same_frames_as_local(cql, tiny_local, tiny_archive):
-    want = _drop(Engine(tiny_local).execute(cql).frame)
+    # (the local datastack's history would refuse a root id not current at the version, which
+    # the archive, without a proofreading graph, cannot check: the rows are what is compared)
+    want = _drop(Engine(tiny_local, Settings(allow_invalid_root_ids=True)).execute(cql).frame)
     got = Engine(tiny_archive).execute(cql).frame
     assert not any(c.removesuffix("_ref") in DROPPED for c in got.columns)
     assert len(want) > 0 or "NULL" in cql  # every statement has rows to compare

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from caveql.analyze.settings import Settings
 from caveql.backends.base import QueryRequest
 from caveql.backends.local import LocalBackend
 from caveql.datastack.demo_history import LAST_EDIT, T343, T661, protected_roots
@@ -217,7 +218,8 @@ def test_cql_at_timestamp_maps_root_ids(backend, history, plain, frozen):
     from caveql.engine import Engine
 
     e = next(e for e in history.edits if e.timestamp > T661 and e.kind == "split" and len(e.moved_supervoxels) > 1)
-    eng = Engine(backend)
+    # (the old and new roots together: at each instant some are not current, which is allowed here)
+    eng = Engine(backend, Settings(allow_invalid_root_ids=True))
     for t in (e.timestamp - US, e.timestamp):
         stamp = t.replace(tzinfo=None).isoformat()
         frame = eng.execute(f"SELECT id, pt_root_id FROM {NUC} WHERE pt_root_id IN "
@@ -230,13 +232,20 @@ def test_cql_at_timestamp_maps_root_ids(backend, history, plain, frozen):
         assert want
 
 
-def test_an_empty_answer_says_which_root_is_not_current(backend, history):
+def test_a_root_that_is_not_current_is_refused_naming_what_it_became(backend, history):
     from caveql.engine import Engine
+    from caveql.errors import InvalidRootIdError
 
     e = next(e for e in history.edits if T343 < e.timestamp < T661 and e.kind == "split"
              and history.is_latest([e.old_roots[0]], T343)[0])  # a root version 343 has
     old = e.old_roots[0]
-    res = Engine(backend).execute(f"SELECT id FROM {NUC} WHERE pt_root_id = {old} AT VERSION 661")
+    with pytest.raises(InvalidRootIdError) as err:
+        Engine(backend).execute(f"SELECT id FROM {NUC} WHERE pt_root_id = {old} AT VERSION 661")
+    assert str(old) in err.value.message and "stopped being current" in err.value.message
+    assert all(str(r) in err.value.message for r in e.new_roots)
+    # allowed: the empty answer, with the same sentence as a notice
+    res = Engine(backend, Settings(allow_invalid_root_ids=True)).execute(
+        f"SELECT id FROM {NUC} WHERE pt_root_id = {old} AT VERSION 661")
     assert res.frame.empty
     assert any(str(old) in n and "stopped being current" in n and str(e.new_roots[0]) in n for n in res.notices)
     # at the version where it is current: rows, no notice

@@ -1,4 +1,4 @@
-"""``caveql snapshot`` on the command line, against ``caveql serve`` at a 3-row cap."""
+"""``caveql snapshot`` on the command line, against ``caveql serve`` at a 4-row cap."""
 
 from __future__ import annotations
 
@@ -27,9 +27,19 @@ def test_snapshot_command(tiny_capped, tmp_path, capsys):
     assert out.strip() == f"{dest}: 2 tables at version 2, 0 rows copied, 2 already complete" and err == ""
 
 
+def test_snapshot_command_names_views(tiny_capped, tmp_path, capsys):
+    dest = tmp_path / "copy"
+    args = ["snapshot", "-d", "tiny", "--server", tiny_capped.url, "--token", TOKEN, "--version", "2",
+            "--path", str(dest), "--no-cache", "--tables", "cells", "syn_counts", "-q"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == f"{dest}: 1 table and 1 view at version 2, 14 rows copied"
+    with LocalBackend(dest) as copy:
+        assert copy.tables(2) == ["cells"] and list(copy.views(2)) == ["syn_counts"]
+
+
 @pytest.mark.parametrize(("extra", "code", "message"), [
     (["--where", "cell_type = "], 1, "CQL00"),
-    (["--tables", "cels"], 1, "no table 'cels' at version 2"),
+    (["--tables", "cels"], 1, "no table or view 'cels' at version 2"),
 ])
 def test_snapshot_command_errors(tiny_capped, tmp_path, capsys, extra, code, message):
     args = ["snapshot", "-d", "tiny", "--server", tiny_capped.url, "--token", TOKEN, "--version", "2",

@@ -1,4 +1,4 @@
-"""``caveql snapshot``: the tiny datastack served at a 3-row cap, copied into a local folder, answers
+"""``caveql snapshot``: the tiny datastack served at a 4-row cap, copied into a local folder, answers
 every statement exactly as the original does; an interrupted snapshot resumes; rows lost on the way
 are an error, never a short table; progress is reported."""
 
@@ -16,6 +16,8 @@ from caveql.backends.local import LocalBackend
 from caveql.datastack.snapshot import snapshot
 from caveql.engine import Engine
 from caveql.errors import CaveqlError, ConfigError, CqlSyntaxError, DatastackError, TruncatedResultError
+
+from .conftest import CAP
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,6 +44,8 @@ STATEMENTS = [
     "SELECT * FROM synapses WHERE post_pt_root_id = 905 AT VERSION 1",
     "SELECT id, pre_pt_position_x FROM synapses WHERE pre_pt_position_x BETWEEN 10 AND 30",
     "SELECT * FROM cells WHERE cell_type ~ '^(BC|4P)$' OFFSET 1",
+    "SELECT * FROM syn_counts",
+    "SELECT * FROM syn_counts WHERE n_syn > 1 OR pre_pt_root_id = 0 AT VERSION 1",
 ]
 
 
@@ -67,7 +71,7 @@ class Wrapped:
 
 @pytest.fixture(scope="module")
 def copied(tiny_capped, tiny_datastack, tmp_path_factory):
-    """Both versions of the tiny datastack snapshotted through the 3-row cap."""
+    """Both versions of the tiny datastack (tables and views) snapshotted through the 4-row cap."""
     from caveql.backends.http import HttpBackend
 
     from .conftest import TOKEN
@@ -94,13 +98,20 @@ def test_every_table_copied_whole(copied, tiny_datastack, remote):
         assert copy.versions() == orig.versions() == [1, 2]
         for report in reports:
             v = report.version
-            assert sorted(t.name for t in report.tables) == sorted(orig.tables(v))
+            # by default every table and every view
+            assert sorted(t.name for t in report.tables) == sorted(orig.tables(v) + list(orig.views(v)))
+            assert copy.tables(v) == orig.tables(v) and copy.views(v) == remote.views(v) == orig.views(v)
             for t in report.tables:
-                assert not t.skipped
+                assert not t.skipped and t.view == (t.name in orig.views(v))
+                assert copy.table_columns(v, t.name) == orig.table_columns(v, t.name)
+                if t.view:
+                    count = QueryRequest(kind="view", table=t.name, version=v, count=True)
+                    assert t.rows == orig.query(count).table["count"][0].as_py() \
+                        == copy.query(count).table["count"][0].as_py()
+                    continue
                 assert t.rows == orig.table_count(v, t.name) == copy.table_count(v, t.name)
                 # the metadata exactly as the service returns it
                 assert copy.table_metadata(v, t.name) == remote.table_metadata(v, t.name)
-                assert copy.table_columns(v, t.name) == orig.table_columns(v, t.name)
             assert copy.version_metadata(v) == remote.version_metadata(v)
         assert copy.info() == remote.info()
     finally:
@@ -136,7 +147,7 @@ def test_a_table_past_the_cap_is_fetched_in_pages(remote, tmp_path):
 
     report = snapshot(Wrapped(remote, record), 2, tmp_path / "s", tables=["synapses"], progress=None)
     assert report.tables[0].rows == 10
-    assert len(fetched) > 1 and max(fetched) < 3 + 1  # pages under the cap (samples included)
+    assert len(fetched) > 1 and max(fetched) < CAP + 1  # pages under the cap (samples included)
     with LocalBackend(tmp_path / "s") as copy:
         ids = Engine(copy).execute("SELECT id FROM synapses").frame["id"].tolist()
     assert ids == list(range(100, 110))
@@ -245,7 +256,7 @@ def test_where_errors_name_the_table(remote, tmp_path):
 
 
 def test_bad_arguments_are_refused(remote, tmp_path):
-    with pytest.raises(DatastackError, match="no table 'cels' at version 2"):
+    with pytest.raises(DatastackError, match="no table or view 'cels' at version 2.*views: syn_counts"):
         snapshot(remote, 2, tmp_path / "s", tables=["cels"], progress=None)
     with pytest.raises(DatastackError, match="version 7 is not a version"):
         snapshot(remote, 7, tmp_path / "s", progress=None)
