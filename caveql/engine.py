@@ -712,8 +712,7 @@ def _with_counts(p: PhysicalPlan, counted: dict[int, Fetch]) -> PhysicalPlan:
         fits = cap is not None and f.rows is not None and f.rows < cap
         return replace(c, fetch=f, may_exceed_cap=c.may_exceed_cap and not fits)
 
-    return replace(p, calls=tuple(call(c) for c in p.calls),
-                   subplans=tuple(_with_counts(sp, counted) for sp in p.subplans))
+    return p.map_calls(call)
 
 
 def _allowing_invalid_roots(p: PhysicalPlan) -> PhysicalPlan:
@@ -723,8 +722,7 @@ def _allowing_invalid_roots(p: PhysicalPlan) -> PhysicalPlan:
             return c
         return replace(c, request=replace(c.request, allow_invalid_root_ids=True))
 
-    return replace(p, calls=tuple(call(c) for c in p.calls),
-                   subplans=tuple(_allowing_invalid_roots(sp) for sp in p.subplans))
+    return p.map_calls(call)
 
 
 def _fetch_limit(value: Any) -> int | None:

@@ -171,6 +171,11 @@ class PhysicalPlan:
         out = [x for i, sp in enumerate(self.subplans) for x in sp.fetches(f"{path}{i}.")]
         return out + [(c.alias + (f" (subquery {path[:-1]})" if path else ""), c) for c in self.calls]
 
+    def map_calls(self, fn: Callable[[RemoteCall], RemoteCall]) -> PhysicalPlan:
+        """This plan with every remote call, the subplans' included, replaced by ``fn(call)``."""
+        return replace(self, calls=tuple(fn(c) for c in self.calls),
+                       subplans=tuple(sp.map_calls(fn) for sp in self.subplans))
+
     def fetch_total(self) -> PlanFetch:
         """What is known of the rows and requests all the calls fetch (caveql.plan.estimate)."""
         return total([(a, c.fetch) for a, c in self.fetches() if c.fetch is not None])
