@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from caveql import cancel
 from caveql.backends.base import Backend, QueryRequest
+from caveql.backends.local_live import version_time
 from caveql.errors import (
     BackendError, CaveqlError, ConfigError, InvalidRootIdError, TruncatedResultError, UnsupportedError,
 )
@@ -133,12 +134,11 @@ class Resolver:
             if at not in versions:
                 raise ConfigError(f"version {at} is not available; versions: "
                                   + ", ".join(str(v) for v in sorted(versions)))
-            raw = self._call("version_metadata", lambda: self.backend.version_metadata(at)).get("time_stamp")
-            if raw is None:
+            got = version_time(self._call("version_metadata", lambda: self.backend.version_metadata(at)))
+            if got is None:
                 raise ConfigError(f"version {at} has no time stamp: it cannot name an instant",
                                   hint="give a timestamp instead")
-            ts = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-            got = self._stamps[at] = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
+            self._stamps[at] = got
         return got
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
