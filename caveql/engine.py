@@ -25,7 +25,6 @@ False
 
 from __future__ import annotations
 
-
 import inspect
 import re
 import threading
@@ -67,6 +66,8 @@ from caveql.plan import plan as make_plan
 from caveql.plan.estimate import Fetch, requests_for, total
 from caveql.plan.explain import explain_text
 from caveql.plan.physical import PhysicalPlan, RemoteCall
+from caveql.plancache import PlanCache, params_key, storable
+from caveql.plancache import key as plan_key
 from caveql.surface import hint as surface_hint
 from caveql.syntax import ast, parse
 
@@ -100,6 +101,7 @@ class Engine:
         self.confirm: Callable[[str], bool] | None = None
         self.params: dict[str, Any] = {}
         self._catalogs: dict[int, Catalog] = {}
+        self._plans = PlanCache()  # statements run again are not planned again (caveql.plancache)
         self._stamps: dict[int, datetime | None] | None = None
         self._lock = threading.RLock()
         self._owns_backend = False  # only backends USE opened are closed by the engine
@@ -379,19 +381,35 @@ class Engine:
 
     def _plan(self, stmt: ast.Select, params: dict[str, Any]) -> PhysicalPlan:
         # identity functions of constants (LATEST_ROOTS(864...)) become literals the planner pushes
+        given = stmt
         stmt, folded = fold_identity(stmt, self.backend, params)
         root = root_select(stmt)  # a set operation or WITH runs at its leftmost SELECT's version
         version, timestamp, _res = statement_options(root, self.settings, params)
         cat = self._block_catalog(version, timestamp, root.cave.version.span if root.cave.version else None)
+        tables = getattr(self._call_tables, "tables", None)
+        # a plan kept for this statement, when nothing it depends on can have changed (see
+        # caveql.plancache: no folded identity, no timestamp)
+        # (registered names are in the key: one may shadow a CAVE table; a plan that reads a local
+        # table is not kept)
+        k = None
+        pk = params_key(params)
+        if stmt is given and timestamp is None and pk is not None:
+            names = tuple(sorted(tables.names())) if tables is not None else ()
+            k = plan_key(stmt, pk, names, self.settings, self.backend, self.backend.capabilities,
+                         cat.version, id(cat))
+            kept = self._plans.get(k) if k is not None else None
+            if kept is not None:
+                return kept
         if _ANALYZE_TAKES_TABLES:
-            tables = getattr(self._call_tables, "tables", None)
             logical = analyze(stmt, cat, self.settings, params,
                               tables=tables if tables is not None else LocalTables(),
                               catalogs=lambda v, ts: self._block_catalog(v, ts, None))
         else:  # (until analysis resolves local tables)
             logical = analyze(stmt, cat, self.settings, params)
         p = make_plan(logical, self.backend.capabilities, cat)
-        return replace(p, notes=p.notes + folded) if folded else p
+        if k is not None and storable(p) and self._catalogs.get(cat.version) is cat:
+            self._plans.put(k, p)
+        return _with_notes(p, folded) if folded else p
 
     def _block_catalog(self, version: int | None, timestamp: Any, span: Any) -> Catalog:
         """The catalog of a query block at ``version`` (None: at ``timestamp``, else the default)."""
@@ -406,9 +424,13 @@ class Engine:
         p = self._plan(stmt, params)
         if not analyze_:
             return explain_text(p) + self._guard_note(p)
+        # EXPLAIN ANALYZE runs the statement: its root ids are checked as a SELECT's are
+        roots = check_roots(p, self.backend, allow_invalid=self.settings.allow_invalid_root_ids)
+        if roots and self.settings.allow_invalid_root_ids:
+            p = _allowing_invalid_roots(p)
         p = self.check_fetch(p)
         _frame, _arrow, stats = execute_arrow(p, self.backend, keep_arrow=False, analyze=True)
-        return explain_text(p, stats)
+        return explain_text(p, stats) + "".join(f"\nnotice: {n}" for n in roots)
 
     # ------------------------------------------------------------------ the fetch guard
     def check_fetch(self, p: PhysicalPlan) -> PhysicalPlan:
@@ -689,6 +711,7 @@ class Engine:
         self.backend = backend
         self._owns_backend = True
         self._catalogs.clear()
+        self._plans.clear()
         self._stamps = None
         self.settings = replace(self.settings, version=None)
         if owned and old is not backend:
@@ -716,13 +739,25 @@ def _with_counts(p: PhysicalPlan, counted: dict[int, Fetch]) -> PhysicalPlan:
 
 
 def _allowing_invalid_roots(p: PhysicalPlan) -> PhysicalPlan:
-    """``p`` with its live calls asking the service to answer for root ids not current then."""
+    """``p`` with its live calls asking the service to answer for root ids not current then
+    (and so the plan it makes again for a smaller row cap)."""
     def call(c: RemoteCall) -> RemoteCall:
         if c.request.kind != "live":
             return c
         return replace(c, request=replace(c.request, allow_invalid_root_ids=True))
 
-    return p.map_calls(call)
+    out = p.map_calls(call)
+    again = p.replan
+    if again is None:
+        return out
+    return replace(out, replan=lambda cap: _allowing_invalid_roots(again(cap)))
+
+
+def _with_notes(p: PhysicalPlan, notes: tuple[str, ...]) -> PhysicalPlan:
+    """``p`` with ``notes`` added for EXPLAIN (and to the plan it makes again for a smaller row cap)."""
+    again = p.replan
+    return replace(p, notes=p.notes + notes,
+                   replan=None if again is None else (lambda cap: _with_notes(again(cap), notes)))
 
 
 def _fetch_limit(value: Any) -> int | None:

@@ -181,6 +181,7 @@ class History:
         self._back_svs = np.array(sorted({sv for _, sv in self._back_moves}), dtype=np.int64)
         if anchor_index is not None:
             self._set_index(_i64(list(anchor_index[0])), _i64(list(anchor_index[1])))
+            self._known = self._with_edited(_i64(list(anchor_index[1])))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -264,8 +265,6 @@ class History:
         pair = np.r_[True, (svs[1:] != svs[:-1]) | (roots[1:] != roots[:-1])] if svs.size else first
         self.index_conflicts = int(np.unique(svs[pair & ~first]).size)
         self._index = (svs[first], roots[first])
-        known = np.sort(np.concatenate([roots[roots != 0], self._roots]))
-        self._known = known[np.r_[True, known[1:] != known[:-1]]] if known.size else known
 
     def _anchor(self) -> tuple[np.ndarray, np.ndarray]:
         """(supervoxels, roots) at the anchor version, sorted by supervoxel (read once, lazily)."""
@@ -278,12 +277,26 @@ class History:
         assert self._index is not None
         return self._index
 
+    def _with_edited(self, roots: np.ndarray) -> np.ndarray:
+        """``roots`` (0 left out) and every root an edit names, sorted, each once."""
+        return np.unique(np.concatenate([roots[roots != 0], self._roots]))
+
+    def _anchor_known(self) -> np.ndarray:
+        """Every root id of the anchor version's tables and of the edits, sorted (read once,
+        lazily: only the root columns, without the supervoxel index a root check does not need)."""
+        if self._known is not None:
+            return self._known
+        with self._lock:
+            if self._known is None:
+                self._known = self._with_edited(_read_anchor(self.folder, self.anchor_version, roots_only=True)[1])
+        return self._known
+
     def known(self, root_ids: Any) -> np.ndarray:
         """Whether each id is a root id of the history or of the anchor version's tables."""
         ids = _i64(root_ids)
         if self.edited(ids).all():  # (the anchor's tables are read only for an id no edit names)
             return np.ones(ids.shape, dtype=bool)
-        self._anchor()
+        self._anchor_known()
         assert self._known is not None
         # _known is sorted and holds _roots: a binary search (np.isin hashes the whole of it per call)
         if self._known.size == 0:
@@ -577,8 +590,9 @@ _LOADED: dict[tuple[str, int, int], History] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def _read_anchor(folder: Path | None, version: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (supervoxel, root) pair the tables of ``version`` hold (their first stored copy)."""
+def _read_anchor(folder: Path | None, version: int, roots_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every (supervoxel, root) pair the tables of ``version`` hold (their first stored copy);
+    ``roots_only``: the roots alone (the supervoxels left unread: an empty array)."""
     if folder is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     from caveql.datastack.layout import read_versions
@@ -594,18 +608,25 @@ def _read_anchor(folder: Path | None, version: int) -> tuple[np.ndarray, np.ndar
         pairs = [(s, r) for s, r in pairs if r in names]
         if not pairs:
             continue
-        cols = pq.read_table(table.files[0].path, columns=[c for p in pairs for c in p])
+        cols = pq.read_table(table.files[0].path, columns=[c for p in pairs for c in p[roots_only:]])
         for s, r in pairs:
-            svs.append(cols[s].to_numpy(zero_copy_only=False).astype(np.int64))
-            root = cols[r].to_numpy(zero_copy_only=False).astype(np.int64)
+            if not roots_only:
+                svs.append(cols[s].to_numpy(zero_copy_only=False).astype(np.int64))
+            # (uint64 ids read as int64 in place: the same bits, no copy of millions of values)
+            root = _bits64(cols[r].to_numpy(zero_copy_only=False))
             if table.root_id_map is not None:
                 m = pq.read_table(table.root_id_map)
                 root = _lookup(*_sorted_map(m), root, -1)
-                root = np.where(root == -1, cols[r].to_numpy(zero_copy_only=False).astype(np.int64), root)
+                root = np.where(root == -1, _bits64(cols[r].to_numpy(zero_copy_only=False)), root)
             roots.append(root)
-    if not svs:
+    if not roots:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(svs), np.concatenate(roots)
+    return (np.concatenate(svs) if svs else np.zeros(0, dtype=np.int64)), np.concatenate(roots)
+
+
+def _bits64(arr: np.ndarray) -> np.ndarray:
+    """A 64-bit integer array as int64 (a view when it is one already or uint64)."""
+    return arr.view(np.int64) if arr.dtype in (np.int64, np.uint64) else arr.astype(np.int64)
 
 
 def _sorted_map(m: pa.Table) -> tuple[np.ndarray, np.ndarray]:

@@ -76,6 +76,13 @@ def to_frame(table: pa.Table, consume: bool = False) -> pd.DataFrame:
         fixed.append(col)
     del table, col
     size = sum(c.nbytes for c in fixed)
+    if size < _RELEASE_BYTES and fixed and all(c.type in _NULLABLE for c in fixed):
+        # small, of the service's plain types: each column straight to its pandas array (what
+        # to_pandas does through its block manager, at a third of the cost: ~0.1 ms of a lookup)
+        frame = pd.DataFrame({i: _NULLABLE[c.type].__from_arrow__(c) for i, c in enumerate(fixed)},
+                             copy=False)
+        frame.columns = names
+        return frame
     if not consume or size < 2 * _RELEASE_BYTES:
         # small: one conversion (pyarrow converts the columns on several threads — not below
         # _RELEASE_BYTES, where waking its pool right after DuckDB's query cost up to 30 ms on a

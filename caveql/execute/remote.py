@@ -247,9 +247,13 @@ class _Runner:
             self._inconsistent(n, lo, hi, *bound)
         if n == 0:
             return []
-        if n < cap:
+        if n <= cap:
             res = self.query(piece)
-            if not self._capped(piece, res):
+            # the count says how many rows there are: an answer holding all of them is whole,
+            # also one of exactly the cap's size (which a cut answer has too: without the count,
+            # a value of a non-unique split column holding exactly the cap's rows could never
+            # be fetched)
+            if res.table.num_rows == n or not self._capped(piece, res):
                 return [res.table]
         if depth >= _MAX_DEPTH or hi - lo <= 1:
             raise TruncatedResultError(f"cannot split {self.call.alias} below the row cap of "

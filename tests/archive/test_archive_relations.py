@@ -174,3 +174,36 @@ def test_a_missing_file_is_named_on_the_in_place_path_too(demo_pair, tmp_path):
             Engine(broken).execute(f"SELECT COUNT(*) AS n FROM {TABLE} WHERE size > 10")
     finally:
         broken.close()
+
+
+def test_a_file_gone_after_a_first_read_is_named_on_the_next(demo_pair, tmp_path):
+    """The archive keeps each request's statement (its Delta logs are read once), but checks its
+    files every time: a file deleted between two statements is named, never a partial answer."""
+    import os
+    import shutil
+
+    from caveql.errors import DatastackError
+
+    a, _b, rows = demo_pair
+    copy = tmp_path / "minnie65_demo"
+    shutil.copytree(a.path, copy)
+    broken = ArchiveBackend(copy, voxel_resolution=a._res)
+    cql = f"SELECT COUNT(*) AS n, MAX(size) AS top FROM {TABLE} WHERE size > 10"
+    try:
+        eng = Engine(broken, max_fetch_rows=None)
+        first = eng.execute(cql)
+        want = sum(1 for s, v in zip(rows.column("size").to_pylist(), rows.column("valid").to_pylist(),
+                                     strict=True) if v and s is not None and s > 10)
+        assert first.frame["n"].tolist() == [want]
+        request = first.plan.calls[0].request
+        rel = broken.relation(request)
+        assert broken.relation(request) is rel  # kept
+        # the scan is read directly, not through a subquery listing every column
+        assert "FROM read_parquet([" in rel.sql and "(SELECT \"id\"" not in rel.sql
+        victim = rel.scans[0][1][0]
+        os.unlink(victim)
+        with pytest.raises(DatastackError, match="missing") as err:
+            eng.execute(cql)
+        assert os.path.basename(victim) in str(err.value)
+    finally:
+        broken.close()

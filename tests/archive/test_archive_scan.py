@@ -177,22 +177,22 @@ def test_archive_json_completes_the_metadata(damaged, tiny_local):
 def test_inexact_statistics_never_prune_a_matching_file():
     from datetime import datetime
 
-    from caveql.backends.archive import _Copy, _file_test
+    from caveql.backends.archive_prune import file_test
 
-    copy = _Copy("id", __import__("pathlib").Path("."), "id", ("size", "ts", "name"), ())
+    stored = ("size", "ts", "name")
     # float32 0.1 is 0.10000000149...; the log writes it as 0.1
     f = {"num_records": 1, "min.size": 0.1, "max.size": 0.1, "null_count.size": 0}
-    assert _file_test("greater", "size", 0.1000000001, copy)(f)
-    assert not _file_test("greater", "size", 0.2, copy)(f)
+    assert file_test("greater", "size", 0.1000000001, stored)(f)
+    assert not file_test("greater", "size", 0.2, stored)(f)
     # timestamps are cut to milliseconds, long strings to a prefix
     g = {"num_records": 1, "min.ts": datetime(2020, 1, 1), "max.ts": datetime(2020, 1, 1)}
-    test = _file_test("greater", "ts", datetime(2020, 1, 1, 0, 0, 0, 500), copy)
+    test = file_test("greater", "ts", datetime(2020, 1, 1, 0, 0, 0, 500), stored)
     assert test is None or test(g)  # None: the filter does not prune
     h = {"num_records": 1, "min.name": "a" * 32, "max.name": "a" * 32}
-    assert _file_test("equal", "name", "a" * 40, copy)(h)
-    assert not _file_test("equal", "name", "b", copy)({"num_records": 1, "min.name": "a", "max.name": "a"})
+    assert file_test("equal", "name", "a" * 40, stored)(h)
+    assert not file_test("equal", "name", "b", stored)({"num_records": 1, "min.name": "a", "max.name": "a"})
     # a file of nulls only holds no value
-    assert not _file_test("equal", "size", 1.0, copy)({"num_records": 2, "null_count.size": 2,
+    assert not file_test("equal", "size", 1.0, stored)({"num_records": 2, "null_count.size": 2,
                                                        "min.size": None, "max.size": None})
 
 

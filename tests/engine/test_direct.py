@@ -200,3 +200,40 @@ def test_an_empty_call_result_gives_the_duckdb_frame(engines):
             duck, _arrow, stats = run_local(p, {call.relation: _empty(call)})
         assert stats["engine"] == "duckdb"
         pd.testing.assert_frame_equal(direct, duck, check_exact=True)
+
+
+_PLAIN_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64(),
+                pa.float32(), pa.float64(), pa.bool_(), pa.string(), pa.large_string()]
+
+
+def _column(kind: pa.DataType, n: int, data: st.DataObject) -> pa.ChunkedArray:
+    if pa.types.is_boolean(kind):
+        value = st.booleans()
+    elif pa.types.is_floating(kind):
+        value = st.floats(width=32 if kind == pa.float32() else 64)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        value = st.text(max_size=4)
+    else:
+        info = (pa.types.is_unsigned_integer(kind), kind.bit_width)
+        lo, hi = (0, 2 ** info[1] - 1) if info[0] else (-(2 ** (info[1] - 1)), 2 ** (info[1] - 1) - 1)
+        value = st.integers(lo, hi)
+    values = data.draw(st.lists(st.none() | value, min_size=n, max_size=n))
+    cut = data.draw(st.integers(0, n))  # one or two chunks, as DuckDB's answers come
+    return pa.chunked_array([pa.array(values[:cut], kind), pa.array(values[cut:], kind)], kind)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kinds=st.lists(st.sampled_from(_PLAIN_TYPES), min_size=1, max_size=5), n=st.integers(0, 12),
+       data=st.data())
+def test_small_plain_answers_convert_as_pyarrow_does(kinds, n, data):
+    """A small answer of plain types goes straight to pandas arrays (caveql.execute.local.to_frame):
+    the frame pyarrow's own conversion with the nullable types gives, names repeated or not."""
+    from caveql.execute.local import _NULLABLE
+
+    names = [data.draw(st.sampled_from(["a", "b", "id"])) for _ in kinds]
+    table = pa.Table.from_arrays([_column(k, n, data) for k in kinds], names=[str(i) for i in range(len(kinds))])
+    want = table.to_pandas(types_mapper=_NULLABLE.get)
+    want.columns = names
+    got = to_frame(table.rename_columns(names))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got.index.equals(pd.RangeIndex(n))

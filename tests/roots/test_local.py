@@ -200,3 +200,33 @@ def test_the_python_api_passes_it_through(tiny_datastack):
             db.query("SELECT id FROM cells WHERE pt_root_id = 905")
         with pytest.raises(ConfigError):
             db.allow_invalid_root_ids = "yes"
+
+
+def test_explain_analyze_checks_root_ids_as_a_select_does(tiny):
+    """EXPLAIN ANALYZE runs the statement: a root id not current is refused the same way, and
+    allowed, the notices follow the figures."""
+    with pytest.raises(InvalidRootIdError) as info:
+        tiny.explain("SELECT id FROM cells WHERE pt_root_id = 905", analyze=True)
+    assert info.value.root_ids == (905,)
+    tiny.execute("SET allow_invalid_root_ids = true")
+    try:
+        text = tiny.explain("SELECT id FROM cells WHERE pt_root_id IN (905, 1001)", analyze=True)
+    finally:
+        tiny.execute("SET allow_invalid_root_ids = false")
+    assert text.splitlines()[-1].startswith("notice: cells.pt_root_id: root id 905 is not current")
+
+
+def test_a_plan_made_again_for_a_smaller_cap_keeps_the_allow_flag_and_the_notes(tiny):
+    """When the service caps answers below the plan's row cap the executor plans the statement
+    again (PhysicalPlan.replan): the live calls still ask for invalid ids to be answered, and
+    EXPLAIN's notes on folded identity calls stay."""
+    from caveql.engine import _allowing_invalid_roots
+
+    p = tiny.physical_plan("SELECT id FROM cells WHERE pt_root_id IN (905, 1001) AT LIVE")
+    allowed = _allowing_invalid_roots(p)
+    again = allowed.replan(2)
+    assert [c.request.kind for c in again.calls] == ["live"]
+    assert all(c.request.allow_invalid_root_ids for c in [*allowed.calls, *again.calls])
+    folded = tiny.physical_plan("SELECT id FROM nuclei WHERE pt_root_id IN LATEST_ROOTS(905)")
+    note = next(n for n in folded.notes if n.startswith("LATEST_ROOTS(905)"))
+    assert note in folded.replan(2).notes

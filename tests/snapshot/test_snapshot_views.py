@@ -209,6 +209,28 @@ def test_a_view_is_split_by_a_column_that_can_split_it(awkward, tmp_path):
              Engine(orig).execute("SELECT * FROM awkward").frame)
 
 
+def test_a_split_value_holding_exactly_the_cap_is_fetched(tmp_path):
+    """``quad`` (id // 4) is the only column that can split this view, and two of its values hold
+    exactly the 4-row cap: their counts prove those answers whole (an answer of the cap's size
+    is otherwise taken as cut)."""
+    root = build_tiny(tmp_path / "tiny")
+    meta = json.loads((root / "versions" / "2" / "views" / "syn_counts.json").read_text())
+    meta = {k: v for k, v in meta.items() if k != "sql"}
+    write_view(root, 2, "exact", {**meta, "id": 3},
+               "SELECT CAST(floor(id / 4) AS BIGINT) AS quad, 7 AS seven FROM synapses")
+    server = serve(root, row_cap=CAP)
+    try:
+        with server.http(progress=False) as http:
+            report = snapshot(http, 2, tmp_path / "s", tables=["exact"], progress=None)
+    finally:
+        server.stop()
+    assert CAP == 4 and report.tables[0].rows == 10
+    with LocalBackend(tmp_path / "s") as copy, LocalBackend(root) as orig:
+        got = Engine(copy).execute("SELECT quad, COUNT(*) AS n FROM exact GROUP BY quad ORDER BY quad").frame
+        assert got["n"].tolist() == [4, 4, 2]
+        same(Engine(copy).execute("SELECT * FROM exact").frame, Engine(orig).execute("SELECT * FROM exact").frame)
+
+
 class TextNulls(Wrapped):
     """The genuine service's answers: a column NULL in every row of an answer comes as text."""
 

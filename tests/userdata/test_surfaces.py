@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from caveql.repl.cli import main
+from caveql.repl.session import Session
 
 import caveql
 import caveql.engine as engine_module
@@ -17,8 +19,7 @@ from caveql.analyze.local_tables import LocalTables
 from caveql.bind import param_uses
 from caveql.errors import ConfigError, CqlSemanticError, ParameterError
 from caveql.magic import frame_tables
-from caveql.repl.cli import main
-from caveql.repl.session import Session
+from caveql.plancache import PlanCache
 from caveql.syntax import parse
 
 Q = "SELECT id FROM cells WHERE cell_type = 'BC'"
@@ -41,6 +42,8 @@ def seen(monkeypatch) -> list[LocalTables]:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine_module, "analyze", spy)
+    # every statement analysed, none answered from the engine's kept plans (caveql.plancache)
+    monkeypatch.setattr(PlanCache, "get", lambda self, key: None)
     return got
 
 
