@@ -112,6 +112,7 @@ class Agg:
     distinct: bool = False
     span: Span | None = _span()
     extra: tuple[Expr, ...] = ()  # arguments after the first (QUANTILE_CONT(x, 0.9), STRING_AGG(x, ','))
+    filter: Expr | None = None  # FILTER (WHERE c): only the group's rows where c is true
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +418,7 @@ def walk(e: Any):
     elif isinstance(e, Box):
         yield e.col
     elif isinstance(e, Agg):
-        for a in (e.arg, *e.extra):
+        for a in (e.arg, *e.extra, e.filter):
             if a is not None:
                 yield from walk(a)
     elif isinstance(e, Case):
@@ -455,7 +456,8 @@ def map_children(e: Any, f: Any) -> Any:
     elif isinstance(e, InList):
         new = replace(e, expr=f(e.expr))
     elif isinstance(e, Agg):
-        new = replace(e, arg=None if e.arg is None else f(e.arg), extra=m(e.extra))
+        new = replace(e, arg=None if e.arg is None else f(e.arg), extra=m(e.extra),
+                      filter=None if e.filter is None else f(e.filter))
     elif isinstance(e, Case):
         new = replace(e, whens=tuple((f(c), f(v)) for c, v in e.whens),
                       else_=None if e.else_ is None else f(e.else_))
@@ -586,7 +588,7 @@ def show(e: Any) -> str:
     if isinstance(e, Agg):
         inner = "*" if e.arg is None else ("DISTINCT " if e.distinct else "") + show(e.arg)
         inner += "".join(", " + show(x) for x in e.extra)
-        return f"{e.name}({inner})"
+        return f"{e.name}({inner})" + (f" FILTER (WHERE {show(e.filter)})" if e.filter is not None else "")
     if isinstance(e, Case):
         whens = " ".join(f"WHEN {show(c)} THEN {show(v)}" for c, v in e.whens)
         return f"CASE {whens}" + (f" ELSE {show(e.else_)}" if e.else_ is not None else "") + " END"

@@ -209,6 +209,9 @@ def resolve_call(r: Any, e: ast.FuncCall, agg_ok: bool, alias_ok: bool) -> Expr:
                                hint=f"e.g. {fn.example}")
     if fn.aggregate:
         return resolve_aggregate(r, fn, e, agg_ok, alias_ok)
+    if e.filter is not None:
+        raise CqlSemanticError(f"FILTER (WHERE ...) applies to aggregates; {fn.name}() is not one",
+                               span=e.filter.span or e.span, hint="use the condition in WHERE or CASE WHEN")
     if e.distinct:
         raise CqlSemanticError(f"DISTINCT is only allowed in an aggregate, not in {fn.name}()",
                                span=e.span)
@@ -238,14 +241,29 @@ def resolve_aggregate(r: Any, fn: Function, e: ast.FuncCall, agg_ok: bool, alias
         where = {"where": "WHERE", "group": "GROUP BY", "on": "JOIN ... ON"}.get(r.context, "here")
         raise AggregateError(f"aggregate {name}() is not allowed in {where}", span=e.span,
                              hint="filter groups with HAVING" if r.context == "where" else None)
+    filt = aggregate_filter(r, e, alias_ok)
     if e.star:
         if not fn.star:
             raise CqlSemanticError(f"{name}(*) is not valid; only COUNT(*)", span=e.span)
-        return Agg("COUNT", None, "int", span=e.span)
+        return Agg("COUNT", None, "int", span=e.span, filter=filt)
     args = aggregate_args(r, e, alias_ok)
     t = typed(fn, args, e.args, e.span)
     check_constants(fn, args, e.args, e.span)
-    return Agg(name, args[0], t, distinct=e.distinct, extra=args[1:], span=e.span)
+    return Agg(name, args[0], t, distinct=e.distinct, extra=args[1:], span=e.span, filter=filt)
+
+
+def aggregate_filter(r: Any, e: ast.FuncCall, alias_ok: bool) -> Expr | None:
+    """An aggregate's ``FILTER (WHERE c)``: a condition per row (no aggregate, window or position
+    inside), or None."""
+    if e.filter is None:
+        return None
+    r.in_aggregate = True
+    try:
+        cond = r._expr(e.filter, False, alias_ok)
+    finally:
+        r.in_aggregate = False
+    r._want(cond, ("bool",), "FILTER (WHERE ...)", e.filter.span or e.span)
+    return cond
 
 
 def aggregate_args(r: Any, e: ast.FuncCall, alias_ok: bool) -> tuple[Expr, ...]:

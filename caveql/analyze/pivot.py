@@ -75,7 +75,7 @@ def _pivot(p: ast.Pivot, names: list[str]) -> ast.Node:
                 args: tuple[Any, ...] = (ast.Case(None, ((cond, ast.Integer(1)),), None),)
             else:
                 args = tuple(ast.Case(None, ((cond, x),), None) for x in f.args[:1]) + tuple(f.args[1:])
-            call = ast.FuncCall(f.name, args, distinct=f.distinct, span=f.span)
+            call = ast.FuncCall(f.name, args, distinct=f.distinct, span=f.span, filter=f.filter)
             items.append(ast.SelectItem(call, alias=label + (f"_{a.alias}" if a.alias else "")))
     return ast.Select(items=tuple(items), source=p.source,
                       group_by=tuple(ast.Column(g) for g in groups), span=p.span)

@@ -58,7 +58,7 @@ def _children(node: Any) -> Any:
 
 def _identity_call(node: Any) -> bool:
     return isinstance(node, ast.FuncCall) and node.name.upper() in IDENTITY_FUNCTIONS \
-        and not node.star and not node.distinct
+        and not node.star and not node.distinct and node.filter is None
 
 
 # answers of mentions_identity by the tree's identity (the tree held, so its id is not reused):

@@ -101,11 +101,13 @@ class SqlBuilder:
         if isinstance(e, Lit):
             return self.param(e.value, e.type)
         if isinstance(e, Agg):
+            filt = f" FILTER (WHERE {self.expr(e.filter)})" if e.filter is not None else ""
             if e.arg is None:
-                if self.count_source is not None:
+                if self.count_source is not None and not filt:
                     return f"CAST(coalesce(sum({quote(self.count_source)}.{quote('count')}), 0) AS BIGINT)"
-                return "count(*)"
-            return self._function(e.name, (e.arg, *e.extra), e.distinct)
+                return "count(*)" + filt
+            # (right after the call: a function rendered inside a cast takes it there too)
+            return self._function(e.name, (e.arg, *e.extra), e.distinct, filt)
         if isinstance(e, InList):
             left = self.expr(e.expr)
             neg = "NOT " if e.negated else ""

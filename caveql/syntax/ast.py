@@ -281,13 +281,15 @@ class WithinBox(Node):
 
 @dataclass(frozen=True, slots=True)
 class FuncCall(Node):
-    """A function or aggregate call; ``name`` upper-cased; ``COUNT(*)`` has ``star``."""
+    """A function or aggregate call; ``name`` upper-cased; ``COUNT(*)`` has ``star``; an
+    aggregate's ``FILTER (WHERE c)`` is ``filter`` (a window call's is :class:`WindowCall`'s)."""
 
     name: str
     args: tuple[Expr, ...] = ()
     distinct: bool = False
     star: bool = False
     span: Span | None = _span()
+    filter: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -574,12 +574,10 @@ class Builder(SourceRules):
         return self._deep(node, func, filter_, window if isinstance(window, A.WindowSpec) else None)
 
     def filter_call(self, c: list[Any]) -> A.Node:
-        raise CqlSyntaxError(
-            "FILTER (WHERE ...) is supported on window functions only (followed by OVER)",
-            span=_cover(c[1], c[-1]),
-            hint="for an aggregate, put the condition inside: COUNT(CASE WHEN c THEN 1 END), "
-                 "SUM(CASE WHEN c THEN x END)",
-        )
+        # an aggregate's FILTER (WHERE c): analysis refuses it on a function that is not one
+        func, cond = c[0], c[4]
+        node = replace(func, filter=cond, span=_cov(c))
+        return self._deep(node, func, cond)
 
     def window_named(self, c: list[Any]) -> _Part:
         return c[0]

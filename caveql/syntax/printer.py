@@ -146,10 +146,11 @@ def _expr(e: A.Node) -> str:  # noqa: C901 - one branch per node type reads best
         hi = ", ".join(_expr(v) for v in e.high)
         return f"{expr_sql(e.expr, 5)} WITHIN BOX(({lo}), ({hi}))"
     if isinstance(e, A.FuncCall):
+        filt = f" FILTER (WHERE {_expr(e.filter)})" if e.filter is not None else ""
         if e.star:
-            return f"{e.name}(*)"
+            return f"{e.name}(*){filt}"
         args = ", ".join(_expr(a) for a in e.args)
-        return f"{e.name}({'DISTINCT ' if e.distinct else ''}{args})"
+        return f"{e.name}({'DISTINCT ' if e.distinct else ''}{args}){filt}"
     if isinstance(e, A.Case):
         parts = ["CASE"] + ([_expr(e.operand)] if e.operand is not None else [])
         parts += [f"WHEN {_expr(w)} THEN {_expr(t)}" for w, t in e.whens]

@@ -355,6 +355,9 @@ def groupall_family(ctx: _Ctx) -> Case:
         col = ctx.draw(st.sampled_from([None] + scalar_columns(src.columns)))
         ref = src.col(col.name, col.kind) if col is not None else None
         a = agg_of(ctx, col, ref.cql if ref else "", ref.sql if ref else "")
+        if ctx.draw(st.integers(0, 2)) == 0:  # an aggregate over the rows a condition keeps
+            cond = predicate(ctx, src)
+            a = X(f"{a.cql} FILTER (WHERE {cond.cql})", f"{a.sql} FILTER (WHERE {cond.sql})", a.kind)
         out.add(a.cql, a.sql, f"a{i}")
     h_cql = h_sql = ""
     if ctx.draw(st.booleans()):

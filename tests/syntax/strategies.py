@@ -111,6 +111,9 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
     point = st.tuples(children, children, children)
     calls = st.builds(lambda name, args, d: A.FuncCall(name, args, d and bool(args)),
                       st.sampled_from(_FUNCS), st.lists(children, max_size=3).map(tuple), st.booleans())
+    # an aggregate's FILTER (WHERE c) (a window call's FILTER is the WindowCall's own)
+    filtered = st.builds(lambda c, f: A.FuncCall(c.name, c.args, c.distinct, c.star, filter=f),
+                         calls | st.just(A.FuncCall("COUNT", star=True)), children)
     return st.one_of(
         st.builds(A.Unary, st.just("NOT"), children.filter(_no_exists)),
         st.builds(A.Unary, st.just("-"), children.filter(_no_fold)),
@@ -123,6 +126,7 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
         st.builds(A.IsNull, children, st.booleans()),
         st.builds(A.WithinBox, children, point, point),
         calls,
+        filtered,
         st.lists(children, min_size=2, max_size=4).map(lambda xs: A.ListExpr(tuple(xs))),
         st.builds(A.Case, st.none() | children, st.lists(pair, min_size=1, max_size=3).map(tuple),
                   st.none() | children),

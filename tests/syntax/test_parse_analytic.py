@@ -67,7 +67,6 @@ def test_parenthesised_branches_keep_their_own_clauses() -> None:
     ("(WITH x AS (SELECT 1) SELECT * FROM x) ORDER BY 1", "ORDER BY after a WITH query in parentheses"),
     ("SELECT a FROM t LIMIT 1 ORDER BY a", "ORDER BY after LIMIT"),
     ("SELECT * FROM (SELECT 1)", "a subquery in FROM needs a name"),
-    ("SELECT COUNT(*) FILTER (WHERE x) FROM t", "FILTER (WHERE ...) is supported on window functions only"),
     ("SELECT foo(x AS INT)", "only CAST and TRY_CAST"),
     ("SELECT * FROM read_xlsx('a.xlsx')", "unknown table function"),
     ("WITH a AS (SELECT 1), a AS (SELECT 2) SELECT 1", "WITH defines 'a' twice"),
@@ -151,6 +150,11 @@ def test_window_calls() -> None:
     assert w.frame == A.Frame("ROWS", A.FrameBound("UNBOUNDED PRECEDING"),
                               A.FrameBound("FOLLOWING", A.Integer(2)), "NO OTHERS")
     assert _expr("COUNT(*) OVER w") == A.WindowCall(A.FuncCall("COUNT", star=True), "w")
+    # an aggregate's own FILTER: on the call (a window call's stays the WindowCall's)
+    assert _expr("COUNT(*) FILTER (WHERE x > 1)") == A.FuncCall(
+        "COUNT", star=True, filter=A.Binary(">", A.Column("x"), A.Integer(1)))
+    assert _expr("SUM(DISTINCT x) FILTER (WHERE y)") == A.FuncCall(
+        "SUM", (A.Column("x"),), True, filter=A.Column("y"))
     assert _expr("RANK() OVER ()").window == A.WindowSpec()
     assert _expr("LAG(x) OVER (RANGE (:n + 1) PRECEDING)").window.frame == A.Frame(
         "RANGE", A.FrameBound("PRECEDING", A.Binary("+", A.Param("n"), A.Integer(1))))

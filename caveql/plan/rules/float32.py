@@ -152,10 +152,7 @@ class _Rewriter:
                 return replace(e, values=tuple(f32(v) if _number(v) else v for v in e.values))
             inner = self.expr(e.expr)
             return e if inner is e.expr else replace(e, expr=inner)
-        if isinstance(e, Agg) and e.arg is not None:
-            arg = self.expr(e.arg)
-            return e if arg is e.arg else replace(e, arg=arg)
-        if isinstance(e, (Case, Cast, Window)):
+        if isinstance(e, (Agg, Case, Cast, Window)):  # (an aggregate's argument and FILTER too)
             return map_children(e, self.expr)
         return e
 

@@ -32,8 +32,8 @@ def pushdown_count(plan: Query, *, capabilities: Capabilities) -> Query:
     if scan.kind not in ("table", "view") or scan.feeds or scan.limit is not None:
         return plan
     if not all(isinstance(o.expr, Agg) and o.expr.name == "COUNT" and o.expr.arg is None
-               for o in plan.outputs):
+               and o.expr.filter is None for o in plan.outputs):
         return plan
-    if any(not (isinstance(o.expr, Agg)) for o in plan.order_by):
+    if any(not isinstance(o.expr, Agg) or o.expr.filter is not None for o in plan.order_by):
         return plan
     return plan.with_scan(replace(scan, count=True, columns=None))
