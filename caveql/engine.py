@@ -70,6 +70,7 @@ from caveql.plancache import PlanCache, params_key, storable
 from caveql.plancache import key as plan_key
 from caveql.surface import hint as surface_hint
 from caveql.syntax import ast, parse
+from caveql.syntax.parser import MEMO_MAX_TEXT
 
 __all__ = ["DEFAULT_MAX_FETCH_ROWS", "Engine", "Result", "Settings"]
 
@@ -393,7 +394,7 @@ class Engine:
         # table is not kept)
         k = None
         pk = params_key(params)
-        if stmt is given and timestamp is None and pk is not None:
+        if stmt is given and timestamp is None and pk is not None and not _long(stmt):
             names = tuple(sorted(tables.names())) if tables is not None else ()
             k = plan_key(stmt, pk, names, self.settings, self.backend, self.backend.capabilities,
                          cat.version, id(cat))
@@ -751,6 +752,13 @@ def _allowing_invalid_roots(p: PhysicalPlan) -> PhysicalPlan:
     if again is None:
         return out
     return replace(out, replan=lambda cap: _allowing_invalid_roots(again(cap)))
+
+
+def _long(stmt: Any) -> bool:
+    """A statement longer than the parser keeps (a list of thousands of ids): its plan is not
+    kept either (each would hold its lists until pushed out)."""
+    span = getattr(stmt, "span", None)
+    return span is not None and span.end - span.start > MEMO_MAX_TEXT
 
 
 def _with_notes(p: PhysicalPlan, notes: tuple[str, ...]) -> PhysicalPlan:

@@ -29,7 +29,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from caveql.errors import CaveqlError, CqlSyntaxError, Span
 from caveql.syntax.builder import MAX_DEPTH, Builder
 
-__all__ = ["START_RULES", "needs_more_input", "parse", "tokens"]
+__all__ = ["MEMO_MAX_TEXT", "START_RULES", "needs_more_input", "parse", "tokens"]
 
 #: The public start names and the grammar rule each one maps to.
 START_RULES = {"script": "script", "statement": "single_statement", "expression": "single_expression"}
@@ -41,7 +41,7 @@ _local = threading.local()
 # frozen, so one tree serves every caller. Long texts (scripts) are not kept.
 _MEMO: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _MEMO_SIZE = 256
-_MEMO_MAX_TEXT = 16_384
+MEMO_MAX_TEXT = 16_384  # longer texts (scripts, lists of thousands of ids) are parsed each time
 _MEMO_LOCK = threading.Lock()
 
 
@@ -111,7 +111,7 @@ def parse(text: str, start: Start = "script") -> Any:
         raise ValueError(f"start must be one of {sorted(START_RULES)}, not {start!r}")
     if not isinstance(text, str):
         raise TypeError(f"parse() takes a str, not {type(text).__name__}")
-    memo = len(text) <= _MEMO_MAX_TEXT
+    memo = len(text) <= MEMO_MAX_TEXT
     if memo:
         with _MEMO_LOCK:
             tree = _MEMO.get((start, text))

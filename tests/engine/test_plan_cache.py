@@ -132,3 +132,14 @@ def test_the_parser_hands_one_tree_per_text_and_fails_every_time() -> None:
         assert "FORM" in str(err.value)
     long = "SELECT id FROM nuclei WHERE id IN (" + ", ".join(map(str, range(5000))) + ")"  # a long text (a script) is parsed, not kept
     assert parse(long) is not parse(long)
+
+
+def test_long_statements_are_not_kept(engine: Engine) -> None:
+    """A statement longer than the parser keeps (thousands of ids written out) is planned each
+    time: its plan would hold its lists until pushed out of the cache."""
+    text = "SELECT id FROM nuclei WHERE id IN (" + ", ".join(map(str, range(5000))) + ") ORDER BY id"
+    a, b = engine.execute(text), engine.execute(text)
+    assert a.plan is not b.plan and len(engine._plans) == 0
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    engine.execute("SELECT id FROM nuclei WHERE id IN (10, 11)")
+    assert len(engine._plans) == 1
