@@ -388,10 +388,9 @@ class Engine:
         version, timestamp, _res = statement_options(root, self.settings, params)
         cat = self._block_catalog(version, timestamp, root.cave.version.span if root.cave.version else None)
         tables = getattr(self._call_tables, "tables", None)
-        # a plan kept for this statement, when nothing it depends on can have changed (see
-        # caveql.plancache: no folded identity, no timestamp)
-        # (registered names are in the key: one may shadow a CAVE table; a plan that reads a local
-        # table is not kept)
+        # a plan kept for this statement when nothing it depends on can have changed
+        # (caveql.plancache: no identity call folded, no timestamp, not a long text; the
+        # registered table names are in the key, and a plan that reads a local table is not kept)
         k = None
         pk = params_key(params)
         if stmt is given and timestamp is None and pk is not None and not _long(stmt):

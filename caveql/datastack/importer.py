@@ -78,8 +78,9 @@ def dump_name(stem: str) -> str:
     return stem[: -len("_merged")] if stem.endswith("_merged") else stem
 
 
-def _header(path: Path) -> list[tuple[str, str]]:
-    """The ``(column, duckdb type)`` pairs of a header file, checked line by line."""
+def _header(path: Path, *, view: bool = False) -> list[tuple[str, str]]:
+    """The ``(column, duckdb type)`` pairs of a header file, checked line by line (a table's
+    must have ``id``; a view's need not)."""
     if not path.exists():
         raise DatastackError(f"missing header file {path}",
                              hint="each <t>.csv.gz needs its <t>_header.csv next to it")
@@ -101,9 +102,25 @@ def _header(path: Path) -> list[tuple[str, str]]:
             raise DatastackError(f"{path}, line {n}: {exc}") from exc
     if not cols:
         raise DatastackError(f"header file {path} lists no columns")
-    if "id" not in {c for c, _ in cols}:
-        raise DatastackError(f"header file {path} has no 'id' column (every table needs one)")
+    if not view and "id" not in {c for c, _ in cols}:
+        raise DatastackError(f"header file {path} has no 'id' column (every table needs one)",
+                             hint=f"a view's dump: list it under \"views\" in {SIDECAR}")
     return cols
+
+
+def _is_view(name: str, header: Path, sidecar: dict[str, Any]) -> bool:
+    """Whether a dump is a view's: listed under the sidecar's ``views``, or (not listed under
+    its ``tables``) a header without ``id`` — MICrONs' view dumps (``connections_with_nuclei``)
+    have none, every table has one."""
+    if name in (sidecar.get("views") or {}):
+        return True
+    if name in (sidecar.get("tables") or {}) or not header.exists():
+        return False
+    try:
+        lines = header.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False  # (_header names the problem)
+    return not any(line.partition(",")[0].strip().strip('"') == "id" for line in lines)
 
 
 def _lit(text: str | Path) -> str:
@@ -158,16 +175,16 @@ def _find_dumps(src: Path, sidecar: dict[str, Any]) -> dict[str, Path]:
     rename, e.g. ``synapses_pni_2_v1_filtered_view`` → ``synapses_pni_2``)."""
     if not src.is_dir():
         raise DatastackError(f"no dump folder at {src}")
-    renames = {str(m.get("file")): t for t, m in sidecar.get("tables", {}).items()
-               if isinstance(m, dict) and m.get("file")}
+    listed = {**(sidecar.get("tables") or {}), **(sidecar.get("views") or {})}
+    renames = {str(m.get("file")): t for t, m in listed.items() if isinstance(m, dict) and m.get("file")}
     found: dict[str, Path] = {}
     for f in sorted(src.glob("*.csv.gz")):
         stem = f.name[: -len(".csv.gz")]
         found[renames.get(stem, dump_name(stem))] = f
-    for t, m in sidecar.get("tables", {}).items():
+    for t, m in listed.items():
         if t not in found:
             name = m.get("file", f"{t}_merged") if isinstance(m, dict) else f"{t}_merged"
-            raise DatastackError(f"missing dump file {src / (name + '.csv.gz')} (table {t} is "
+            raise DatastackError(f"missing dump file {src / (name + '.csv.gz')} ({t} is "
                                  f"listed in {src / SIDECAR})")
     if not found:
         raise DatastackError(f"{src}: no *.csv.gz dump files")
@@ -193,7 +210,9 @@ def service_metadata(service: Any, version: int, tables: list[str]) -> dict[str,
     """The sidecar's metadata read from a service (any backend): the datastack info, the
     version's record and each table's ``get_table_metadata`` (resolutions, reference targets)
     at ``version`` — an expired version's records stay on the service — or, for a table it
-    does not know there, at the newest version holding it. Tables it has no record of are left out.
+    does not know there, at the newest version holding it; and, under ``views``, the metadata
+    of each of ``tables`` the service lists as a view at ``version``. Tables it has no record of
+    are left out.
     """
     from caveql.errors import BackendError, TransportError
 
@@ -204,8 +223,16 @@ def service_metadata(service: Any, version: int, tables: list[str]) -> dict[str,
         raise
     except BackendError:
         pass  # a version the service never had: the dumps' own defaults
+    try:  # the views' metadata (resolutions) as the service lists them at the version
+        out["views"] = {n: dict(m) for n, m in service.views(version).items() if n in tables}
+    except TransportError:
+        raise
+    except BackendError:
+        out["views"] = {}
     newest = sorted(service.versions(), reverse=True)
     for t in tables:
+        if t in out["views"]:
+            continue
         for v in (version, *newest):
             try:
                 out["tables"][t] = dict(service.table_metadata(v, t))
@@ -250,7 +277,9 @@ def import_dumps(src: str | Path, version: int, dest: str | Path, *,
     dumps = _find_dumps(src, meta)
     if service is not None:
         meta = _with_service(meta, service, version, list(dumps), report)
-    headers = {t: _header(_header_of(f)) for t, f in dumps.items()}  # all checked before work
+    views = {t for t, f in dumps.items() if _is_view(t, _header_of(f), meta)}
+    # all checked before work
+    headers = {t: _header(_header_of(f), view=t in views) for t, f in dumps.items()}
     info = dict(meta.get("datastack") or {})
     info.setdefault("datastack_name", src.resolve().parent.name or "imported")
     if (dest / "datastack.json").exists():  # another version imported before: keep its info
@@ -280,11 +309,12 @@ def import_dumps(src: str | Path, version: int, dest: str | Path, *,
         for m in _MACROS:
             con.execute(m)
         for i, (table, data) in enumerate(dumps.items(), 1):
-            tmeta = dict((meta.get("tables") or {}).get(table) or {})
-            step = f"[{i}/{len(dumps)}] {table}"
+            view = table in views
+            tmeta = dict((meta.get("views" if view else "tables") or {}).get(table) or {})
+            step = f"[{i}/{len(dumps)}] {'view ' if view else ''}{table}"
             _import_table(con, table, data, headers[table], tmeta, vdir, dest, version, state,
                           state_path, lambda m, s=step: report(f"{s}: {m}"),
-                          synapse=table == info.get("synapse_table"))
+                          synapse=table == info.get("synapse_table"), view=view)
     finally:
         con.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -307,25 +337,31 @@ def _with_service(meta: dict[str, Any], service: Any, version: int, tables: list
         report(f"the service is unreachable ({err.message}); metadata from the dumps and the sidecar\n")
         return meta
     side = meta.get("tables") or {}
+    side_views = meta.get("views") or {}
+    views = {**{v: {**(side_views.get(v) or {}), **m} for v, m in got["views"].items()},
+             **{v: m for v, m in side_views.items() if v not in got["views"]}}
     return {**meta, "datastack": {**(meta.get("datastack") or {}), **got["datastack"]},
             "version": {**(meta.get("version") or {}), **(got.get("version") or {})},
-            "tables": {t: {**(side.get(t) or {}), **(got["tables"].get(t) or {})} for t in {*side, *tables}}}
+            "views": views,
+            "tables": {t: {**(side.get(t) or {}), **(got["tables"].get(t) or {})}
+                       for t in {*side, *tables} if t not in views}}
 
 
 def _import_table(con: Any, table: str, data: Path, cols: list[tuple[str, str]],
                   tmeta: dict[str, Any], vdir: Path, dest: Path, version: int,
                   state: dict[str, int], state_path: Path, report: Progress, *,
-                  synapse: bool) -> None:
+                  synapse: bool, view: bool = False) -> None:
     import duckdb
     import pyarrow.parquet as pq
 
-    tdir = vdir / "tables"
+    # (a view's rows: one file, materialized as caveql snapshot writes a view, docs/datastacks.md)
+    tdir = vdir / ("views" if view else "tables")
     tdir.mkdir(parents=True, exist_ok=True)
     names = {c for c, _ in cols}
     split = {c[:-2] for c in names if c.endswith("_x") and c[:-2] + "_y" in names}
     positions = {c for c, t in cols if t == "POSITION"} | split
     sorts = [(c, s) for c, s in SYNAPSE_SORTS if c in names or c[:-2] in positions] \
-        if synapse or {"pre_pt_root_id", "post_pt_root_id"} <= names else []
+        if not view and (synapse or {"pre_pt_root_id", "post_pt_root_id"} <= names) else []
     # the rows as read, kept until every sorted copy is written (an interrupted import resumes
     # from it instead of decompressing the dump again)
     stage = tdir / f"{table}.parquet" if not sorts else tdir / f".{table}.stage.parquet"
@@ -382,6 +418,10 @@ def _import_table(con: Any, table: str, data: Path, cols: list[tuple[str, str]],
                               "sorted_by": c[:-2] if c.endswith("_position_x") else c}
                              for c, s in sorts]}
     public = {k: v for k, v in tmeta.items() if k not in ("file", "rows")}
+    if view:
+        write_json(tdir / f"{table}.json", {**public, "_storage": {
+            "files": [{"path": f"versions/{version}/views/{table}.parquet"}]}})
+        return
     public.setdefault("table_name", table)
     write_table_metadata(dest, version, table, public, storage)
 

@@ -269,3 +269,62 @@ def test_resume_rereads_a_replaced_dump(tiny_dumps, tmp_path):
     import_dumps(dump, 2, dest, progress=again.append)
     assert any("reading synapses" in m for m in again)
     assert not any("reading cells" in m for m in again)
+
+
+def _view_dump(folder: Path, name: str, frame, header: list[str]) -> None:
+    """A view's dump as MICrONs publishes them: ``<view>.csv.gz`` (no header row, no ``id``)
+    and ``<view>_header.csv``."""
+    import io
+
+    buf = io.StringIO()
+    frame.to_csv(buf, header=False, index=False, na_rep="")
+    with gzip.open(folder / f"{name}.csv.gz", "wt", encoding="utf-8") as f:
+        f.write(buf.getvalue())
+    (folder / f"{name}_header.csv").write_text("\n".join(header) + "\n", encoding="utf-8")
+
+
+def test_view_dumps_are_imported_as_views(tiny_datastack, tiny_dumps, tmp_path):
+    """A version folder holds view dumps too (connections_with_nuclei, aibs_cell_info): a dump
+    without ``id`` (or listed under the sidecar's ``views``) becomes a materialized view that
+    answers as the source's view, positions included."""
+    src = _copy(tiny_dumps / "v2", tmp_path / "v2")
+    orig = Engine(LocalBackend(tiny_datastack))
+    counts = orig.execute("SELECT * FROM syn_counts").frame
+    _view_dump(src, "syn_counts", counts, ["pre_pt_root_id,bigint", "post_pt_root_id,bigint",
+                                           "n_syn,bigint", "sum_size,double precision"])
+    points = orig.execute("SELECT pt_root_id, pt_position FROM cells SPLIT POSITIONS").frame
+    text = points.assign(pt_position=[f"POINT Z ({x} {y} {z})" for x, y, z in
+                                      zip(points.pt_position_x, points.pt_position_y, points.pt_position_z,
+                                          strict=True)])[["pt_root_id", "pt_position"]]
+    _view_dump(src, "cell_points", text, ["pt_root_id,bigint", "pt_position,geometry(PointZ)"])
+    side = json.loads((src / "caveql_import.json").read_text())
+    resolution = {f"voxel_resolution_{a}": v for a, v in zip("xyz", (4.0, 4.0, 40.0), strict=True)}
+    side["views"] = {"cell_points": {"description": "cells' points", **resolution},
+                     "syn_counts": orig.backend.views(2)["syn_counts"]}
+    (src / "caveql_import.json").write_text(json.dumps(side))
+    dest = tmp_path / "tiny"
+    import_dumps(src, 2, dest, progress=lambda _m: None)
+    with LocalBackend(dest) as b:
+        assert sorted(b.views(2)) == ["cell_points", "syn_counts"]
+        assert "cell_points" not in b.tables(2) and b.views(2)["cell_points"]["description"] == "cells' points"
+        got = Engine(b)
+        pdt.assert_frame_equal(got.execute("SELECT * FROM syn_counts").frame, counts)
+        order = " ORDER BY pt_root_id, pt_position_x"  # (a view without ids has no row order of its own)
+        pdt.assert_frame_equal(got.execute("SELECT pt_root_id, pt_position FROM cell_points" + order).frame,
+                               orig.execute("SELECT pt_root_id, pt_position FROM cells" + order).frame)
+        nm = got.execute("SELECT pt_position FROM cell_points WHERE pt_root_id = 1001 "
+                         "AT RESOLUTION 1, 1, 1").frame  # (the sidecar's resolution: nm are exact)
+        one = points[points.pt_root_id == 1001].iloc[0]
+        assert list(nm.pt_position[0]) == [4 * one.pt_position_x, 4 * one.pt_position_y, 40 * one.pt_position_z]
+    # without the sidecar's word, a dump without id is a view too; a table's header without id
+    # (listed under "tables") stays an error naming the file
+    del side["views"]
+    (src / "caveql_import.json").write_text(json.dumps(side))
+    import_dumps(src, 2, tmp_path / "plain", progress=lambda _m: None)
+    with LocalBackend(tmp_path / "plain") as b:
+        assert sorted(b.views(2)) == ["cell_points", "syn_counts"]
+        pdt.assert_frame_equal(Engine(b).execute("SELECT * FROM syn_counts").frame, counts)
+    side["tables"]["cell_points"] = {}
+    (src / "caveql_import.json").write_text(json.dumps(side))
+    with pytest.raises(DatastackError, match="cell_points_header.csv has no 'id' column"):
+        import_dumps(src, 2, tmp_path / "again", progress=lambda _m: None)
