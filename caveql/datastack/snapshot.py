@@ -57,7 +57,7 @@ from caveql.backends.endpoints import schema_columns, spare_column
 from caveql.datastack.layout import write_info, write_json, write_version
 from caveql.engine import Engine
 from caveql.errors import CaveqlError, ConfigError, DatastackError, TruncatedResultError
-from caveql.execute.remote import RowCapLearned, run_call
+from caveql.execute.remote import RowCapLearned, run_call, split_candidates
 from caveql.plan.physical import RemoteCall
 from caveql.syntax import parse
 
@@ -481,9 +481,7 @@ def _split_columns(backend: Backend, req: QueryRequest, schema: pa.Schema,
     distinct values in the sample (few rows per value: ranges can be cut small); only those
     holding no NULL (a count of ``col >= -2**63`` equals the view's: a NULL lies in no range,
     and would be missing from the copy)."""
-    trios = {f"{n[:-2]}_{a}" for n in schema.names if n.endswith("_x") for a in "xyz"
-             if {f"{n[:-2]}_y", f"{n[:-2]}_z"} <= set(schema.names)}
-    candidates = [f.name for f in schema if pa.types.is_integer(f.type) and f.name not in trios]
+    candidates = split_candidates(schema)
     if not candidates:
         return
     cap = backend.capabilities.row_cap

@@ -34,7 +34,7 @@ from caveql.backends.endpoints import cap_notice, cut_at_cap
 from caveql.errors import ExecutionError, TransportError, TruncatedResultError
 from caveql.plan.physical import RemoteCall
 
-__all__ = ["CallStats", "RowCapLearned", "batches", "run_call"]
+__all__ = ["CallStats", "RowCapLearned", "batches", "run_call", "split_candidates"]
 
 _I64 = (-(2**63), 2**63)  # half-open id range covering every int64
 _MAX_DEPTH = 80
@@ -219,6 +219,8 @@ class _Runner:
                     self._allow(4)  # each half: a count and a fetch
                     return (self.complete(_with_in(req, t, col, vals[:mid]), depth + 1)
                             + self.complete(_with_in(req, t, col, vals[mid:]), depth + 1))
+        if self.call.id_column is None and req.kind == "view" and req.limit is None and self.countable(req):
+            return self.split_view(req, depth, n)
         if self.call.id_column is None or req.limit is not None:
             raise TruncatedResultError(
                 f"the backend capped the answer of {self.call.label} on {self.call.alias} at "
@@ -231,6 +233,50 @@ class _Runner:
             self._grant(n)
             return self.by_counts(req, lo, hi, n, depth)
         return self.by_ranges(req, lo, hi, None, depth)
+
+    def split_view(self, req: QueryRequest, depth: int, n: int | None) -> list[pa.Table]:
+        """A view past the row cap: its ids may repeat (or it has none), so it is cut into ranges
+        of the first integer column that can cut it under the cap — the most distinct in a
+        sample first — and holds no NULL (a count of ``col >= -2**63`` equals the view's: a NULL
+        lies in no range and would be missing). A column with a value holding more rows than the
+        cap cannot cut it: the next is tried. (The view endpoint's offset pages are unordered:
+        never used.)"""
+        t = req.table or ""
+        cap = self.caps.row_cap or 1
+        candidates = split_candidates(self.backend.table_columns(req.version, t))  # type: ignore[arg-type]
+        failures: list[str] = []
+        if candidates:
+            if n is None:
+                n = self.count(req)
+            self._grant(n)
+            sample = self.query(replace(req, limit=max(2, min(1000, cap - 1)), offset=None)).table
+
+            def spread(col: str) -> int:
+                if col not in sample.column_names:
+                    return -1
+                values = sample.column(col)
+                return len(set(values.to_pylist())) - values.null_count
+
+            for col in sorted(candidates, key=spread, reverse=True):
+                bounds = req.filter_greater_equal.get(t, {})
+                if col not in bounds:  # (a bound of the statement's own keeps no NULL already)
+                    at_least = {**req.filter_greater_equal, t: {**bounds, col: _I64[0]}}
+                    if self.count(replace(req, filter_greater_equal=at_least)) != n:
+                        failures.append(f"by {col}: it holds NULLs")
+                        continue
+                by = _Runner(self.backend, replace(self.call, id_column=(t, col), id_local=col), self.caps,
+                             self.stats, self.pool)
+                by.budget = self.budget
+                try:
+                    return by.split(req, depth, n)
+                except TruncatedResultError as exc:
+                    failures.append(f"by {col}: {exc.message}")
+                    self.budget = by.budget
+        raise TruncatedResultError(
+            f"the backend capped the answer of {self.call.label} on {self.call.alias} at {cap:,} rows "
+            f"and no integer column without NULLs cuts the view into ranges under the cap"
+            + (f" ({'; '.join(failures)})" if failures else ""),
+            hint="add filters that select fewer rows")
 
     def by_counts(self, req: QueryRequest, lo: int, hi: int, n: int | None, depth: int,
                   bound: tuple[int, int, int] | None = None) -> list[pa.Table]:
@@ -360,6 +406,20 @@ class _Runner:
                 s_lo == lo and s_hi == hi and not allow_full):
             return None
         return s_lo, s_hi
+
+
+def split_candidates(schema: pa.Schema) -> list[str]:
+    """The columns of a view's answer that ranges may cut it by: its integer columns, not the
+    components of a split position (the service filters a point, not its axes).
+
+    >>> split_candidates(pa.schema([("n", pa.int64()), ("p_x", pa.int32()), ("p_y", pa.int32()),
+    ...                             ("p_z", pa.int32()), ("s", pa.string())]))
+    ['n']
+    """
+    names = set(schema.names)
+    trios = {f"{c[:-2]}_{a}" for c in names if c.endswith("_x") for a in "xyz"
+             if {f"{c[:-2]}_y", f"{c[:-2]}_z"} <= names}
+    return [f.name for f in schema if pa.types.is_integer(f.type) and f.name not in trios]
 
 
 def run_call(backend: Backend, call: RemoteCall, caps: Capabilities,
