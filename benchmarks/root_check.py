@@ -7,16 +7,19 @@ A statement naming a root id is checked against the datastack's history before i
 CQL017): the first check of a process reads which roots the history's anchor version holds. Each
 run is a new Python process (nothing loaded yet) that looks up one presynaptic root of the demo's
 synapse table twice; the first lookup's time is against the second's (the same statement, the
-roots then known), medians of ``--repeat`` processes.
+roots then known), medians of ``--repeat`` processes: each with a new cache folder (the first
+process on a machine), then sharing one that a first process filled (the anchor's roots kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 _CHILD = r"""
@@ -47,15 +50,24 @@ def main() -> int:
     from caveql.datastack.demo import build_demo
 
     demo = Path(args.demo) if args.demo else build_demo()
-    runs = []
-    for _ in range(args.repeat):
+
+    def child(cache: str) -> dict[str, float]:
+        # (the roots of the anchor version are kept in the user's cache folder: XDG_CACHE_HOME)
+        env = {**os.environ, "XDG_CACHE_HOME": cache}
         out = subprocess.run([sys.executable, "-c", _CHILD, str(demo), str(root)], check=True,
-                             capture_output=True, text=True).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    first = statistics.median(r["first_s"] for r in runs)
-    again = statistics.median(r["again_s"] for r in runs)
-    print(f"root-id lookup ({runs[0]['rows']:,} rows): first in a process {first * 1e3:.0f} ms, "
-          f"again {again * 1e3:.1f} ms (x{first / again:.0f}); medians of {len(runs)} processes")
+                             capture_output=True, text=True, env=env).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = [child(tempfile.mkdtemp(dir=tmp)) for _ in range(args.repeat)]  # a new cache each
+        warm_dir = tempfile.mkdtemp(dir=tmp)
+        child(warm_dir)  # (fills it)
+        warm = [child(warm_dir) for _ in range(args.repeat)]
+    for name, runs in (("a new cache folder", cold), ("the cache filled", warm)):
+        first = statistics.median(r["first_s"] for r in runs)
+        again = statistics.median(r["again_s"] for r in runs)
+        print(f"root-id lookup ({runs[0]['rows']:,} rows), {name}: first in a process {first * 1e3:.0f} ms, "
+              f"again {again * 1e3:.1f} ms; medians of {len(runs)} processes")
     return 0
 
 

@@ -279,7 +279,7 @@ class History:
 
     def _with_edited(self, roots: np.ndarray) -> np.ndarray:
         """``roots`` (0 left out) and every root an edit names, sorted, each once."""
-        return np.unique(np.concatenate([roots[roots != 0], self._roots]))
+        return _distinct(np.concatenate([roots[roots != 0], self._roots]))
 
     def _anchor_known(self) -> np.ndarray:
         """Every root id of the anchor version's tables and of the edits, sorted (read once,
@@ -288,7 +288,8 @@ class History:
             return self._known
         with self._lock:
             if self._known is None:
-                self._known = self._with_edited(_read_anchor(self.folder, self.anchor_version, roots_only=True)[1])
+                self._known = _distinct(np.concatenate([_anchor_roots(self.folder, self.anchor_version),
+                                                        self._roots]))
         return self._known
 
     def known(self, root_ids: Any) -> np.ndarray:
@@ -622,6 +623,74 @@ def _read_anchor(folder: Path | None, version: int, roots_only: bool = False) ->
     if not roots:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return (np.concatenate(svs) if svs else np.zeros(0, dtype=np.int64)), np.concatenate(roots)
+
+
+_ROOTS_KEPT = 32  # anchor-root files kept in the cache folder
+
+
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """The distinct values of an int64 array, sorted: a sort and a mask (numpy's ``unique``
+    hashes first: 0.55 s for 4 M ids, against 0.04 s).
+
+    >>> _distinct(np.array([3, 1, 3, 2], dtype=np.int64)).tolist()
+    [1, 2, 3]
+    """
+    s = np.sort(ids)
+    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
+
+
+def _anchor_roots(folder: Path | None, version: int) -> np.ndarray:
+    """The distinct root ids (0 left out) the tables of ``version`` hold, sorted; kept between
+    processes in the user's cache folder, keyed by each file's path, size and modification time
+    (every CLI call or notebook kernel would otherwise read them again: 0.4 s of sorting alone on
+    4 M ids). The cache is private, written whole (a temporary file renamed) and read without
+    pickles; any problem with it means reading the tables."""
+    if folder is None:
+        return np.zeros(0, dtype=np.int64)
+    import hashlib
+    import os
+    import tempfile
+
+    import platformdirs
+
+    from caveql.datastack.layout import read_versions
+
+    entry = read_versions(folder).get(version)
+    if entry is None:
+        raise DatastackError(f"{folder}: the history's anchor version {version} is missing")
+    stats = []
+    for table in entry.tables.values():
+        for p in (table.files[0].path, table.root_id_map):
+            if p is not None:
+                st = os.stat(p)
+                stats.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+    key = hashlib.sha256(json.dumps(["anchor-roots/1", version, stats]).encode()).hexdigest()[:32]
+    cache = Path(platformdirs.user_cache_dir("caveql")) / "roots" / f"{key}.npy"
+    try:
+        found = np.load(cache, allow_pickle=False)
+        if found.dtype == np.int64 and found.ndim == 1:
+            return found
+    except (OSError, ValueError):
+        pass
+    roots = _read_anchor(folder, version, roots_only=True)[1]
+    out = _distinct(roots[roots != 0])
+    tmp = None
+    try:
+        cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npy.part")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, out, allow_pickle=False)
+        os.replace(tmp, cache)
+        tmp = None
+        kept = sorted(cache.parent.glob("*.npy"), key=lambda f: f.stat().st_mtime_ns)
+        for old in kept[:-_ROOTS_KEPT]:  # (datastacks come and go: the newest few are kept)
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # (an unwritable cache: read the tables next time too)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return out
 
 
 def _bits64(arr: np.ndarray) -> np.ndarray:

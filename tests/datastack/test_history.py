@@ -217,3 +217,42 @@ def test_why_an_id_is_not_valid(tiny_history):
     assert "905" in msg and "2022-08-01" in msg and "1005, 2001" in msg
     assert "made at 2023-09-01" in h.why_not_valid(2003, V2)
     assert "not a root id" in h.why_not_valid(31337)
+
+
+def test_the_anchor_roots_are_kept_between_processes(tiny_datastack, tmp_path, monkeypatch):
+    """The roots the anchor version's tables hold are read once per machine (caveql.datastack.history,
+    _anchor_roots): kept in the private cache folder, keyed by the files' size and mtime; a table
+    changed since is read again, a damaged cache entry is read around."""
+    import os
+    import shutil
+
+    import caveql.datastack.history as H
+    from caveql.datastack.layout import read_versions
+
+    monkeypatch.setattr("platformdirs.user_cache_dir", lambda *_a, **_k: str(tmp_path / "cache"))
+    root = Path(shutil.copytree(tiny_datastack, tmp_path / "tiny"))
+    h = History.load(root)
+    first = H._anchor_roots(root, h.anchor_version)
+    assert first.dtype == np.int64 and (np.diff(first) > 0).all() and 0 not in first
+    kept = list((tmp_path / "cache" / "roots").glob("*.npy"))
+    assert len(kept) == 1 and not list((tmp_path / "cache" / "roots").glob("*.part"))
+
+    def no_read(*_a, **_k):
+        raise AssertionError("the tables were read again")
+
+    with monkeypatch.context() as m:
+        m.setattr(H, "_read_anchor", no_read)
+        assert np.array_equal(H._anchor_roots(root, h.anchor_version), first)
+    kept[0].write_bytes(b"not an array")  # damaged: read around (and written again)
+    assert np.array_equal(H._anchor_roots(root, h.anchor_version), first)
+    # a table of the anchor version rewritten: its size/mtime change the key, so it is read anew
+    table = next(iter(read_versions(root)[h.anchor_version].tables.values()))
+    path = table.files[0].path
+    os.utime(path, ns=(1, 1))
+    real, read = H._read_anchor, []
+    with monkeypatch.context() as m:
+        m.setattr(H, "_read_anchor", lambda *a, **k: read.append(a) or real(*a, **k))
+        assert np.array_equal(H._anchor_roots(root, h.anchor_version), first)
+    assert len(read) == 1 and len(list((tmp_path / "cache" / "roots").glob("*.npy"))) == 2
+    # and History.known answers from it: every root of the tables, and the edits' roots
+    assert h.known(first[:3].tolist()).all() and not h.known([123456789123]).any()
