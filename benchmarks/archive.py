@@ -159,8 +159,7 @@ def _forget(engine: Any, backend: Any) -> None:
     plan (caveql.plancache) and the archive's statement for the request."""
     from caveql.syntax import parser
 
-    with parser._MEMO_LOCK:
-        parser._MEMO.clear()
+    parser._MEMO.clear()
     engine._plans.clear()
     backend._relations.clear()
 

@@ -28,11 +28,10 @@ True
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from caveql.lru import LRU
 from caveql.plan.physical import PhysicalPlan
 
 __all__ = ["SIZE", "PlanCache", "key", "params_key", "storable"]
@@ -78,34 +77,8 @@ def storable(p: PhysicalPlan) -> bool:
     return all(storable(sp) for sp in p.subplans)
 
 
-class PlanCache:
-    """A thread-safe LRU of plans by :func:`key`."""
+class PlanCache(LRU[Any]):
+    """The engine's kept plans by :func:`key` (a thread-safe LRU of :data:`SIZE` plans)."""
 
     def __init__(self, size: int = SIZE) -> None:
-        self.size = size
-        self._plans: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, k: Hashable) -> Any:
-        """The plan kept under ``k``, or ``None``."""
-        with self._lock:
-            p = self._plans.get(k)
-            if p is not None:
-                self._plans.move_to_end(k)
-            return p
-
-    def put(self, k: Hashable, plan: Any) -> None:
-        """Keep ``plan`` under ``k`` (the oldest goes when full)."""
-        with self._lock:
-            self._plans[k] = plan
-            self._plans.move_to_end(k)
-            while len(self._plans) > self.size:
-                self._plans.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every plan (the backend or its catalogs changed)."""
-        with self._lock:
-            self._plans.clear()
-
-    def __len__(self) -> int:
-        return len(self._plans)
+        super().__init__(size)

@@ -52,6 +52,7 @@ from caveql.errors import (
     ParameterError,
     Span,
 )
+from caveql.lru import LRU
 from caveql.syntax import ast
 
 __all__ = ["OPTIONS", "LocalTable", "LocalTables", "frame_table", "is_table_value", "read_file_table",
@@ -659,21 +660,12 @@ class _Cache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._schemas: OrderedDict[tuple[Any, ...], tuple[pa.Schema, int | None]] = OrderedDict()
+        self._schemas: LRU[tuple[pa.Schema, int | None]] = LRU(256)
         self._rows: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()
 
     def schema(self, key: tuple[Any, ...], make: Callable[[], tuple[pa.Schema, int | None]]
                ) -> tuple[pa.Schema, int | None]:
-        with self._lock:
-            if key in self._schemas:
-                self._schemas.move_to_end(key)
-                return self._schemas[key]
-        found = make()
-        with self._lock:
-            self._schemas[key] = found
-            while len(self._schemas) > 256:
-                self._schemas.popitem(last=False)
-        return found
+        return self._schemas.get_or_make(key, make)
 
     def rows(self, key: tuple[Any, ...], make: Callable[[], pa.Table]) -> pa.Table:
         with self._lock:
@@ -688,8 +680,8 @@ class _Cache:
         return table
 
     def clear(self) -> None:
+        self._schemas.clear()
         with self._lock:
-            self._schemas.clear()
             self._rows.clear()
 
 

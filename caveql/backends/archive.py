@@ -36,7 +36,6 @@ import os
 import re
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from caveql.backends.local import _bytes_read, _columns_of, _conform, _first_lin
 from caveql.backends.local_sql import CRUD_SIMPLE, Builder, Source, error, fields_of, q, suggest
 from caveql.datastack.layout import VersionEntry
 from caveql.errors import CancelledError, DatastackError
+from caveql.lru import LRU
 
 __all__ = ["ArchiveBackend", "is_archive", "morton_encode"]
 
@@ -171,8 +171,7 @@ class ArchiveBackend:
         self._local = threading.local()
         self.last_scan: list[tuple[str, tuple[str, ...]]] = []  # (spec folder, files) of the last query
         # relation() by request: the logs are read once, so a request's statement does not change
-        self._relations: OrderedDict[str, tuple[Relation | None, tuple[tuple[_Copy, tuple[str, ...]], ...]]] \
-            = OrderedDict()
+        self._relations: LRU[tuple[Relation | None, tuple[tuple[_Copy, tuple[str, ...]], ...]]] = LRU(256)
         self._empty_dir: str | None = None
         try:
             self._con = duckdb.connect(":memory:", config={"threads": threads} if threads else {})
@@ -483,19 +482,14 @@ class ArchiveBackend:
                 or request.limit is not None or request.offset is not None:
             return None
         key = repr(request)  # (a frozen request of plain values: its repr is its identity)
-        with self._lock:
-            hit = self._relations.get(key)
-            if hit is not None:
-                self._relations.move_to_end(key)
-        if hit is None:
+        hit = self._relations.get(key)
+        if hit is None:  # (making it checks the files)
             hit = self._make_relation(request)
-            with self._lock:
-                self._relations[key] = hit
-                if len(self._relations) > 256:
-                    self._relations.popitem(last=False)
-        rel, read = hit
-        for copy, files in read:  # a file gone since: the error names it, every time
-            self._check_files(copy, files)
+            self._relations.put(key, hit)
+        else:
+            for copy, files in hit[1]:  # a file gone since: the error names it, every time
+                self._check_files(copy, files)
+        rel = hit[0]
         if rel is not None:
             self.last_scan = list(rel.scans)
         return rel

@@ -22,8 +22,6 @@ an IN target (elsewhere it runs in the local step); a timestamp-valued one is no
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime
@@ -34,6 +32,7 @@ from caveql.analyze.resolve import constant_value
 from caveql.backends.base import Backend
 from caveql.errors import CaveqlError
 from caveql.identity.resolve import IDENTITY_FUNCTIONS, Resolver, check_graph
+from caveql.lru import LRU
 from caveql.syntax import ast
 from caveql.syntax.printer import print_ast
 
@@ -63,8 +62,7 @@ def _identity_call(node: Any) -> bool:
 
 # answers of mentions_identity by the tree's identity (the tree held, so its id is not reused):
 # the parser hands the same tree for the same text, and the walk costs ~0.1 ms a statement
-_SEEN: OrderedDict[int, tuple[Any, bool]] = OrderedDict()
-_SEEN_LOCK = threading.Lock()
+_SEEN: LRU[tuple[Any, bool]] = LRU(256)
 
 
 def mentions_identity(stmt: ast.Node) -> bool:
@@ -74,15 +72,11 @@ def mentions_identity(stmt: ast.Node) -> bool:
     >>> mentions_identity(parse("SELECT IS_LATEST(1)").statements[0])
     True
     """
-    with _SEEN_LOCK:
-        hit = _SEEN.get(id(stmt))
+    hit = _SEEN.get(id(stmt))
     if hit is not None and hit[0] is stmt:
         return hit[1]
     found = any(_identity_call(n) for n in _children(stmt))
-    with _SEEN_LOCK:
-        _SEEN[id(stmt)] = (stmt, found)
-        if len(_SEEN) > 256:
-            _SEEN.popitem(last=False)
+    _SEEN.put(id(stmt), (stmt, found))
     return found
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections import OrderedDict
 from typing import Any, Literal
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput, VisitError
 
 from caveql.errors import CaveqlError, CqlSyntaxError, Span
+from caveql.lru import LRU
 from caveql.syntax.builder import MAX_DEPTH, Builder
 
 __all__ = ["MEMO_MAX_TEXT", "START_RULES", "needs_more_input", "parse", "tokens"]
@@ -39,10 +39,8 @@ _local = threading.local()
 # Parsed texts, newest last: a notebook's loop or a benchmark runs the same text again and again,
 # and lark takes ~0.5 ms for a one-line SELECT (a tenth of a small archive query). AST nodes are
 # frozen, so one tree serves every caller. Long texts (scripts) are not kept.
-_MEMO: OrderedDict[tuple[str, str], Any] = OrderedDict()
-_MEMO_SIZE = 256
+_MEMO: LRU[Any] = LRU(256)
 MEMO_MAX_TEXT = 16_384  # longer texts (scripts, lists of thousands of ids) are parsed each time
-_MEMO_LOCK = threading.Lock()
 
 
 class _Parser:
@@ -111,20 +109,9 @@ def parse(text: str, start: Start = "script") -> Any:
         raise ValueError(f"start must be one of {sorted(START_RULES)}, not {start!r}")
     if not isinstance(text, str):
         raise TypeError(f"parse() takes a str, not {type(text).__name__}")
-    memo = len(text) <= MEMO_MAX_TEXT
-    if memo:
-        with _MEMO_LOCK:
-            tree = _MEMO.get((start, text))
-            if tree is not None:
-                _MEMO.move_to_end((start, text))
-                return tree
-    tree = _parse(text, start)
-    if memo:
-        with _MEMO_LOCK:
-            _MEMO[(start, text)] = tree
-            if len(_MEMO) > _MEMO_SIZE:
-                _MEMO.popitem(last=False)
-    return tree
+    if len(text) > MEMO_MAX_TEXT:
+        return _parse(text, start)
+    return _MEMO.get_or_make((start, text), lambda: _parse(text, start))
 
 
 def _parse(text: str, start: Start) -> Any:
