@@ -395,8 +395,7 @@ class Engine:
         pk = params_key(params)
         if stmt is given and timestamp is None and pk is not None and not _long(stmt):
             names = tuple(sorted(tables.names())) if tables is not None else ()
-            k = plan_key(stmt, pk, names, self.settings, self.backend, self.backend.capabilities,
-                         cat.version, id(cat))
+            k = plan_key(stmt, pk, names, self.settings, self.backend, self.backend.capabilities, cat.version)
             kept = self._plans.get(k) if k is not None else None
             if kept is not None:
                 return kept
@@ -407,6 +406,7 @@ class Engine:
         else:  # (until analysis resolves local tables)
             logical = analyze(stmt, cat, self.settings, params)
         p = make_plan(logical, self.backend.capabilities, cat)
+        # (not when USE replaced the catalogs, and so dropped the plans, while this one was made)
         if k is not None and storable(p) and self._catalogs.get(cat.version) is cat:
             self._plans.put(k, p)
         return _with_notes(p, folded) if folded else p

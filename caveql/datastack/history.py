@@ -591,16 +591,24 @@ _LOADED: dict[tuple[str, int, int], History] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def _read_anchor(folder: Path | None, version: int, roots_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Every (supervoxel, root) pair the tables of ``version`` hold (their first stored copy);
-    ``roots_only``: the roots alone (the supervoxels left unread: an empty array)."""
-    if folder is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+def _anchor_entry(folder: Path, version: int) -> Any:
+    """The layout's entry of the history's anchor version (a missing one is an error naming it)."""
     from caveql.datastack.layout import read_versions
 
     entry = read_versions(folder).get(version)
     if entry is None:
         raise DatastackError(f"{folder}: the history's anchor version {version} is missing")
+    return entry
+
+
+def _read_anchor(folder: Path | None, version: int, roots_only: bool = False, entry: Any = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Every (supervoxel, root) pair the tables of ``version`` hold (their first stored copy);
+    ``roots_only``: the roots alone (the supervoxels left unread: an empty array); ``entry``: the
+    version's layout entry, when the caller has read it."""
+    if folder is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    entry = entry if entry is not None else _anchor_entry(folder, version)
     svs: list[np.ndarray] = []
     roots: list[np.ndarray] = []
     for table in entry.tables.values():
@@ -653,11 +661,7 @@ def _anchor_roots(folder: Path | None, version: int) -> np.ndarray:
 
     import platformdirs
 
-    from caveql.datastack.layout import read_versions
-
-    entry = read_versions(folder).get(version)
-    if entry is None:
-        raise DatastackError(f"{folder}: the history's anchor version {version} is missing")
+    entry = _anchor_entry(folder, version)
     stats = []
     for table in entry.tables.values():
         for p in (table.files[0].path, table.root_id_map):
@@ -672,7 +676,7 @@ def _anchor_roots(folder: Path | None, version: int) -> np.ndarray:
             return found
     except (OSError, ValueError):
         pass
-    roots = _read_anchor(folder, version, roots_only=True)[1]
+    roots = _read_anchor(folder, version, roots_only=True, entry=entry)[1]
     out = _distinct(roots[roots != 0])
     tmp = None
     try:
