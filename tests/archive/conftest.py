@@ -6,11 +6,27 @@ import os
 from pathlib import Path
 
 import platformdirs
+import pyarrow as pa
 import pytest
 
 from caveql.backends.archive import ArchiveBackend
 from caveql.backends.local import LocalBackend
 from tests.archive.writer import export_archive
+
+
+def export_demo_synapses(demo: Path, folder: Path, partitions: int
+                         ) -> tuple[Path, pa.Table, tuple[float, float, float]]:
+    """The demo's synapse table at version 661 exported (``partitions`` per copy) as the datastack
+    ``folder/minnie65_demo``: ``(that folder, the rows, the table's voxel resolution)``."""
+    from caveql.backends.base import QueryRequest
+    from caveql.datastack.delta_export import export_rows
+
+    with LocalBackend(demo) as src:
+        rows = src.query(QueryRequest(kind="table", table="synapses_pni_2", version=661)).table
+        meta = src.table_metadata(661, "synapses_pni_2")
+    root = folder / "minnie65_demo"
+    export_rows(rows, root / "v661" / "synapses_pni_2", n_partitions=partitions, small_table_mb=0)
+    return root, rows, tuple(float(meta[f"voxel_resolution_{a}"]) for a in "xyz")  # type: ignore[return-value]
 
 
 def local_metadata(local: LocalBackend) -> dict[str, dict[str, object]]:

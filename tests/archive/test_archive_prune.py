@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from caveql.backends.archive import ArchiveBackend, morton_encode
 from caveql.backends.base import QueryRequest
-from caveql.backends.local import LocalBackend
-from caveql.datastack.delta_export import export_rows
+from tests.archive.conftest import export_demo_synapses
 
 TABLE = "synapses_pni_2"
 PARTS = 16
@@ -26,13 +25,8 @@ PARTS = 16
 
 @pytest.fixture(scope="module")
 def exported(demo_4k, tmp_path_factory):
-    with LocalBackend(demo_4k) as src:
-        rows = src.query(QueryRequest(kind="table", table=TABLE, version=661)).table
-        meta = src.table_metadata(661, TABLE)
-    root = tmp_path_factory.mktemp("prune") / "minnie65_demo"
-    export_rows(rows, root / "v661" / TABLE, n_partitions=PARTS, small_table_mb=0)
-    res = [meta[f"voxel_resolution_{a}"] for a in "xyz"]
-    b = ArchiveBackend(root, voxel_resolution=tuple(res))
+    root, rows, res = export_demo_synapses(demo_4k, tmp_path_factory.mktemp("prune"), PARTS)
+    b = ArchiveBackend(root, voxel_resolution=res)
     yield b, rows
     b.close()
 

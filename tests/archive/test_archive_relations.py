@@ -16,11 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caveql.backends.archive import ArchiveBackend
-from caveql.backends.base import QueryRequest
-from caveql.backends.local import LocalBackend
-from caveql.datastack.delta_export import export_rows
 from caveql.engine import Engine
-from tests.archive.conftest import local_metadata
+from tests.archive.conftest import export_demo_synapses, local_metadata
 
 TABLE = "synapses_pni_2"
 
@@ -32,12 +29,7 @@ def _fetching(backend: ArchiveBackend) -> ArchiveBackend:
 
 @pytest.fixture(scope="module")
 def demo_pair(demo_4k, tmp_path_factory):
-    with LocalBackend(demo_4k) as src:
-        rows = src.query(QueryRequest(kind="table", table=TABLE, version=661)).table
-        meta = src.table_metadata(661, TABLE)
-    root = tmp_path_factory.mktemp("relations") / "minnie65_demo"
-    export_rows(rows, root / "v661" / TABLE, n_partitions=4, small_table_mb=0)
-    res = tuple(meta[f"voxel_resolution_{a}"] for a in "xyz")
+    root, rows, res = export_demo_synapses(demo_4k, tmp_path_factory.mktemp("relations"), 4)
     a, b = ArchiveBackend(root, voxel_resolution=res), _fetching(ArchiveBackend(root, voxel_resolution=res))
     yield a, b, rows
     a.close()

@@ -24,6 +24,13 @@ def as_list(v):
     return None if v is None else [int(x) for x in v]
 
 
+def as_oracle_says(o, r, t, latest, is_latest, past):
+    """LATEST_ROOTS, IS_LATEST and PAST_IDS of root ``r`` at ``t`` as the oracle reads the edits."""
+    assert as_list(latest) == o.latest_roots(r, t)
+    assert bool(is_latest) is o.valid(r, t)
+    assert as_list(past) == o.past_ids(r, t)
+
+
 @given(data=st.data())
 @settings(max_examples=60, deadline=None)
 def test_tiny_constants_match_the_oracle(tiny, tiny_oracle, data):
@@ -33,9 +40,7 @@ def test_tiny_constants_match_the_oracle(tiny, tiny_oracle, data):
     f = one(tiny, f"SELECT LATEST_ROOTS({r}, '{iso(t)}') AS l, IS_LATEST({r}, '{iso(t)}') AS k, "
                   f"PAST_IDS({r}, '{iso(t)}') AS p, ROOT_CREATED({r}) AS c, ROOT_SUPERSEDED({r}) AS s")
     row = f.iloc[0]
-    assert as_list(row["l"]) == o.latest_roots(r, t)
-    assert bool(row["k"]) is o.valid(r, t)
-    assert as_list(row["p"]) == o.past_ids(r, t)
+    as_oracle_says(o, r, t, row["l"], row["k"], row["p"])
     assert row["c"].to_pydatetime() == o.made.get(r, o.base)
     gone = o.gone.get(r)
     assert (row["s"] is None or str(row["s"]) == "NaT") if gone is None else row["s"].to_pydatetime() == gone.timestamp
@@ -57,9 +62,7 @@ def test_tiny_columns_match_the_oracle(tiny, tiny_oracle, data):
         if r == 0:  # no segment: NULL, not an invalid root
             assert row.l is None and row.p is None and bool(row.k) is False
             continue
-        assert as_list(row.l) == o.latest_roots(r, t)
-        assert bool(row.k) is o.valid(r, t)
-        assert as_list(row.p) == o.past_ids(r, t)
+        as_oracle_says(o, r, t, row.l, row.k, row.p)
         want = o.root_at(sv, t)
         assert (None if row.a is None or str(row.a) == "<NA>" else int(row.a)) == want
         # a live lookup of the nucleus at t: the root its supervoxel has then
@@ -115,9 +118,7 @@ def test_demo_columns_match_the_oracle(demo, demo_oracle, data):
         assert (None if str(row.n) == "<NA>" else int(row.n)) == (r or None)
         if r == 0:
             continue
-        assert as_list(row.l) == o.latest_roots(r, t)
-        assert bool(row.k) is o.valid(r, t)
-        assert as_list(row.p) == o.past_ids(r, t)
+        as_oracle_says(o, r, t, row.l, row.k, row.p)
         assert row.c.to_pydatetime() == o.made.get(r, o.base)
         gone = o.gone.get(r)
         assert (str(row.s) == "NaT") if gone is None else row.s.to_pydatetime() == gone.timestamp
@@ -132,9 +133,7 @@ def test_demo_constants_match_the_oracle(demo, demo_oracle, data):
     t = data.draw(instants(o, stamps))
     row = one(demo, f"SELECT LATEST_ROOTS({r}, '{iso(t)}') AS l, IS_LATEST({r}, '{iso(t)}') AS k, "
                     f"PAST_IDS({r}, '{iso(t)}') AS p").iloc[0]
-    assert as_list(row["l"]) == o.latest_roots(r, t)
-    assert bool(row["k"]) is o.valid(r, t)
-    assert as_list(row["p"]) == o.past_ids(r, t)
+    as_oracle_says(o, r, t, row["l"], row["k"], row["p"])
 
 
 def test_nulls(tiny):

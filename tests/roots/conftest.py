@@ -5,8 +5,10 @@ it, or the base, until the edit that replaced it, exclusive)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -39,20 +41,28 @@ class Reading:
         return self.made.get(r, self.base) <= t and (r not in self.gone or t < self.gone[r])
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_datastack) -> Engine:
-    eng = Engine(LocalBackend(tiny_datastack))
+def _engine(path: Any) -> Iterator[Engine]:
+    eng = Engine(LocalBackend(path))
     yield eng
     eng.backend.close()
 
 
-@pytest.fixture(scope="module")
-def tiny_served(tiny_datastack):
+def _served(path: Any) -> Iterator[Any]:
     from tests.server.conftest import serve
 
-    s = serve(tiny_datastack)
+    s = serve(path)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_datastack) -> Iterator[Engine]:
+    yield from _engine(tiny_datastack)
+
+
+@pytest.fixture(scope="module")
+def tiny_served(tiny_datastack):
+    yield from _served(tiny_datastack)
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +71,13 @@ def tiny_http(tiny_served) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def demo(demo_path) -> Engine:
-    eng = Engine(LocalBackend(demo_path))
-    yield eng
-    eng.backend.close()
+def demo(demo_path) -> Iterator[Engine]:
+    yield from _engine(demo_path)
 
 
 @pytest.fixture(scope="module")
 def demo_served(demo_path):
-    from tests.server.conftest import serve
-
-    s = serve(demo_path)
-    yield s
-    s.stop()
+    yield from _served(demo_path)
 
 
 @pytest.fixture(scope="module")
